@@ -1,0 +1,11 @@
+//! Everything the XDP program and the `farm` binary must agree on, written once: the
+//! layouts of the maps they share, the limits that size those maps, and the flow hash
+//! that turns a client into a bucket. The kernel side and userspace both compile this
+//! crate, so `farm lookup` and the data plane can never disagree about a bucket.
+#![no_std]
+
+pub mod hash;
+pub mod maps;
+
+pub use hash::{bucket_of, client_key_v4, flow_hash};
+pub use maps::*;

@@ -1,0 +1,187 @@
+//! Layouts of the maps the XDP program reads and userspace writes, their names and the
+//! limits that size them. Every struct is `#[repr(C)]` with its padding spelled out, so
+//! the kernel side and userspace see the same bytes, and the verifier never meets
+//! uninitialised padding in a key.
+
+/// Most buckets a table may have (the config's `buckets`).
+pub const MAX_BUCKETS: u32 = 65_536;
+/// Table slots: one per VIP (its default rule, ICMP echo and fragments) and one per
+/// service. A slot owns one row of each half of the owner table and one counter record.
+pub const MAX_SLOTS: u32 = 64;
+/// Counter record for what belongs to no slot (frames passed because they are not for a
+/// VIP, frames too short to tell): the last entry of `FARM_COUNTERS`.
+pub const GLOBAL_SLOT: u32 = MAX_SLOTS;
+/// Entries in `FARM_SERVICES`: one per (VIP, protocol, port), so port ranges count each port.
+pub const MAX_SERVICE_PORTS: u32 = 16_384;
+/// Entries in `FARM_VIPS`.
+pub const MAX_VIPS: u32 = 32;
+/// An owner table entry that names no node: nobody accepts the bucket.
+pub const NO_OWNER: u16 = u16::MAX;
+/// Owners packed into one `FARM_OWNERS` element. Array map elements are rounded up to 8
+/// bytes by the kernel, so one `u16` an element would waste three quarters of the map.
+pub const OWNERS_PER_CHUNK: u32 = 4;
+
+/// Map names, shared by the program's statics and the loader that pins and opens them.
+pub const MAP_CONFIG: &str = "FARM_CONFIG";
+pub const MAP_CONTROL: &str = "FARM_CONTROL";
+pub const MAP_VIPS: &str = "FARM_VIPS";
+pub const MAP_SERVICES: &str = "FARM_SERVICES";
+pub const MAP_OWNERS: &str = "FARM_OWNERS";
+pub const MAP_COUNTERS: &str = "FARM_COUNTERS";
+/// Every map the loader pins, in one list so no map is forgotten by unload or adopt.
+pub const ALL_MAPS: [&str; 6] =
+    [MAP_CONFIG, MAP_CONTROL, MAP_VIPS, MAP_SERVICES, MAP_OWNERS, MAP_COUNTERS];
+/// The XDP program's function name.
+pub const PROGRAM_NAME: &str = "farm_xdp";
+
+/// `FARM_CONTROL` is an array of `u64`, each written with one map update, which is what
+/// makes a lease renewal and a table switch atomic for the packets that read them.
+/// Index of the lease deadline, in `CLOCK_MONOTONIC` nanoseconds (`bpf_ktime_get_ns`).
+pub const CONTROL_LEASE: u32 = 0;
+/// Index of the active half of `FARM_OWNERS` (0 or 1).
+pub const CONTROL_ACTIVE_HALF: u32 = 1;
+pub const CONTROL_ENTRIES: u32 = 2;
+
+/// How a rule picks the bucket, or that it drops.
+pub const MODE_DROP: u8 = 0;
+/// Hash the client address: all of a client's connections meet on one node.
+pub const MODE_CLIENT_IP: u8 = 1;
+/// Hash the client address and source port: a client's connections spread.
+pub const MODE_CLIENT_IP_PORT: u8 = 2;
+
+/// `FARM_CONFIG[0]`: this node, as the program needs it. Written by the loader, rarely.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The NIC's own MAC: accepted frames are readdressed to it (so the stack sees
+    /// PACKET_HOST) and ARP/ND replies are sent from it (so no switch learns the
+    /// cluster MAC on one port).
+    pub own_mac: [u8; 6],
+    /// The MAC every node answers ARP/ND for a VIP with.
+    pub cluster_mac: [u8; 6],
+    pub node_id: u16,
+    pub _pad: u16,
+    pub bucket_count: u32,
+    pub seed: u32,
+}
+
+/// Key of `FARM_VIPS`: a VIP, IPv4 as `::ffff:a.b.c.d`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VipKey {
+    pub addr: [u8; 16],
+}
+
+/// Key of `FARM_SERVICES`: (VIP, protocol, destination port in host order).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    pub vip: [u8; 16],
+    pub port: u16,
+    pub protocol: u8,
+    pub _pad: u8,
+}
+
+/// Value of `FARM_VIPS` and `FARM_SERVICES`: which table row and counters to use, and
+/// how to hash. For a VIP, `mode` is its default for traffic no service matches
+/// (`MODE_DROP` or `MODE_CLIENT_IP`); for a service, its affinity.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    pub slot: u16,
+    pub mode: u8,
+    pub _pad: u8,
+}
+
+/// One element of `FARM_OWNERS`: the owners of `OWNERS_PER_CHUNK` consecutive buckets.
+pub type OwnerChunk = [u16; OWNERS_PER_CHUNK as usize];
+
+/// Elements in one row (one slot, one half) of `FARM_OWNERS`.
+#[inline(always)]
+pub const fn chunks_per_row(bucket_count: u32) -> u32 {
+    bucket_count.div_ceil(OWNERS_PER_CHUNK)
+}
+
+/// `max_entries` of `FARM_OWNERS` for a bucket count: two halves of `MAX_SLOTS` rows.
+pub const fn owner_table_entries(bucket_count: u32) -> u32 {
+    2 * MAX_SLOTS * chunks_per_row(bucket_count)
+}
+
+/// Where bucket `bucket` of slot `slot` in half `half` lives: (element index, lane).
+#[inline(always)]
+pub fn owner_position(half: u32, slot: u32, bucket: u32, bucket_count: u32) -> (u32, usize) {
+    let row = half * MAX_SLOTS + slot;
+    (
+        row * chunks_per_row(bucket_count) + bucket / OWNERS_PER_CHUNK,
+        (bucket % OWNERS_PER_CHUNK) as usize,
+    )
+}
+
+/// Per-CPU counters of one slot (`FARM_COUNTERS[slot]`); userspace sums the CPUs.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Accepted: this node owns the bucket and its lease is fresh.
+    pub accepted: u64,
+    /// Dropped: another node (or none) owns the bucket.
+    pub not_owner: u64,
+    /// Dropped: this node's lease expired (its agent is dead or hung).
+    pub lease_expired: u64,
+    /// Dropped: VIP traffic no service matches, on a VIP whose default is drop.
+    pub no_service: u64,
+    /// ARP replies sent for a VIP.
+    pub arp_replies: u64,
+    /// IPv6 neighbour advertisements sent for a VIP.
+    pub nd_replies: u64,
+    /// Frames cut short or with impossible headers.
+    pub malformed: u64,
+    /// Passed untouched: not addressed to a VIP.
+    pub passed: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for NodeConfig {}
+    unsafe impl aya::Pod for VipKey {}
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for Target {}
+    unsafe impl aya::Pod for Counters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    /// Sizes with no implicit padding: the sum of the fields.
+    #[test]
+    fn layouts_have_no_hidden_padding() {
+        assert_eq!(size_of::<NodeConfig>(), 6 + 6 + 2 + 2 + 4 + 4);
+        assert_eq!(size_of::<VipKey>(), 16);
+        assert_eq!(size_of::<ServiceKey>(), 16 + 2 + 1 + 1);
+        assert_eq!(size_of::<Target>(), 4);
+        assert_eq!(size_of::<OwnerChunk>(), 8);
+        assert_eq!(size_of::<Counters>(), 8 * 8);
+    }
+
+    #[test]
+    fn owner_positions_are_distinct_and_in_bounds() {
+        for bc in [1u32, 5, 4096] {
+            let entries = owner_table_entries(bc);
+            let mut seen = [[false; 4]; 2 * 64 * 2];
+            for half in 0..2 {
+                for slot in [0, MAX_SLOTS - 1] {
+                    for b in 0..bc.min(8) {
+                        let (i, lane) = owner_position(half, slot, b, bc);
+                        assert!(i < entries);
+                        if bc <= 5 {
+                            assert!(!seen[i as usize][lane]);
+                            seen[i as usize][lane] = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The farm XDP program. Every node of a farm runs it on the NIC that receives the VIP's
+//! traffic; for each packet it decides whether this node is the one that answers.
+//! Split by concern: `parse` reads headers, `maps` declares the shared maps, `steer`
+//! hashes a flow to its bucket and gives the verdict, `neighbour` answers ARP and IPv6
+//! neighbour solicitations for the VIPs.
+#![no_std]
+#![no_main]
+
+mod maps;
+mod neighbour;
+mod parse;
+mod steer;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use farm_common::{GLOBAL_SLOT, NodeConfig};
+
+use crate::{maps::count, parse::Frame};
+
+#[xdp]
+pub fn farm_xdp(ctx: XdpContext) -> u32 {
+    // No configuration yet (loaded but never set up): stay out of the way.
+    let Some(cfg) = maps::FARM_CONFIG.get(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    let cfg: NodeConfig = *cfg;
+    match Frame::parse(&ctx) {
+        Some(frame) => match frame.ether_type {
+            parse::ETH_P_ARP => neighbour::arp(&ctx, &cfg, frame.l3),
+            parse::ETH_P_IP => steer::ipv4(&ctx, &cfg, frame.l3),
+            parse::ETH_P_IPV6 => steer::ipv6(&ctx, &cfg, frame.l3),
+            _ => {
+                count(GLOBAL_SLOT, |c| &mut c.passed);
+                xdp_action::XDP_PASS
+            }
+        },
+        // Too short for Ethernet and its tags: not ours to judge, the stack drops it.
+        None => {
+            count(GLOBAL_SLOT, |c| &mut c.malformed);
+            xdp_action::XDP_PASS
+        }
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

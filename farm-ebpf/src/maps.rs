@@ -1,0 +1,44 @@
+//! The maps the program shares with userspace. Layouts, names and sizes come from
+//! farm-common; userspace resizes `FARM_OWNERS` to the configured bucket count at load.
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray},
+};
+use farm_common::{
+    CONTROL_ENTRIES, Counters, MAX_SERVICE_PORTS, MAX_SLOTS, MAX_VIPS, NodeConfig, OwnerChunk,
+    ServiceKey, Target, VipKey, owner_table_entries,
+};
+
+#[map]
+pub static FARM_CONFIG: Array<NodeConfig> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static FARM_CONTROL: Array<u64> = Array::with_max_entries(CONTROL_ENTRIES, 0);
+
+#[map]
+pub static FARM_VIPS: HashMap<VipKey, Target> = HashMap::with_max_entries(MAX_VIPS, 0);
+
+#[map]
+pub static FARM_SERVICES: HashMap<ServiceKey, Target> =
+    HashMap::with_max_entries(MAX_SERVICE_PORTS, 0);
+
+#[map]
+pub static FARM_OWNERS: Array<OwnerChunk> = Array::with_max_entries(owner_table_entries(4096), 0);
+
+#[map]
+pub static FARM_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS + 1, 0);
+
+/// Adds one to the counter `pick` selects in `slot`'s per-CPU record.
+#[inline(always)]
+pub fn count(slot: u32, pick: impl FnOnce(&mut Counters) -> &mut u64) {
+    if let Some(c) = FARM_COUNTERS.get_ptr_mut(slot) {
+        // Per-CPU record: no other CPU writes it, so a plain add is enough.
+        unsafe { *pick(&mut *c) += 1 };
+    }
+}
+
+/// A word of `FARM_CONTROL`, 0 when absent (which reads as "lease expired", "half 0").
+#[inline(always)]
+pub fn control(index: u32) -> u64 {
+    FARM_CONTROL.get(index).copied().unwrap_or(0)
+}

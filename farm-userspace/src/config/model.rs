@@ -1,0 +1,131 @@
+//! The configuration as the rest of farm sees it, after parsing and validation: every
+//! default filled in, every cross-reference checked. One file per node.
+use std::{collections::BTreeMap, net::IpAddr, net::SocketAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub cluster: Cluster,
+    pub vips: Vec<Vip>,
+    pub services: Vec<Service>,
+    /// A fixed owner table, for running the data plane without the agent
+    /// (`farm load`): node id -> bucket ranges it owns, in every table. Buckets no
+    /// range names have no owner.
+    pub static_owners: Option<BTreeMap<u16, Vec<BucketRange>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub name: String,
+    /// This node's id: one of `peers`.
+    pub node_id: u16,
+    /// The NIC that receives the VIPs' traffic.
+    pub interface: String,
+    /// Every node of the farm, this one included.
+    pub peers: Vec<Peer>,
+    pub heartbeat_ms: u64,
+    pub failure_threshold: u32,
+    pub buckets: u32,
+    pub seed: u32,
+    pub key_file: Option<PathBuf>,
+    pub l2_mode: L2Mode,
+    /// The MAC every node answers ARP/ND for a VIP with; derived from `name` and
+    /// `l2_mode` when not given.
+    pub cluster_mac: [u8; 6],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub id: u16,
+    /// Where its agent listens for heartbeats.
+    pub address: SocketAddr,
+    pub weight: u32,
+    pub priority: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum L2Mode {
+    /// A multicast cluster MAC every NIC joins; switches flood it.
+    Multicast,
+    /// A unicast cluster MAC no switch ever learns, so it floods (NLB's unicast mode).
+    Unicast,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vip {
+    pub address: IpAddr,
+    /// What happens to traffic for this VIP that no service matches.
+    pub default: DefaultAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DefaultAction {
+    Drop,
+    ClientIp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub vip: IpAddr,
+    pub protocol: Protocol,
+    pub ports: Vec<PortRange>,
+    pub affinity: Affinity,
+    /// Per node weight for this service; nodes not named use their peer weight.
+    pub weights: BTreeMap<u16, u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The IP protocol number the data plane matches.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Affinity {
+    ClientIp,
+    ClientIpPort,
+}
+
+/// Inclusive port range; a single port has `first == last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+/// Inclusive bucket range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl Config {
+    /// This node's peer entry (validation guarantees there is one).
+    pub fn this_node(&self) -> &Peer {
+        self.cluster.peers.iter().find(|p| p.id == self.cluster.node_id).expect("validated")
+    }
+
+    /// A service's weight for a node: its own override, else the node's peer weight.
+    pub fn weight(&self, service: &Service, node: u16) -> u32 {
+        service.weights.get(&node).copied().unwrap_or_else(|| {
+            self.cluster.peers.iter().find(|p| p.id == node).map_or(0, |p| p.weight)
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! The `farm` binary's library: configuration, bucket assignment, the data plane's maps
+//! and the loader that puts the XDP program on a NIC.
+pub mod assign;
+pub mod config;
+pub mod dataplane;
+pub mod loader;
+pub mod program;
+pub mod rules;

@@ -1,0 +1,268 @@
+//! Putting the XDP program on a NIC and taking it off: load, write the maps, attach
+//! (driver mode, else generic), pin program, maps and link under
+//! `/sys/fs/bpf/farm/IFACE/` so they outlive this process, and make the NIC receive the
+//! cluster MAC. A failure part way removes what was done: nothing is left half-attached.
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use aya::programs::{ProgramError, XdpMode, links::FdLink, xdp::XdpLink};
+use farm_common::{MAX_SLOTS, NO_OWNER};
+use log::warn;
+
+use crate::{
+    config::{Config, L2Mode},
+    dataplane::{Dataplane, DataplaneError},
+    program::{self, ProgramLoadError},
+    rules::{self, Rules},
+};
+
+/// Where farm pins what it loads, one directory per interface.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/farm";
+const LINK_PIN: &str = "link";
+const PROGRAM_PIN: &str = "prog";
+
+pub fn pin_dir(iface: &str) -> PathBuf {
+    Path::new(PIN_ROOT).join(iface)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    #[error("loading XDP needs root (CAP_BPF and CAP_NET_ADMIN): run as root")]
+    NotRoot,
+    #[error("interface {0} does not exist: check `ip link` and the config's cluster.interface")]
+    UnknownInterface(String),
+    #[error("farm is already loaded on {0}: run `cargo xtask unload --iface {0}` first")]
+    AlreadyLoaded(String),
+    #[error("farm is not loaded on {0} (nothing pinned in {1})")]
+    NotLoaded(String, String),
+    #[error("reading the MAC of {iface} from {path}: {source}")]
+    Mac { iface: String, path: String, source: io::Error },
+    #[error("mount bpffs on /sys/fs/bpf: {0}")]
+    Mount(io::Error),
+    #[error("{op} {path}: {source}")]
+    Pin { op: &'static str, path: String, source: io::Error },
+    #[error(transparent)]
+    Program(#[from] ProgramLoadError),
+    #[error(transparent)]
+    Dataplane(#[from] DataplaneError),
+    #[error("attach XDP to {iface} (bpf_link_create): {source}")]
+    Attach { iface: String, source: ProgramError },
+    #[error("XDP on {iface} is attached through netlink, not a bpf link, so it cannot be pinned: {source}")]
+    Link { iface: String, source: aya::programs::links::LinkError },
+    #[error("`{cmd}` failed: {reason}")]
+    Command { cmd: String, reason: String },
+}
+
+/// What `attach` did.
+pub struct Attached {
+    pub mode: XdpMode,
+    pub pin_dir: PathBuf,
+    pub dataplane: Dataplane,
+}
+
+/// Loads and attaches the program on the config's interface and writes its maps: this
+/// node's record, the VIP and service rules, and the static owner table if the file has
+/// one (then with a lease that never ends, since no agent renews it; otherwise no
+/// bucket has an owner until the agent installs a table).
+pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
+    let iface = cfg.cluster.interface.as_str();
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LoaderError::NotRoot);
+    }
+    let own_mac = nic_mac(iface)?;
+    ensure_bpffs()?;
+    let dir = pin_dir(iface);
+    if dir.join(LINK_PIN).exists() {
+        return Err(LoaderError::AlreadyLoaded(iface.to_string()));
+    }
+    // Pins left by a load that died before attaching: their layout may be stale.
+    remove_pins(&dir)?;
+    fs::create_dir_all(&dir).map_err(pin_err("mkdir", &dir))?;
+    let mut undo = Undo { dir: dir.clone(), armed: true };
+
+    let mut ebpf = program::load(cfg.cluster.buckets, Some(&dir))?;
+    let mut dataplane = Dataplane::from_ebpf(&mut ebpf)?;
+    dataplane.set_node_config(&rules::node_config(cfg, own_mac))?;
+    let rules = rules::rules(cfg);
+    dataplane.set_rules(&rules)?;
+    match rules::static_row(cfg) {
+        Some(row) => {
+            dataplane.install(&vec![row; rules.slots.len()])?;
+            dataplane.renew_lease(None)?;
+        }
+        None => dataplane.install(&empty_rows(&rules, cfg.cluster.buckets))?,
+    }
+
+    let prog = program::xdp(&mut ebpf)?;
+    let (link_id, mode) = match prog.attach(iface, XdpMode::Driver) {
+        Ok(id) => (id, XdpMode::Driver),
+        Err(ProgramError::UnknownInterface { name }) => return Err(LoaderError::UnknownInterface(name)),
+        Err(driver_err) => {
+            warn!("{iface}: driver-mode XDP refused ({driver_err}); falling back to generic (skb) mode, which is slower");
+            let id = prog.attach(iface, XdpMode::Skb).map_err(|source| LoaderError::Attach { iface: iface.into(), source })?;
+            (id, XdpMode::Skb)
+        }
+    };
+    let attach_err = |source| LoaderError::Attach { iface: iface.into(), source };
+    let link: XdpLink = prog.take_link(link_id).map_err(attach_err)?;
+    let link: FdLink = link.try_into().map_err(|source| LoaderError::Link { iface: iface.into(), source })?;
+    let link_path = dir.join(LINK_PIN);
+    link.pin(&link_path).map_err(|e| pin_err("pin", &link_path)(io::Error::other(e)))?;
+    let prog_path = dir.join(PROGRAM_PIN);
+    prog.pin(&prog_path).map_err(|e| pin_err("pin", &prog_path)(io::Error::other(e)))?;
+
+    join_cluster_mac(cfg, true)?;
+    undo.armed = false;
+    Ok(Attached { mode, pin_dir: dir, dataplane })
+}
+
+/// Detaches the program from `iface` and removes its pins. The link pin is the last
+/// reference to the attachment, so removing it detaches.
+pub fn detach(iface: &str, cfg: Option<&Config>) -> Result<(), LoaderError> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LoaderError::NotRoot);
+    }
+    let dir = pin_dir(iface);
+    if !dir.exists() {
+        return Err(LoaderError::NotLoaded(iface.into(), dir.display().to_string()));
+    }
+    remove_pins(&dir)?;
+    if let Some(cfg) = cfg {
+        join_cluster_mac(cfg, false)?;
+    }
+    Ok(())
+}
+
+/// A row of "no owner" per slot: the data plane accepts nothing until a table comes.
+fn empty_rows(rules: &Rules, buckets: u32) -> Vec<Vec<u16>> {
+    debug_assert!(rules.slots.len() <= MAX_SLOTS as usize);
+    vec![vec![NO_OWNER; buckets as usize]; rules.slots.len()]
+}
+
+/// Removes the pins in `dir` and `dir` itself, if there.
+fn remove_pins(dir: &Path) -> Result<(), LoaderError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(pin_err("read", dir)(e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(pin_err("read", dir))?.path();
+        fs::remove_file(&path).map_err(pin_err("unpin", &path))?;
+    }
+    fs::remove_dir(dir).map_err(pin_err("rmdir", dir))
+}
+
+fn pin_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LoaderError {
+    let path = path.display().to_string();
+    move |source| LoaderError::Pin { op, path, source }
+}
+
+/// Takes back a half-done `attach` when dropped while armed.
+struct Undo {
+    dir: PathBuf,
+    armed: bool,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = remove_pins(&self.dir) {
+                warn!("cleaning up after a failed load: {e}");
+            }
+        }
+    }
+}
+
+/// The NIC's own MAC, as `ip link` shows it.
+pub fn nic_mac(iface: &str) -> Result<[u8; 6], LoaderError> {
+    let path = format!("/sys/class/net/{iface}/address");
+    let text = fs::read_to_string(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => LoaderError::UnknownInterface(iface.into()),
+        _ => LoaderError::Mac { iface: iface.into(), path: path.clone(), source: e },
+    })?;
+    parse_mac(text.trim()).ok_or_else(|| LoaderError::Mac {
+        iface: iface.into(),
+        path,
+        source: io::Error::other(format!("not a MAC: {text:?}")),
+    })
+}
+
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+pub fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+fn ensure_bpffs() -> Result<(), LoaderError> {
+    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statfs fills the struct it is given; the path is a NUL-terminated literal.
+    let ok = unsafe { libc::statfs(c"/sys/fs/bpf".as_ptr(), &mut st) } == 0;
+    if ok && st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    // SAFETY: all arguments are NUL-terminated literals.
+    let rc = unsafe {
+        libc::mount(c"bpf".as_ptr(), c"/sys/fs/bpf".as_ptr(), c"bpf".as_ptr(), 0, std::ptr::null())
+    };
+    if rc != 0 {
+        return Err(LoaderError::Mount(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Makes the NIC accept frames for the cluster MAC (multicast mode: join the group, and
+/// the solicited-node groups of IPv6 VIPs; unicast mode: promiscuous) or stop accepting.
+fn join_cluster_mac(cfg: &Config, join: bool) -> Result<(), LoaderError> {
+    let iface = &cfg.cluster.interface;
+    let verb = if join { "add" } else { "del" };
+    match cfg.cluster.l2_mode {
+        L2Mode::Multicast => {
+            let mut macs = vec![cfg.cluster.cluster_mac];
+            macs.extend(cfg.vips.iter().filter_map(|v| match v.address {
+                std::net::IpAddr::V6(a) => {
+                    let o = a.octets();
+                    Some([0x33, 0x33, 0xff, o[13], o[14], o[15]])
+                }
+                std::net::IpAddr::V4(_) => None,
+            }));
+            for mac in macs {
+                ip(&["maddr", verb, &format_mac(&mac), "dev", iface], join)?;
+            }
+        }
+        L2Mode::Unicast => {
+            ip(&["link", "set", iface, "promisc", if join { "on" } else { "off" }], join)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `ip ARGS`. When leaving (`strict` false), a failure is only logged: the address
+/// may already be gone with the interface.
+fn ip(args: &[&str], strict: bool) -> Result<(), LoaderError> {
+    let cmd = format!("ip {}", args.join(" "));
+    let out = Command::new("ip").args(args).output();
+    let reason = match out {
+        Ok(o) if o.status.success() => return Ok(()),
+        // Joining a group twice (two VIPs in one solicited-node group) is fine.
+        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("File exists") => return Ok(()),
+        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        Err(e) => format!("{e} (is iproute2 installed?)"),
+    };
+    if strict {
+        return Err(LoaderError::Command { cmd, reason });
+    }
+    warn!("`{cmd}` failed: {reason}");
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Test support for farm: packet building, the BPF_PROG_TEST_RUN harness, the standard
+//! fixture configuration, and farms of network namespaces.
+pub mod fixtures;
+pub mod harness;
+pub mod packet;
+
+/// Whether this process may load BPF programs and make namespaces; tests that need it
+/// print why they skip instead of failing.
+pub fn have_root(test: &str) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("SKIP {test}: needs root (BPF_PROG_TEST_RUN, network namespaces); run `cargo xtask test` as root");
+    }
+    root
+}

@@ -27,7 +27,7 @@ pub const SLOT_VIP4: u32 = 0;
 pub const SLOT_VIP6: u32 = 1;
 /// tcp/80 on VIP4, client-ip.
 pub const SLOT_WEB4: u32 = 2;
-/// udp/5353 and 6000-6009 on VIP4, client-ip-port.
+/// udp/53, 5353 and 6000-6009 on VIP4, client-ip-port.
 pub const SLOT_DNS4: u32 = 3;
 /// tcp/80 on VIP6, client-ip.
 pub const SLOT_WEB6: u32 = 4;
@@ -74,7 +74,7 @@ pub fn config() -> Config {
                 "dns4",
                 VIP4.into(),
                 Protocol::Udp,
-                vec![port(5353), PortRange { first: 6000, last: 6009 }],
+                vec![port(53), port(5353), PortRange { first: 6000, last: 6009 }],
                 Affinity::ClientIpPort,
             ),
             service("web6", VIP6.into(), Protocol::Tcp, vec![port(80)], Affinity::ClientIp),

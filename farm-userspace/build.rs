@@ -4,10 +4,12 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() -> anyhow::Result<()> {
-    let out = PathBuf::from(env::var("OUT_DIR")?).join("farm-xdp");
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    if skip && !out.exists() {
-        fs::write(&out, b"")?;
+    for object in ["farm-xdp", "farm-baseline"] {
+        if skip && !out_dir.join(object).exists() {
+            fs::write(out_dir.join(object), b"")?;
+        }
     }
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../farm-ebpf");
     aya_build::build_ebpf(

@@ -4,5 +4,6 @@ pub mod assign;
 pub mod config;
 pub mod dataplane;
 pub mod loader;
+pub mod nic;
 pub mod program;
 pub mod rules;

@@ -5,7 +5,6 @@
 use std::{
     fs, io,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use aya::programs::{ProgramError, XdpMode, links::FdLink, xdp::XdpLink};
@@ -13,7 +12,8 @@ use farm_common::{MAX_SLOTS, NO_OWNER};
 use log::warn;
 
 use crate::{
-    config::{Config, L2Mode},
+    config::Config,
+    nic::{self, NicError},
     dataplane::{Dataplane, DataplaneError},
     program::{self, ProgramLoadError},
     rules::{self, Rules},
@@ -32,14 +32,12 @@ pub fn pin_dir(iface: &str) -> PathBuf {
 pub enum LoaderError {
     #[error("loading XDP needs root (CAP_BPF and CAP_NET_ADMIN): run as root")]
     NotRoot,
-    #[error("interface {0} does not exist: check `ip link` and the config's cluster.interface")]
-    UnknownInterface(String),
+    #[error(transparent)]
+    Nic(#[from] NicError),
     #[error("farm is already loaded on {0}: run `cargo xtask unload --iface {0}` first")]
     AlreadyLoaded(String),
     #[error("farm is not loaded on {0} (nothing pinned in {1})")]
     NotLoaded(String, String),
-    #[error("reading the MAC of {iface} from {path}: {source}")]
-    Mac { iface: String, path: String, source: io::Error },
     #[error("mount bpffs on /sys/fs/bpf: {0}")]
     Mount(io::Error),
     #[error("{op} {path}: {source}")]
@@ -52,8 +50,6 @@ pub enum LoaderError {
     Attach { iface: String, source: ProgramError },
     #[error("XDP on {iface} is attached through netlink, not a bpf link, so it cannot be pinned: {source}")]
     Link { iface: String, source: aya::programs::links::LinkError },
-    #[error("`{cmd}` failed: {reason}")]
-    Command { cmd: String, reason: String },
 }
 
 /// What `attach` did.
@@ -72,7 +68,7 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(LoaderError::NotRoot);
     }
-    let own_mac = nic_mac(iface)?;
+    let own_mac = nic::mac(iface)?;
     ensure_bpffs()?;
     let dir = pin_dir(iface);
     if dir.join(LINK_PIN).exists() {
@@ -97,16 +93,22 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
     }
 
     let prog = program::xdp(&mut ebpf)?;
-    let (link_id, mode) = match prog.attach(iface, XdpMode::Driver) {
-        Ok(id) => (id, XdpMode::Driver),
-        Err(ProgramError::UnknownInterface { name }) => return Err(LoaderError::UnknownInterface(name)),
-        Err(driver_err) => {
-            warn!("{iface}: driver-mode XDP refused ({driver_err}); falling back to generic (skb) mode, which is slower");
-            let id = prog.attach(iface, XdpMode::Skb).map_err(|source| LoaderError::Attach { iface: iface.into(), source })?;
-            (id, XdpMode::Skb)
+    let attach_err = |source| LoaderError::Attach { iface: iface.into(), source };
+    let (link_id, mode) = if nic::driver(iface).as_deref() == Some("veth") {
+        // A veth computes pkt_type before its XDP program runs and keeps it when the
+        // program readdresses the frame, so accepted cluster-MAC frames would reach TCP
+        // as PACKET_MULTICAST and be ignored. Generic XDP resets pkt_type after a rewrite.
+        warn!("{iface} is a veth: using generic (skb) mode XDP, as native XDP on veth cannot deliver readdressed frames to TCP");
+        (prog.attach(iface, XdpMode::Skb).map_err(attach_err)?, XdpMode::Skb)
+    } else {
+        match prog.attach(iface, XdpMode::Driver) {
+            Ok(id) => (id, XdpMode::Driver),
+            Err(driver_err) => {
+                warn!("{iface}: driver-mode XDP refused ({driver_err}); falling back to generic (skb) mode, which is slower");
+                (prog.attach(iface, XdpMode::Skb).map_err(attach_err)?, XdpMode::Skb)
+            }
         }
     };
-    let attach_err = |source| LoaderError::Attach { iface: iface.into(), source };
     let link: XdpLink = prog.take_link(link_id).map_err(attach_err)?;
     let link: FdLink = link.try_into().map_err(|source| LoaderError::Link { iface: iface.into(), source })?;
     let link_path = dir.join(LINK_PIN);
@@ -114,7 +116,7 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
     let prog_path = dir.join(PROGRAM_PIN);
     prog.pin(&prog_path).map_err(|e| pin_err("pin", &prog_path)(io::Error::other(e)))?;
 
-    join_cluster_mac(cfg, true)?;
+    nic::join_cluster_mac(cfg, true)?;
     undo.armed = false;
     Ok(Attached { mode, pin_dir: dir, dataplane })
 }
@@ -131,7 +133,7 @@ pub fn detach(iface: &str, cfg: Option<&Config>) -> Result<(), LoaderError> {
     }
     remove_pins(&dir)?;
     if let Some(cfg) = cfg {
-        join_cluster_mac(cfg, false)?;
+        nic::join_cluster_mac(cfg, false)?;
     }
     Ok(())
 }
@@ -177,33 +179,6 @@ impl Drop for Undo {
     }
 }
 
-/// The NIC's own MAC, as `ip link` shows it.
-pub fn nic_mac(iface: &str) -> Result<[u8; 6], LoaderError> {
-    let path = format!("/sys/class/net/{iface}/address");
-    let text = fs::read_to_string(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => LoaderError::UnknownInterface(iface.into()),
-        _ => LoaderError::Mac { iface: iface.into(), path: path.clone(), source: e },
-    })?;
-    parse_mac(text.trim()).ok_or_else(|| LoaderError::Mac {
-        iface: iface.into(),
-        path,
-        source: io::Error::other(format!("not a MAC: {text:?}")),
-    })
-}
-
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
 fn ensure_bpffs() -> Result<(), LoaderError> {
     const BPF_FS_MAGIC: i64 = 0xcafe4a11;
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
@@ -219,50 +194,5 @@ fn ensure_bpffs() -> Result<(), LoaderError> {
     if rc != 0 {
         return Err(LoaderError::Mount(io::Error::last_os_error()));
     }
-    Ok(())
-}
-
-/// Makes the NIC accept frames for the cluster MAC (multicast mode: join the group, and
-/// the solicited-node groups of IPv6 VIPs; unicast mode: promiscuous) or stop accepting.
-fn join_cluster_mac(cfg: &Config, join: bool) -> Result<(), LoaderError> {
-    let iface = &cfg.cluster.interface;
-    let verb = if join { "add" } else { "del" };
-    match cfg.cluster.l2_mode {
-        L2Mode::Multicast => {
-            let mut macs = vec![cfg.cluster.cluster_mac];
-            macs.extend(cfg.vips.iter().filter_map(|v| match v.address {
-                std::net::IpAddr::V6(a) => {
-                    let o = a.octets();
-                    Some([0x33, 0x33, 0xff, o[13], o[14], o[15]])
-                }
-                std::net::IpAddr::V4(_) => None,
-            }));
-            for mac in macs {
-                ip(&["maddr", verb, &format_mac(&mac), "dev", iface], join)?;
-            }
-        }
-        L2Mode::Unicast => {
-            ip(&["link", "set", iface, "promisc", if join { "on" } else { "off" }], join)?;
-        }
-    }
-    Ok(())
-}
-
-/// Runs `ip ARGS`. When leaving (`strict` false), a failure is only logged: the address
-/// may already be gone with the interface.
-fn ip(args: &[&str], strict: bool) -> Result<(), LoaderError> {
-    let cmd = format!("ip {}", args.join(" "));
-    let out = Command::new("ip").args(args).output();
-    let reason = match out {
-        Ok(o) if o.status.success() => return Ok(()),
-        // Joining a group twice (two VIPs in one solicited-node group) is fine.
-        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("File exists") => return Ok(()),
-        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        Err(e) => format!("{e} (is iproute2 installed?)"),
-    };
-    if strict {
-        return Err(LoaderError::Command { cmd, reason });
-    }
-    warn!("`{cmd}` failed: {reason}");
     Ok(())
 }

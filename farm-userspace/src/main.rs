@@ -1,1 +1,84 @@
-fn main() {}
+//! `farm`: load the XDP bucket filter onto a NIC, take it off, and check a configuration.
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use farm_userspace::{config, loader};
+
+#[derive(Parser)]
+#[command(name = "farm", version, about = "Load balancing and failover with no balancer box: an XDP bucket filter on every server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach the XDP program to the config's interface and pin it under /sys/fs/bpf/farm/IFACE.
+    Load {
+        /// Interface to attach to (overrides the config's cluster.interface).
+        #[arg(long)]
+        iface: Option<String>,
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Detach the program from IFACE and remove its pins.
+    Unload {
+        #[arg(long)]
+        iface: String,
+        /// The config it was loaded with, to also leave the cluster MAC's group.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file without running anything.
+    Check { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what went wrong and, in the message, what to do.
+            eprintln!("farm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Load { iface, config } => {
+            let mut cfg = config::load(&config)?;
+            if let Some(iface) = iface {
+                cfg.cluster.interface = iface;
+            }
+            let attached = loader::attach(&cfg)?;
+            println!(
+                "farm loaded on {} ({:?} mode), node {}, {} buckets, pinned in {}",
+                cfg.cluster.interface,
+                attached.mode,
+                cfg.cluster.node_id,
+                cfg.cluster.buckets,
+                attached.pin_dir.display()
+            );
+        }
+        Command::Unload { iface, config } => {
+            let cfg = config.map(|p| config::load(&p)).transpose()?;
+            loader::detach(&iface, cfg.as_ref())?;
+            println!("farm unloaded from {iface}");
+        }
+        Command::Check { file } => {
+            let cfg = config::load(&file)?;
+            println!(
+                "{}: ok (cluster {}, node {}, {} peers, {} VIPs, {} services)",
+                file.display(),
+                cfg.cluster.name,
+                cfg.cluster.node_id,
+                cfg.cluster.peers.len(),
+                cfg.vips.len(),
+                cfg.services.len()
+            );
+        }
+    }
+    Ok(())
+}

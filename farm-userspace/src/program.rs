@@ -8,6 +8,11 @@ use farm_common::{ALL_MAPS, MAP_OWNERS, PROGRAM_NAME, owner_table_entries};
 /// The eBPF object; empty when the crate was built with `AYA_BUILD_SKIP=1`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/farm-xdp"));
 
+/// The benchmark's yardstick (farm-ebpf's `baseline`): count and pass.
+#[cfg(feature = "bench")]
+pub static BASELINE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/farm-baseline"));
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramLoadError {
     #[error("this farm binary was built without its XDP program (AYA_BUILD_SKIP); rebuild with `cargo xtask build`")]

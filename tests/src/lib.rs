@@ -1,8 +1,12 @@
 //! Test support for farm: packet building, the BPF_PROG_TEST_RUN harness, the standard
 //! fixture configuration, and farms of network namespaces.
+pub mod bench;
+pub mod farm;
 pub mod fixtures;
 pub mod harness;
+pub mod netns;
 pub mod packet;
+pub mod traffic;
 
 /// Whether this process may load BPF programs and make namespaces; tests that need it
 /// print why they skip instead of failing.

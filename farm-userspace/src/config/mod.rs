@@ -1,7 +1,17 @@
 //! The YAML configuration: the model every other module uses, and (in `parse`) the
 //! reading and validation that refuse a bad file with its line, field and reason.
+mod check;
+mod cluster;
+mod lines;
+mod mac;
 mod model;
+mod owners;
 mod parse;
+mod ranges;
+mod raw;
+mod services;
+#[cfg(test)]
+mod tests;
 
 pub use model::*;
 pub use parse::{ConfigError, load, parse};

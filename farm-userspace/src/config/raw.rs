@@ -1,0 +1,95 @@
+//! The file as written, in serde's hands: unknown fields and wrong types are refused here
+//! (serde_yaml knows their line), while every default is still missing and every number
+//! still wide, so that range checks can name the field and the range that would be right.
+use std::{collections::BTreeMap, fmt, path::PathBuf};
+
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, Visitor},
+};
+
+use super::{Affinity, DefaultAction, L2Mode, Protocol};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub cluster: RawCluster,
+    pub vips: Vec<RawVip>,
+    pub services: Option<Vec<RawService>>,
+    pub static_owners: Option<BTreeMap<u64, Vec<RangeItem>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub name: String,
+    pub node_id: u64,
+    pub interface: String,
+    pub peers: Vec<RawPeer>,
+    pub heartbeat_ms: Option<u64>,
+    pub failure_threshold: Option<u64>,
+    pub buckets: Option<u64>,
+    /// serde_yaml reads `0x` plain scalars as integers, which is the hex the file allows.
+    pub seed: Option<u64>,
+    pub key_file: Option<PathBuf>,
+    pub l2_mode: Option<L2Mode>,
+    pub cluster_mac: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPeer {
+    pub id: u64,
+    pub address: String,
+    pub weight: Option<u64>,
+    pub priority: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVip {
+    pub address: String,
+    pub default: Option<DefaultAction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub name: String,
+    pub vip: String,
+    pub protocol: Protocol,
+    pub ports: Vec<RangeItem>,
+    pub affinity: Option<Affinity>,
+    pub weights: Option<BTreeMap<u64, u64>>,
+}
+
+/// One entry of a port or bucket list: a number, or text such as `"8000-8100"` that
+/// validation reads (it knows the bounds and can say which entry is wrong).
+pub(super) enum RangeItem {
+    Number(u64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RangeItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RangeItemVisitor)
+    }
+}
+
+struct RangeItemVisitor;
+
+impl Visitor<'_> for RangeItemVisitor {
+    type Value = RangeItem;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number or a \"first-last\" range")
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<RangeItem, E> {
+        Ok(RangeItem::Number(value))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<RangeItem, E> {
+        Ok(RangeItem::Text(value.to_owned()))
+    }
+}

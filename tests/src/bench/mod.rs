@@ -1,0 +1,21 @@
+//! `farm-bench`: what one farm verdict costs. Table A times each program path under
+//! BPF_PROG_TEST_RUN against a trivial program (`cost`); table B sends live frames
+//! into a namespace of its own and compares farm with the nftables filter that replaced
+//! CLUSTERIP (`compare`). `report` prints both, as tables or JSON.
+pub mod baseline;
+pub mod compare;
+pub mod cost;
+pub mod live;
+pub mod peer;
+pub mod report;
+pub mod signals;
+pub mod sink;
+
+/// The node that owns every bucket in the tables where this node owns none.
+pub const OTHER_NODE: u16 = 2;
+
+/// The median of `values` (the upper one of the middle two for an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}

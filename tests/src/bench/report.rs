@@ -1,0 +1,120 @@
+//! Both tables as text for people, or as JSON (`--json`) for scripts.
+use serde_json::{Value, json};
+
+use super::{
+    compare::{self, PeerRow, Side},
+    cost::{self, CostRow},
+    peer,
+};
+
+/// Everything one run of the bench measured, and how.
+pub struct Measured {
+    pub repeat: u32,
+    pub live_repeat: u32,
+    pub rounds: u32,
+    pub cost: Vec<CostRow>,
+    pub peer: Vec<PeerRow>,
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "PASS" } else { "over goal" }
+}
+
+fn cost_met(r: &CostRow) -> bool {
+    r.ratio <= cost::GOAL
+}
+
+fn peer_met(r: &PeerRow) -> bool {
+    r.ratio >= r.goal
+}
+
+pub fn text(m: &Measured) -> String {
+    let mut s = String::new();
+    let mut line = |text: String| {
+        s.push_str(&text);
+        s.push('\n');
+    };
+    line(format!("A) Per-packet cost under BPF_PROG_TEST_RUN (repeat {}, median of {} rounds)", m.repeat, m.rounds));
+    line(format!(
+        "   goal: every path within {}x of the baseline program (count one counter, pass) on the same packet",
+        cost::GOAL
+    ));
+    line(format!("   {:<14} {:>10} {:>12} {:>7}  goal", "path", "ns/packet", "baseline ns", "ratio"));
+    for r in &m.cost {
+        let name = format!("{}{}", r.name, if r.fresh { "*" } else { "" });
+        let met = verdict(cost_met(r));
+        line(format!("   {name:<14} {:>10.1} {:>12.1} {:>6.2}x  {met}", r.ns, r.baseline_ns, r.ratio));
+    }
+    if m.cost.iter().any(|r| r.fresh) {
+        line("   * one packet per call: the program rewrites the request into a reply in place, and a".into());
+        line("     repeated run would time the reply; the call's own cost (measured on the baseline) is".into());
+        line("     taken off".into());
+    }
+    line(String::new());
+    line(format!("B) Against the nftables successor of CLUSTERIP (netdev ingress, {})", peer::describe()));
+    let (repeat, rounds) = (m.live_repeat, m.rounds);
+    line(format!("   live frames into a namespace of the bench's own (repeat {repeat}, median of {rounds} rounds)"));
+    line(format!(
+        "   goals: farm's drop path at least {}x cheaper than the peer's, its accept path no dearer",
+        compare::DROP_GOAL
+    ));
+    line(format!("   {:<8} {:>8} {:>8} {:>10}  goal", "path", "farm ns", "peer ns", "peer/farm"));
+    for r in &m.peer {
+        let met = verdict(peer_met(r));
+        line(format!("   {:<8} {:>8.1} {:>8.1} {:>9.2}x  >= {}x {met}", r.name, r.farm.ns, r.peer.ns, r.ratio, r.goal));
+    }
+    line("   the peer's frames also run the baseline program (live frames need one), as in table A".into());
+    line("   the socket is never read during a run: once full, it drops each datagram at its door".into());
+    line("   where the frames went (all rounds):".into());
+    for r in &m.peer {
+        let side = |who: &str, s: &Side| {
+            let d = s.delivered;
+            let (counted, frames) = (s.counted, r.frames);
+            format!("{who} counted {counted} of {frames}, socket received {} overflowed {}", d.received, d.overflowed)
+        };
+        line(format!("   {:<6} from {}: {}; {}", r.name, r.client, side("farm", &r.farm), side("peer", &r.peer)));
+    }
+    s
+}
+
+pub fn json(m: &Measured) -> Value {
+    let side = |s: &Side| {
+        json!({
+            "counted": s.counted,
+            "socket_received": s.delivered.received,
+            "socket_overflowed": s.delivered.overflowed,
+        })
+    };
+    json!({
+        "cost": {
+            "repeat": m.repeat,
+            "rounds": m.rounds,
+            "goal_max_ratio": cost::GOAL,
+            "paths": m.cost.iter().map(|r| json!({
+                "name": r.name,
+                "ns_per_packet": r.ns,
+                "baseline_ns_per_packet": r.baseline_ns,
+                "ratio": r.ratio,
+                "one_packet_per_call": r.fresh,
+                "within_goal": cost_met(r),
+            })).collect::<Vec<_>>(),
+        },
+        "peer": {
+            "filter": peer::describe(),
+            "repeat": m.live_repeat,
+            "rounds": m.rounds,
+            "paths": m.peer.iter().map(|r| json!({
+                "name": r.name,
+                "client": r.client.to_string(),
+                "frames": r.frames,
+                "farm_ns_per_packet": r.farm.ns,
+                "peer_ns_per_packet": r.peer.ns,
+                "ratio": r.ratio,
+                "goal_min_ratio": r.goal,
+                "within_goal": peer_met(r),
+                "farm": side(&r.farm),
+                "peer": side(&r.peer),
+            })).collect::<Vec<_>>(),
+        },
+    })
+}

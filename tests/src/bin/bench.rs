@@ -1,0 +1,46 @@
+//! `farm-bench` (`cargo xtask bench [--json]`, as root): what a farm verdict costs, per
+//! packet, against a trivial XDP program (table A) and against the nftables filter that
+//! replaced CLUSTERIP (table B). A measurement, not a test: it exits 0 whether or not the
+//! goals are met, and fails only when it cannot measure or a path does not do what its
+//! name says.
+use anyhow::Result;
+use clap::Parser;
+use farm_tests::bench::{compare, cost, report};
+
+#[derive(Parser)]
+#[command(about = "Per-packet cost of farm's XDP paths, against a trivial program and against nftables")]
+struct Args {
+    /// Runs per BPF_PROG_TEST_RUN call in table A.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
+    /// Frames per live-frames run in table B.
+    #[arg(long, default_value_t = 4_000_000, value_parser = clap::value_parser!(u32).range(1..))]
+    live_repeat: u32,
+    /// Rounds of every measurement; each figure is their median.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if unsafe { libc::geteuid() } != 0 {
+        println!(
+            "farm-bench needs root (BPF_PROG_TEST_RUN, network namespaces, nftables): run `cargo xtask bench` as root"
+        );
+        std::process::exit(1);
+    }
+    eprintln!("farm-bench: table A, BPF_PROG_TEST_RUN...");
+    let cost = cost::measure(args.repeat, args.rounds as usize)?;
+    eprintln!("farm-bench: table B, live frames against nftables...");
+    let peer = compare::measure(args.live_repeat, args.rounds as usize)?;
+    let m = report::Measured { repeat: args.repeat, live_repeat: args.live_repeat, rounds: args.rounds, cost, peer };
+    if args.json {
+        println!("{:#}", report::json(&m));
+    } else {
+        print!("{}", report::text(&m));
+    }
+    Ok(())
+}

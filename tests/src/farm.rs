@@ -1,0 +1,232 @@
+//! A farm in network namespaces: N nodes and a client host on one bridge, each node with
+//! the VIP on lo, the sysctls that keep its kernel from answering ARP for the VIP, its
+//! own YAML file, and a TCP server answering with the node's name. Dropping it unloads
+//! every node and deletes every namespace and file it made.
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use farm_common::Counters;
+use farm_userspace::{dataplane::Dataplane, loader::pin_dir};
+
+use crate::{
+    netns::{Host, Lan, command_in, ip, run, unique_id},
+    traffic::TcpServer,
+};
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+pub const HEARTBEAT_PORT: u16 = 7400;
+/// Services every node runs: one spreading a client's connections, one sticky.
+pub const SPREAD_PORT: u16 = 80;
+pub const STICKY_PORT: u16 = 8080;
+
+pub fn node_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 10 + i as u8)
+}
+
+pub fn client_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 1, 1 + i as u8)
+}
+
+pub struct Node {
+    pub id: u16,
+    pub name: String,
+    pub host: Host,
+    pub config: PathBuf,
+    _servers: Vec<TcpServer>,
+}
+
+pub struct NsFarm {
+    pub id: String,
+    pub nodes: Vec<Node>,
+    pub client: Host,
+    pub clients: Vec<IpAddr>,
+    pub buckets: u32,
+    pub seed: u32,
+    nodes_total: u32,
+    dir: PathBuf,
+    // Dropped last: the namespaces go after the nodes are unloaded.
+    _lan: Lan,
+}
+
+/// How the farm's owner table is made: fixed in the file, or by the agents.
+pub enum Ownership {
+    /// `static_owners`: node i gets the i-th contiguous share of the buckets.
+    StaticThirds,
+}
+
+impl NsFarm {
+    /// Builds `nodes` nodes and a client with `clients` addresses; nothing loaded yet.
+    pub fn new(nodes: usize, clients: usize, buckets: u32, ownership: Ownership) -> Result<NsFarm> {
+        let id = unique_id();
+        let lan = Lan::new(&id)?;
+        let dir = std::env::temp_dir().join(format!("farm-test-{id}"));
+        std::fs::create_dir_all(&dir)?;
+        let client_cidrs: Vec<String> = (0..clients).map(|i| format!("{}/16", client_addr(i))).collect();
+        let client = lan.host("c", &client_cidrs)?;
+        let seed = 0x5eed;
+        let mut farm = NsFarm {
+            id,
+            nodes: Vec::new(),
+            client,
+            clients: (0..clients).map(|i| client_addr(i).into()).collect(),
+            buckets,
+            seed,
+            nodes_total: nodes as u32,
+            dir,
+            _lan: lan,
+        };
+        for i in 1..=nodes {
+            let node = farm.node(i, nodes, &ownership, &farm._lan)?;
+            farm.nodes.push(node);
+        }
+        Ok(farm)
+    }
+
+    fn node(&self, i: usize, count: usize, ownership: &Ownership, lan: &Lan) -> Result<Node> {
+        let name = format!("n{i}");
+        let host = lan.host(&name, &[format!("{}/16", node_addr(i))])?;
+        let ns = &host.ns.name;
+        ip(&["-n", ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+        // The kernel holds the VIP on lo and must never answer ARP for it (arp_ignore)
+        // nor use it as the source of its own ARP requests (arp_announce).
+        for dev in ["all", host.iface.as_str()] {
+            host.ns.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1")?;
+            host.ns.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2")?;
+        }
+        let config = self.dir.join(format!("{name}.yaml"));
+        std::fs::write(&config, self.yaml(i, count, &host.iface, ownership))?;
+        let servers = [SPREAD_PORT, STICKY_PORT]
+            .into_iter()
+            .map(|port| TcpServer::start(ns, port, name.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Node { id: i as u16, name, host, config, _servers: servers })
+    }
+
+    fn yaml(&self, i: usize, count: usize, iface: &str, ownership: &Ownership) -> String {
+        let mut y = format!(
+            "cluster:\n  name: t{id}\n  node_id: {i}\n  interface: {iface}\n  buckets: {b}\n  seed: {s}\n  peers:\n",
+            id = self.id,
+            b = self.buckets,
+            s = self.seed
+        );
+        for n in 1..=count {
+            let _ = writeln!(y, "    - id: {n}\n      address: \"{}:{HEARTBEAT_PORT}\"", node_addr(n));
+        }
+        let _ = write!(
+            y,
+            "vips:\n  - address: {VIP}\nservices:\n  - name: spread\n    vip: {VIP}\n    protocol: tcp\n    ports: [{SPREAD_PORT}]\n    affinity: client-ip-port\n  - name: sticky\n    vip: {VIP}\n    protocol: tcp\n    ports: [{STICKY_PORT}]\n    affinity: client-ip\n"
+        );
+        match ownership {
+            Ownership::StaticThirds => {
+                y.push_str("static_owners:\n");
+                for n in 1..=count as u32 {
+                    let (first, end) = (self.share_start(n), self.share_start(n + 1));
+                    let _ = writeln!(y, "  {n}: [\"{first}-{}\"]", end - 1);
+                }
+            }
+        }
+        y
+    }
+
+    /// First bucket of node `n`'s contiguous share in a static table.
+    fn share_start(&self, n: u32) -> u32 {
+        self.buckets * (n - 1) / self.nodes_total
+    }
+
+    /// The node a static table gives `bucket` to.
+    pub fn static_owner(&self, bucket: u32) -> u16 {
+        (1..=self.nodes_total).rev().find(|&n| self.share_start(n) <= bucket).unwrap_or(1) as u16
+    }
+
+    /// Runs `farm ARGS` inside node `i`'s namespace (keeping this mount namespace, so it
+    /// pins where the test can see).
+    pub fn farm(&self, node: &Node, args: &[&str]) -> Result<String> {
+        let out = run(command_in(&node.host.ns.name, farm_bin()?.to_str().context("path")?).args(args))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `farm load` on every node.
+    pub fn load_all(&self) -> Result<()> {
+        for n in &self.nodes {
+            self.farm(n, &["load", "--config", n.config.to_str().context("path")?])?;
+        }
+        Ok(())
+    }
+
+    /// The node's data plane, through its pins.
+    pub fn dataplane(&self, node: &Node) -> Result<Dataplane> {
+        Ok(Dataplane::open_pinned(&pin_dir(&node.host.iface))?)
+    }
+
+    /// The node's counters summed over `slots`.
+    pub fn counters(&self, node: &Node, slots: u32) -> Result<Counters> {
+        let dp = self.dataplane(node)?;
+        let mut sum = Counters::default();
+        for s in 0..slots {
+            let c = dp.counters(s)?;
+            sum.accepted += c.accepted;
+            sum.not_owner += c.not_owner;
+            sum.lease_expired += c.lease_expired;
+            sum.arp_replies += c.arp_replies;
+        }
+        Ok(sum)
+    }
+
+    /// Which node a reply names.
+    pub fn node_named(&self, reply: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == reply.trim())
+    }
+}
+
+impl Drop for NsFarm {
+    fn drop(&mut self) {
+        for n in &self.nodes {
+            let _ = std::fs::remove_dir_all(pin_dir(&n.host.iface));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The `farm` binary of this build: tests run from target/PROFILE/deps/.
+pub fn farm_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe.parent().and_then(Path::parent).context("test binary location")?;
+    let bin = profile_dir.join("farm");
+    anyhow::ensure!(bin.exists(), "{} is missing: build it first (`cargo xtask test` does)", bin.display());
+    Ok(bin)
+}
+
+/// Packets the client sent to the VIP, counted by an nftables rule in its namespace.
+pub struct SentCounter {
+    ns: String,
+}
+
+impl SentCounter {
+    pub fn install(client: &Host) -> Result<SentCounter> {
+        let ns = client.ns.name.clone();
+        for cmd in [
+            "add table ip farmtest".to_string(),
+            "add chain ip farmtest out { type filter hook output priority 0; }".to_string(),
+            format!("add rule ip farmtest out ip daddr {VIP} counter"),
+        ] {
+            run(command_in(&ns, "nft").arg(cmd))?;
+        }
+        Ok(SentCounter { ns })
+    }
+
+    pub fn packets(&self) -> Result<u64> {
+        let out = run(command_in(&self.ns, "nft").args(["-j", "list", "chain", "ip", "farmtest", "out"]))?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        v["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|e| e["rule"]["expr"].as_array()?.iter().find_map(|x| x["counter"]["packets"].as_u64()))
+            .context("no counter in nft output")
+    }
+}
+

@@ -1,0 +1,81 @@
+//! The tasks that are cargo runs in the workspace: build, test, bench.
+use std::{env, path::PathBuf, process::Command};
+
+use anyhow::Result;
+
+use crate::{
+    process::{root, run},
+    setup::is_root,
+};
+
+/// Cargo at the workspace root: the same cargo (and toolchain) that runs xtask.
+pub fn cargo() -> Command {
+    let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cargo.current_dir(root());
+    cargo
+}
+
+/// Builds the `farm` binary; its build.rs builds the XDP program with the nightly.
+/// Returns where the binary is.
+pub fn build() -> Result<PathBuf> {
+    run(
+        cargo().args(["build", "--release", "-p", "farm-userspace"]),
+        "cargo build",
+        "fix the errors above",
+    )?;
+    Ok(release_dir().join("farm"))
+}
+
+/// The release profile's output directory (`CARGO_TARGET_DIR` moves it, as it moves cargo's).
+pub fn release_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("release")
+}
+
+/// Every test in the workspace; `args` go to the test binaries. Cargo's own summaries
+/// ("test result: ...") go straight to the terminal: CI reads them.
+pub fn test(args: &[String]) -> Result<()> {
+    build()?;
+    if !is_root() {
+        eprintln!(
+            "xtask: not root, so the BPF and namespace tests will skip: rerun as root to run them"
+        );
+    }
+    run(
+        // The eBPF crate builds only for bpfel-unknown-none (farm-userspace's build.rs
+        // does that); on the host it has nothing to test and does not compile.
+        cargo()
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "farm-ebpf",
+                "--release",
+                "--",
+            ])
+            .args(args),
+        "cargo test",
+        "see the build errors or failing tests above",
+    )
+}
+
+/// The benchmark binary (farm-tests' farm-bench); `args` go to it.
+pub fn bench(args: &[String]) -> Result<()> {
+    build()?;
+    run(
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "farm-tests",
+                "--bin",
+                "farm-bench",
+                "--",
+            ])
+            .args(args),
+        "the benchmark",
+        "see its output above",
+    )
+}

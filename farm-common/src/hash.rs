@@ -2,10 +2,16 @@
 //! cluster seed, reduced to a bucket. Pure integer arithmetic over a fixed number of words
 //! so the eBPF verifier accepts it and every node computes the same value.
 
+/// An address as the data plane handles it: the four 32-bit words of its 16 bytes,
+/// each read big-endian (IPv4 as `::ffff:a.b.c.d`, so `[0, 0, 0xffff, a.b.c.d]`). Words,
+/// not bytes, because the XDP program loads and hashes whole words.
+pub type Addr = [u32; 4];
+
 /// One murmur3 round for a 32-bit word. Multiplications and shifts only: BPF has no
-/// rotate instruction, `rotate_left` lowers to two shifts and an or.
+/// rotate instruction, `rotate_left` lowers to two shifts and an or. Public so the
+/// bucket assignment's per-(bucket, node) scores use the same mixing.
 #[inline(always)]
-fn mix(h: u32, k: u32) -> u32 {
+pub fn mix(h: u32, k: u32) -> u32 {
     let k = k.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
     (h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
 }
@@ -13,7 +19,7 @@ fn mix(h: u32, k: u32) -> u32 {
 /// murmur3's finaliser: spreads every input bit over the whole word, so the top bits
 /// that `bucket_of` keeps depend on all of the key.
 #[inline(always)]
-fn avalanche(mut h: u32) -> u32 {
+pub fn avalanche(mut h: u32) -> u32 {
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
@@ -21,20 +27,15 @@ fn avalanche(mut h: u32) -> u32 {
     h ^ (h >> 16)
 }
 
+/// murmur3_32 over the address words and the port. `port` is 0 when the affinity mode
+/// ignores it and for fragments.
 #[inline(always)]
-fn word(a: &[u8; 16], i: usize) -> u32 {
-    u32::from_be_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]])
-}
-
-/// murmur3_32 over the 16 address bytes (IPv4 as `::ffff:a.b.c.d`) and the port.
-/// `port` is 0 when the affinity mode ignores it and for fragments.
-#[inline(always)]
-pub fn flow_hash(addr: &[u8; 16], port: u16, seed: u32) -> u32 {
+pub fn flow_hash(addr: &Addr, port: u16, seed: u32) -> u32 {
     let mut h = seed;
-    h = mix(h, word(addr, 0));
-    h = mix(h, word(addr, 4));
-    h = mix(h, word(addr, 8));
-    h = mix(h, word(addr, 12));
+    h = mix(h, addr[0]);
+    h = mix(h, addr[1]);
+    h = mix(h, addr[2]);
+    h = mix(h, addr[3]);
     h = mix(h, port as u32);
     avalanche(h ^ 20)
 }
@@ -46,10 +47,16 @@ pub fn bucket_of(hash: u32, bucket_count: u32) -> u32 {
     ((hash as u64 * bucket_count as u64) >> 32) as u32
 }
 
-/// The 16-byte form an IPv4 address takes in keys and in the hash: `::ffff:a.b.c.d`.
+/// An IPv4 address (its big-endian value) in the data plane's form: `::ffff:a.b.c.d`.
 #[inline(always)]
-pub fn client_key_v4(v4: [u8; 4]) -> [u8; 16] {
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3]]
+pub fn v4_addr(v4: u32) -> Addr {
+    [0, 0, 0xffff, v4]
+}
+
+/// An IPv6 address's 16 bytes in the data plane's form.
+#[inline(always)]
+pub fn v6_addr(b: [u8; 16]) -> Addr {
+    core::array::from_fn(|i| u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]))
 }
 
 #[cfg(test)]
@@ -60,12 +67,12 @@ mod tests {
     /// farm, so it must be a deliberate one.
     #[test]
     fn golden_vectors() {
-        let a = client_key_v4([198, 18, 0, 1]);
+        let a = v4_addr(u32::from_be_bytes([198, 18, 0, 1]));
         let got = [
             flow_hash(&a, 0, 0),
             flow_hash(&a, 40000, 0),
             flow_hash(&a, 0, 0x5eed),
-            flow_hash(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 0, 7),
+            flow_hash(&v6_addr([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), 0, 7),
         ];
         assert_eq!(got, GOLDEN);
     }
@@ -80,8 +87,14 @@ mod tests {
     }
 
     #[test]
+    fn v4_is_the_mapped_v6_form() {
+        let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 1];
+        assert_eq!(v4_addr(u32::from_be_bytes([198, 18, 0, 1])), v6_addr(mapped));
+    }
+
+    #[test]
     fn port_and_seed_change_the_hash() {
-        let a = client_key_v4([198, 18, 0, 1]);
+        let a = v4_addr(u32::from_be_bytes([198, 18, 0, 1]));
         assert_ne!(flow_hash(&a, 1, 0), flow_hash(&a, 2, 0));
         assert_ne!(flow_hash(&a, 0, 1), flow_hash(&a, 0, 2));
     }

@@ -7,5 +7,5 @@
 pub mod hash;
 pub mod maps;
 
-pub use hash::{bucket_of, client_key_v4, flow_hash};
+pub use hash::{Addr, avalanche, bucket_of, flow_hash, mix, v4_addr, v6_addr};
 pub use maps::*;

@@ -7,12 +7,11 @@
 pub const MAX_BUCKETS: u32 = 65_536;
 /// Table slots: one per VIP (its default rule, ICMP echo and fragments) and one per
 /// service. A slot owns one row of each half of the owner table and one counter record.
+/// VIP `i` of the configuration has slot `i`; services follow.
 pub const MAX_SLOTS: u32 = 64;
 /// Counter record for what belongs to no slot (frames passed because they are not for a
 /// VIP, frames too short to tell): the last entry of `FARM_COUNTERS`.
 pub const GLOBAL_SLOT: u32 = MAX_SLOTS;
-/// Entries in `FARM_SERVICES`: one per (VIP, protocol, port), so port ranges count each port.
-pub const MAX_SERVICE_PORTS: u32 = 16_384;
 /// Entries in `FARM_VIPS`.
 pub const MAX_VIPS: u32 = 32;
 /// An owner table entry that names no node: nobody accepts the bucket.
@@ -28,15 +27,18 @@ pub const MAP_VIPS: &str = "FARM_VIPS";
 pub const MAP_SERVICES: &str = "FARM_SERVICES";
 pub const MAP_OWNERS: &str = "FARM_OWNERS";
 pub const MAP_COUNTERS: &str = "FARM_COUNTERS";
+pub const MAP_VIP_INDEX: &str = "FARM_VIP_INDEX";
 /// Every map the loader pins, in one list so no map is forgotten by unload or adopt.
-pub const ALL_MAPS: [&str; 6] =
-    [MAP_CONFIG, MAP_CONTROL, MAP_VIPS, MAP_SERVICES, MAP_OWNERS, MAP_COUNTERS];
+pub const ALL_MAPS: [&str; 7] =
+    [MAP_CONFIG, MAP_CONTROL, MAP_VIPS, MAP_SERVICES, MAP_OWNERS, MAP_COUNTERS, MAP_VIP_INDEX];
 /// The XDP program's function name.
 pub const PROGRAM_NAME: &str = "farm_xdp";
 
 /// `FARM_CONTROL` is an array of `u64`, each written with one map update, which is what
 /// makes a lease renewal and a table switch atomic for the packets that read them.
-/// Index of the lease deadline, in `CLOCK_MONOTONIC` nanoseconds (`bpf_ktime_get_ns`).
+/// Index of the lease deadline, in jiffies (`bpf_jiffies64`, which the JIT inlines into
+/// one load: a nanosecond clock is a helper call costing as much as the rest of a
+/// verdict, and a lease lasts tens of ticks).
 pub const CONTROL_LEASE: u32 = 0;
 /// Index of the active half of `FARM_OWNERS` (0 or 1).
 pub const CONTROL_ACTIVE_HALF: u32 = 1;
@@ -65,32 +67,58 @@ pub struct NodeConfig {
     pub seed: u32,
 }
 
-/// Key of `FARM_VIPS`: a VIP, IPv4 as `::ffff:a.b.c.d`.
-#[repr(C)]
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct VipKey {
-    pub addr: [u8; 16],
-}
+// Every lookup on the per-packet path is an array read, which the JIT inlines: a hash
+// map lookup (hashing the key, walking a bucket) cost more than the rest of a verdict.
 
-/// Key of `FARM_SERVICES`: (VIP, protocol, destination port in host order).
-#[repr(C)]
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    pub vip: [u8; 16],
-    pub port: u16,
-    pub protocol: u8,
-    pub _pad: u8,
-}
-
-/// Value of `FARM_VIPS` and `FARM_SERVICES`: which table row and counters to use, and
-/// how to hash. For a VIP, `mode` is its default for traffic no service matches
-/// (`MODE_DROP` or `MODE_CLIENT_IP`); for a service, its affinity.
+/// `FARM_VIPS[i]`: VIP `i` (slot `i`), as an array the program indexes.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Target {
-    pub slot: u16,
+pub struct VipEntry {
+    pub addr: crate::Addr,
+    /// What traffic no service matches gets: `MODE_DROP` or `MODE_CLIENT_IP`.
     pub mode: u8,
-    pub _pad: u8,
+    /// 1 when this index holds a VIP.
+    pub in_use: u8,
+    pub _pad: [u8; 2],
+}
+
+/// `FARM_VIP_INDEX` is a byte per 16-bit fold of an address (`vip_fold`), 8 bytes an
+/// element: 0 for no VIP, `i + 1` for VIP `i`, `VIP_INDEX_SHARED` when several VIPs fold
+/// alike (the program then compares against each). A VIP's address is always compared,
+/// so a fold that matches another address costs a look, never a wrong verdict.
+pub const VIP_INDEX_ENTRIES: u32 = 65_536 / 8;
+pub const VIP_INDEX_SHARED: u8 = 0xff;
+
+/// An address folded to 16 bits, the position of its byte in `FARM_VIP_INDEX`.
+#[inline(always)]
+pub fn vip_fold(addr: &crate::Addr) -> u32 {
+    let x = addr[0] ^ addr[1] ^ addr[2] ^ addr[3];
+    (x ^ (x >> 16)) & 0xffff
+}
+
+/// `FARM_SERVICES` holds a byte per (VIP index, TCP or UDP, port), 8 bytes an element:
+/// the service rule (`port_rule`) or 0 for none. Two protocols of 65,536 ports per VIP.
+pub const PORTS_PER_VIP: u32 = 2 * 65_536;
+pub const SERVICE_ENTRIES: u32 = MAX_VIPS * PORTS_PER_VIP / 8;
+
+/// Where the rule byte of (vip, protocol, port) lives: (element, bit shift). `udp`
+/// selects the protocol: services are TCP or UDP only.
+#[inline(always)]
+pub fn port_position(vip: u32, udp: bool, port: u16) -> (u32, u32) {
+    let byte = vip * PORTS_PER_VIP + (udp as u32) * 65_536 + port as u32;
+    (byte / 8, (byte % 8) * 8)
+}
+
+/// A service rule byte: its slot (under 64) and its affinity mode (1 or 2) in the top bits.
+#[inline(always)]
+pub const fn port_rule(slot: u16, mode: u8) -> u8 {
+    (mode << 6) | slot as u8
+}
+
+/// (slot, mode) of a rule byte; `None` for 0, no service.
+#[inline(always)]
+pub fn port_rule_parts(rule: u8) -> Option<(u16, u8)> {
+    (rule != 0).then_some(((rule & 0x3f) as u16, rule >> 6))
 }
 
 /// One element of `FARM_OWNERS`: the owners of `OWNERS_PER_CHUNK` consecutive buckets.
@@ -143,9 +171,7 @@ pub struct Counters {
 mod pod {
     use super::*;
     unsafe impl aya::Pod for NodeConfig {}
-    unsafe impl aya::Pod for VipKey {}
-    unsafe impl aya::Pod for ServiceKey {}
-    unsafe impl aya::Pod for Target {}
+    unsafe impl aya::Pod for VipEntry {}
     unsafe impl aya::Pod for Counters {}
 }
 
@@ -158,11 +184,22 @@ mod tests {
     #[test]
     fn layouts_have_no_hidden_padding() {
         assert_eq!(size_of::<NodeConfig>(), 6 + 6 + 2 + 2 + 4 + 4);
-        assert_eq!(size_of::<VipKey>(), 16);
-        assert_eq!(size_of::<ServiceKey>(), 16 + 2 + 1 + 1);
-        assert_eq!(size_of::<Target>(), 4);
+        assert_eq!(size_of::<VipEntry>(), 16 + 1 + 1 + 2);
         assert_eq!(size_of::<OwnerChunk>(), 8);
         assert_eq!(size_of::<Counters>(), 8 * 8);
+    }
+
+    #[test]
+    fn port_rules_round_trip_and_positions_stay_in_bounds() {
+        for slot in [0u16, 5, 63] {
+            for mode in [MODE_CLIENT_IP, MODE_CLIENT_IP_PORT] {
+                assert_eq!(port_rule_parts(port_rule(slot, mode)), Some((slot, mode)));
+            }
+        }
+        assert_eq!(port_rule_parts(0), None);
+        let (last, shift) = port_position(MAX_VIPS - 1, true, u16::MAX);
+        assert_eq!((last, shift), (SERVICE_ENTRIES - 1, 56));
+        assert_ne!(port_position(0, false, 80), port_position(0, true, 80));
     }
 
     #[test]

@@ -12,9 +12,7 @@ mod parse;
 mod steer;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use farm_common::{GLOBAL_SLOT, NodeConfig};
-
-use crate::{maps::count, parse::Frame};
+use crate::parse::Frame;
 
 #[xdp]
 pub fn farm_xdp(ctx: XdpContext) -> u32 {
@@ -22,22 +20,15 @@ pub fn farm_xdp(ctx: XdpContext) -> u32 {
     let Some(cfg) = maps::FARM_CONFIG.get(0) else {
         return xdp_action::XDP_PASS;
     };
-    let cfg: NodeConfig = *cfg;
     match Frame::parse(&ctx) {
         Some(frame) => match frame.ether_type {
-            parse::ETH_P_ARP => neighbour::arp(&ctx, &cfg, frame.l3),
-            parse::ETH_P_IP => steer::ipv4(&ctx, &cfg, frame.l3),
-            parse::ETH_P_IPV6 => steer::ipv6(&ctx, &cfg, frame.l3),
-            _ => {
-                count(GLOBAL_SLOT, |c| &mut c.passed);
-                xdp_action::XDP_PASS
-            }
+            parse::ETH_P_ARP => neighbour::arp(&ctx, cfg, frame.l3),
+            parse::ETH_P_IP => steer::ipv4(&ctx, cfg, frame.l3),
+            parse::ETH_P_IPV6 => steer::ipv6(&ctx, cfg, frame.l3),
+            _ => steer::pass_not_vip(),
         },
-        // Too short for Ethernet and its tags: not ours to judge, the stack drops it.
-        None => {
-            count(GLOBAL_SLOT, |c| &mut c.malformed);
-            xdp_action::XDP_PASS
-        }
+        // Too short for Ethernet and its tags.
+        None => steer::pass_malformed(),
     }
 }
 

@@ -2,11 +2,11 @@
 //! farm-common; userspace resizes `FARM_OWNERS` to the configured bucket count at load.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, PerCpuArray},
 };
 use farm_common::{
-    CONTROL_ENTRIES, Counters, MAX_SERVICE_PORTS, MAX_SLOTS, MAX_VIPS, NodeConfig, OwnerChunk,
-    ServiceKey, Target, VipKey, owner_table_entries,
+    CONTROL_ENTRIES, Counters, MAX_SLOTS, MAX_VIPS, NodeConfig, OwnerChunk, SERVICE_ENTRIES,
+    VIP_INDEX_ENTRIES, VipEntry, owner_table_entries,
 };
 
 #[map]
@@ -16,11 +16,13 @@ pub static FARM_CONFIG: Array<NodeConfig> = Array::with_max_entries(1, 0);
 pub static FARM_CONTROL: Array<u64> = Array::with_max_entries(CONTROL_ENTRIES, 0);
 
 #[map]
-pub static FARM_VIPS: HashMap<VipKey, Target> = HashMap::with_max_entries(MAX_VIPS, 0);
+pub static FARM_VIPS: Array<VipEntry> = Array::with_max_entries(MAX_VIPS, 0);
 
 #[map]
-pub static FARM_SERVICES: HashMap<ServiceKey, Target> =
-    HashMap::with_max_entries(MAX_SERVICE_PORTS, 0);
+pub static FARM_VIP_INDEX: Array<u64> = Array::with_max_entries(VIP_INDEX_ENTRIES, 0);
+
+#[map]
+pub static FARM_SERVICES: Array<u64> = Array::with_max_entries(SERVICE_ENTRIES, 0);
 
 #[map]
 pub static FARM_OWNERS: Array<OwnerChunk> = Array::with_max_entries(owner_table_entries(4096), 0);

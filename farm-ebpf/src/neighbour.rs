@@ -4,29 +4,30 @@
 //! Only the node owning the requester's bucket in the VIP's table replies, so a client
 //! gets one answer, not one per node; a fenced node (lease expired) does not reply.
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
-use farm_common::{GLOBAL_SLOT, NodeConfig, Target, VipKey, client_key_v4, flow_hash};
-use network_types::{arp::ArpHdr, eth::EthHdr, ip::Ipv6Hdr};
+use farm_common::{Addr, NodeConfig, flow_hash, v4_addr};
+use network_types::ip::Ipv6Hdr;
 
 use crate::{
-    maps::{FARM_VIPS, count},
-    parse::{IPPROTO_ICMPV6, ptr_at, read},
-    steer::{lease_fresh, owns},
+    maps::count,
+    parse::{IPPROTO_ICMPV6, addr6_at, be32_at, load, ptr_at, store_addr6, store_mac},
+    steer::{Vip, find_vip, lease_fresh, owns, pass_malformed, pass_not_vip},
 };
 
-const ARPHRD_ETHER: u16 = 1;
-const ARPOP_REQUEST: u16 = 1;
+/// The first 8 bytes of an ARP request for IPv4 over Ethernet: hardware type 1,
+/// protocol 0x0800, lengths 6 and 4, operation 1 (request).
+const ARP_REQUEST_HEAD: u64 = 0x0001_0800_0604_0001;
 const ARPOP_REPLY: u16 = 2;
-const ICMPV6_NEIGHBOUR_ADVERT: u8 = 136;
+const ICMPV6_NEIGHBOUR_ADVERT: u32 = 136;
 /// Neighbour advertisement flags: Solicited and Override.
-const NA_SOLICITED_OVERRIDE: u8 = 0x60;
-/// Option "target link-layer address", 1 unit of 8 bytes.
-const ND_OPT_TARGET_LL: [u8; 2] = [2, 1];
+const NA_SOLICITED_OVERRIDE: u32 = 0x6000_0000;
 /// An advertisement with its one option: header 8, target 16, option 8.
 const NA_LEN: usize = 32;
+/// Option "target link-layer address", 1 unit of 8 bytes.
+const ND_OPT_TARGET_LL: u32 = 0x0201;
 
 /// Whether this node is the one to answer `requester` about `vip`, counting why not.
 #[inline(always)]
-fn answers(cfg: &NodeConfig, vip: &Target, requester: &[u8; 16]) -> bool {
+fn answers(cfg: &NodeConfig, vip: &Vip, requester: &Addr) -> bool {
     let slot = vip.slot as u32;
     if !owns(cfg, slot, flow_hash(requester, 0, cfg.seed)) {
         count(slot, |c| &mut c.not_owner);
@@ -40,98 +41,98 @@ fn answers(cfg: &NodeConfig, vip: &Target, requester: &[u8; 16]) -> bool {
 }
 
 pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
-    let Some(arp) = ptr_at::<ArpHdr>(ctx, l3) else {
-        count(GLOBAL_SLOT, |c| &mut c.malformed);
-        return xdp_action::XDP_PASS;
+    // Layout after the 8-byte head: sender MAC 8, sender IP 14, target MAC 18, target IP 24.
+    let (Some(head), Some(sha), Some(spa), Some(tpa)) = (
+        load::<u64>(ctx, l3),
+        load::<[u8; 6]>(ctx, l3 + 8),
+        be32_at(ctx, l3 + 14),
+        be32_at(ctx, l3 + 24),
+    ) else {
+        return pass_malformed();
     };
-    let req = unsafe { arp.read_unaligned() };
-    if req.htype() != ARPHRD_ETHER || req.ptype() != 0x0800 || req.hlen != 6 || req.plen != 4
-        || req.oper() != ARPOP_REQUEST
-    {
-        count(GLOBAL_SLOT, |c| &mut c.passed);
-        return xdp_action::XDP_PASS;
+    if u64::from_be(head) != ARP_REQUEST_HEAD {
+        return pass_not_vip();
     }
-    let Some(vip) = (unsafe { FARM_VIPS.get(VipKey { addr: client_key_v4(req.tpa) }) }).copied()
-    else {
-        count(GLOBAL_SLOT, |c| &mut c.passed);
-        return xdp_action::XDP_PASS;
+    let Some(vip) = find_vip(&v4_addr(tpa)) else {
+        return pass_not_vip();
     };
-    if !answers(cfg, &vip, &client_key_v4(req.spa)) {
+    if !answers(cfg, &vip, &v4_addr(spa)) {
         return xdp_action::XDP_DROP;
     }
-    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+    let written = (|| {
+        store_mac(ctx, 0, &sha)?;
+        store_mac(ctx, 6, &cfg.own_mac)?;
+        let oper = ptr_at::<u16>(ctx, l3 + 6)?;
+        unsafe { oper.write_unaligned(ARPOP_REPLY.to_be()) };
+        store_mac(ctx, l3 + 8, &cfg.cluster_mac)?;
+        let spa_out = ptr_at::<u32>(ctx, l3 + 14)?;
+        unsafe { spa_out.write_unaligned(tpa.to_be()) };
+        store_mac(ctx, l3 + 18, &sha)?;
+        let tpa_out = ptr_at::<u32>(ctx, l3 + 24)?;
+        unsafe { tpa_out.write_unaligned(spa.to_be()) };
+        Some(())
+    })();
+    if written.is_none() {
         return xdp_action::XDP_DROP;
-    };
-    unsafe {
-        (*eth).dst_addr = req.sha;
-        (*eth).src_addr = cfg.own_mac;
-        (*arp).set_oper(ARPOP_REPLY);
-        (*arp).sha = cfg.cluster_mac;
-        (*arp).spa = req.tpa;
-        (*arp).tha = req.sha;
-        (*arp).tpa = req.spa;
     }
     count(vip.slot as u32, |c| &mut c.arp_replies);
     xdp_action::XDP_TX
 }
 
-/// A neighbour solicitation at `icmp` (right after the IPv6 header at `l3`).
-pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, icmp: usize) -> u32 {
-    let (Some(ip), Some(target)) = (read::<Ipv6Hdr>(ctx, l3), read::<[u8; 16]>(ctx, icmp + 8))
-    else {
-        count(GLOBAL_SLOT, |c| &mut c.malformed);
-        return xdp_action::XDP_PASS;
+/// A neighbour solicitation from `src` (ICMPv6 right after the IPv6 header at `l3`).
+pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -> u32 {
+    let icmp = l3 + Ipv6Hdr::LEN;
+    let (Some(target), Some(requester_mac)) = (addr6_at(ctx, icmp + 8), load::<[u8; 6]>(ctx, 6)) else {
+        return pass_malformed();
     };
-    let Some(vip) = (unsafe { FARM_VIPS.get(VipKey { addr: target }) }).copied() else {
-        count(GLOBAL_SLOT, |c| &mut c.passed);
-        return xdp_action::XDP_PASS;
+    let Some(vip) = find_vip(&target) else {
+        return pass_not_vip();
     };
-    // Duplicate address detection (source ::) and solicitations behind extension
-    // headers are left to the stack, which holds the VIP on lo and stays silent.
-    if ip.src_addr == [0; 16] || icmp != l3 + Ipv6Hdr::LEN {
+    // Duplicate address detection (source ::) is left to the stack, which holds the VIP
+    // on lo and stays silent.
+    if *src == [0; 4] {
         count(vip.slot as u32, |c| &mut c.passed);
         return xdp_action::XDP_PASS;
     }
-    if !answers(cfg, &vip, &ip.src_addr) {
+    if !answers(cfg, &vip, src) {
         return xdp_action::XDP_DROP;
     }
-    let Some(eth) = read::<EthHdr>(ctx, 0) else {
-        return xdp_action::XDP_DROP;
-    };
     // Make the ICMPv6 part exactly one advertisement long, whatever options came in.
     let delta = (icmp + NA_LEN) as i32 - (ctx.data_end() - ctx.data()) as i32;
     if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
         count(vip.slot as u32, |c| &mut c.malformed);
         return xdp_action::XDP_DROP;
     }
-    let mut body = [0u8; NA_LEN];
-    body[0] = ICMPV6_NEIGHBOUR_ADVERT;
-    body[4] = NA_SOLICITED_OVERRIDE;
-    body[8..24].copy_from_slice(&target);
-    body[24..26].copy_from_slice(&ND_OPT_TARGET_LL);
-    body[26..32].copy_from_slice(&cfg.cluster_mac);
-    let sum = icmpv6_checksum(&target, &ip.src_addr, &body);
-    body[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mac = cfg.cluster_mac;
+    let mut body: [u32; NA_LEN / 4] = [
+        ICMPV6_NEIGHBOUR_ADVERT << 24,
+        NA_SOLICITED_OVERRIDE,
+        target[0],
+        target[1],
+        target[2],
+        target[3],
+        ND_OPT_TARGET_LL << 16 | (mac[0] as u32) << 8 | mac[1] as u32,
+        u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]),
+    ];
+    body[0] |= icmpv6_checksum(&target, src, &body) as u32;
 
     // The tail moved: every pointer is derived again.
-    let (Some(eth_out), Some(ip_out), Some(na_out)) = (
-        ptr_at::<EthHdr>(ctx, 0),
-        ptr_at::<Ipv6Hdr>(ctx, l3),
-        ptr_at::<[u8; NA_LEN]>(ctx, icmp),
-    ) else {
+    let written = (|| {
+        store_mac(ctx, 0, &requester_mac)?;
+        store_mac(ctx, 6, &cfg.own_mac)?;
+        // Version 6, no traffic class or flow label; payload length, next header and
+        // hop limit 255 (RFC 4861: neighbour discovery is only believed with 255).
+        let head = ptr_at::<[u32; 2]>(ctx, l3)?;
+        let second = (NA_LEN as u32) << 16 | (IPPROTO_ICMPV6 as u32) << 8 | 255;
+        unsafe { head.write_unaligned([0x6000_0000u32.to_be(), second.to_be()]) };
+        store_addr6(ctx, l3 + 8, &target)?;
+        store_addr6(ctx, l3 + 24, src)?;
+        let out = ptr_at::<[u32; NA_LEN / 4]>(ctx, icmp)?;
+        unsafe { out.write_unaligned(body.map(u32::to_be)) };
+        Some(())
+    })();
+    if written.is_none() {
         return xdp_action::XDP_DROP;
-    };
-    unsafe {
-        (*eth_out).dst_addr = eth.src_addr;
-        (*eth_out).src_addr = cfg.own_mac;
-        (*ip_out).vcf = [0x60, 0, 0, 0];
-        (*ip_out).payload_len = (NA_LEN as u16).to_be_bytes();
-        (*ip_out).next_hdr = IPPROTO_ICMPV6;
-        // RFC 4861: neighbour discovery is only believed with hop limit 255.
-        (*ip_out).hop_limit = 255;
-        (*ip_out).src_addr = target;
-        (*ip_out).dst_addr = ip.src_addr;
-        *na_out = body;
     }
     count(vip.slot as u32, |c| &mut c.nd_replies);
     xdp_action::XDP_TX
@@ -140,16 +141,16 @@ pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, icmp: usize) 
 /// The ICMPv6 checksum: ones' complement sum over the pseudo-header (source, destination,
 /// length, next header) and the message, all known here without reading the packet.
 #[inline(always)]
-fn icmpv6_checksum(src: &[u8; 16], dst: &[u8; 16], body: &[u8; NA_LEN]) -> u16 {
+fn icmpv6_checksum(src: &Addr, dst: &Addr, body: &[u32; NA_LEN / 4]) -> u16 {
+    let halves = |w: u32| (w >> 16) + (w & 0xffff);
     let mut sum: u32 = NA_LEN as u32 + IPPROTO_ICMPV6 as u32;
-    for i in 0..8 {
-        sum += u16::from_be_bytes([src[2 * i], src[2 * i + 1]]) as u32;
-        sum += u16::from_be_bytes([dst[2 * i], dst[2 * i + 1]]) as u32;
+    for i in 0..4 {
+        sum += halves(src[i]) + halves(dst[i]);
     }
-    for i in 0..NA_LEN / 2 {
-        sum += u16::from_be_bytes([body[2 * i], body[2 * i + 1]]) as u32;
+    for w in body {
+        sum += halves(*w);
     }
-    // At most 2^22 here: two folds always bring it under 2^16 (a loop would need the
+    // At most 2^21 here: two folds always bring it under 2^16 (a loop would need the
     // verifier to prove it ends).
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);

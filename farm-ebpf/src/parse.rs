@@ -3,6 +3,7 @@
 //! first, which is both what keeps a cut-short frame harmless and what the verifier
 //! demands.
 use aya_ebpf::programs::XdpContext;
+use farm_common::Addr;
 use network_types::{eth::EthHdr, vlan::VlanHdr};
 
 pub const ETH_P_IP: u16 = 0x0800;
@@ -37,15 +38,57 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
     Some((start + off) as *mut T)
 }
 
-/// Reads a `T` (a byte array or header) at `off`.
+/// Reads the `T` at `off`. Packet data has no alignment guarantee: reads are unaligned,
+/// and the build enables `allows-misaligned-mem-access` so LLVM emits them as single
+/// word loads (the verifier accepts misaligned packet access where XDP runs) rather than
+/// a load per byte.
 #[inline(always)]
-pub fn read<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
+pub fn load<T: Copy>(ctx: &XdpContext, off: usize) -> Option<T> {
     ptr_at::<T>(ctx, off).map(|p| unsafe { p.read_unaligned() })
 }
 
+/// The byte at `off`, read as the first of two: for a one-byte read LLVM turns the
+/// bounds check into `end > ptr`, from which the verifier (6.18) grants no readable byte
+/// at a variable offset. Every header read this way (ICMP type, next header) is longer.
 #[inline(always)]
-pub fn be16(b: [u8; 2]) -> u16 {
-    u16::from_be_bytes(b)
+pub fn byte_at(ctx: &XdpContext, off: usize) -> Option<u8> {
+    load::<[u8; 2]>(ctx, off).map(|b| b[0])
+}
+
+#[inline(always)]
+pub fn be16_at(ctx: &XdpContext, off: usize) -> Option<u16> {
+    load::<u16>(ctx, off).map(u16::from_be)
+}
+
+#[inline(always)]
+pub fn be32_at(ctx: &XdpContext, off: usize) -> Option<u32> {
+    load::<u32>(ctx, off).map(u32::from_be)
+}
+
+/// An IPv6 address at `off`, as the data plane's `Addr` words.
+#[inline(always)]
+pub fn addr6_at(ctx: &XdpContext, off: usize) -> Option<Addr> {
+    let w = load::<[u32; 4]>(ctx, off)?;
+    Some([u32::from_be(w[0]), u32::from_be(w[1]), u32::from_be(w[2]), u32::from_be(w[3])])
+}
+
+/// Stores `addr` at `off` in network order; the caller checked the bounds.
+#[inline(always)]
+pub fn store_addr6(ctx: &XdpContext, off: usize, addr: &Addr) -> Option<()> {
+    let p = ptr_at::<[u32; 4]>(ctx, off)?;
+    unsafe { p.write_unaligned([addr[0].to_be(), addr[1].to_be(), addr[2].to_be(), addr[3].to_be()]) };
+    Some(())
+}
+
+/// Writes a MAC as one 4-byte and one 2-byte store.
+#[inline(always)]
+pub fn store_mac(ctx: &XdpContext, off: usize, mac: &[u8; 6]) -> Option<()> {
+    let p = ptr_at::<[u8; 6]>(ctx, off)?;
+    unsafe {
+        (p as *mut u32).write_unaligned(u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]]));
+        (p as *mut u16).byte_add(4).write_unaligned(u16::from_ne_bytes([mac[4], mac[5]]));
+    }
+    Some(())
 }
 
 /// The Ethernet frame: its (innermost) EtherType and where the L3 header starts.
@@ -58,16 +101,14 @@ impl Frame {
     /// `None` when the frame is cut short inside the Ethernet header or a VLAN tag.
     #[inline(always)]
     pub fn parse(ctx: &XdpContext) -> Option<Frame> {
-        let eth: EthHdr = read(ctx, 0)?;
-        let mut ether_type = u16::from_be(eth.ether_type);
+        let mut ether_type = be16_at(ctx, EthHdr::LEN - 2)?;
         let mut l3 = EthHdr::LEN;
         // Up to two tags (802.1ad outer, 802.1Q inner); VIPs are matched on any VLAN.
         for _ in 0..2 {
             if ether_type != ETH_P_8021Q && ether_type != ETH_P_8021AD {
                 break;
             }
-            let tag: VlanHdr = read(ctx, l3)?;
-            ether_type = u16::from_be(tag.ether_type);
+            ether_type = be16_at(ctx, l3 + 2)?;
             l3 += VlanHdr::LEN;
         }
         Some(Frame { ether_type, l3 })
@@ -92,18 +133,17 @@ pub fn ipv6_payload(ctx: &XdpContext, l3: usize, next: u8) -> Option<Ipv6Payload
     for _ in 0..MAX_IPV6_EXT {
         let len = match proto {
             IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
-                let h: [u8; 2] = read(ctx, off)?;
+                let h: [u8; 2] = load(ctx, off)?;
                 proto = h[0];
                 (h[1] as usize + 1) * 8
             }
             IPV6_FRAGMENT => {
-                let h: [u8; 2] = read(ctx, off)?;
-                proto = h[0];
+                proto = byte_at(ctx, off)?;
                 fragment = true;
                 8
             }
             IPV6_AH => {
-                let h: [u8; 2] = read(ctx, off)?;
+                let h: [u8; 2] = load(ctx, off)?;
                 proto = h[0];
                 (h[1] as usize + 2) * 4
             }

@@ -1,21 +1,26 @@
 //! Classify a packet for a VIP, hash its client to a bucket, and give the verdict:
 //! accept when this node owns the bucket and its lease is fresh, drop otherwise.
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, programs::XdpContext};
+//!
+//! Every lookup is an array read the JIT inlines: traffic for no VIP is passed after one
+//! (the VIP index), TCP or UDP to a configured service is decided after four more (the
+//! VIP's entry, the port's rule, the owner table, the control word).
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_jiffies64, programs::XdpContext};
 use farm_common::{
-    CONTROL_ACTIVE_HALF, CONTROL_LEASE, GLOBAL_SLOT, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER,
-    NodeConfig, ServiceKey, Target, VipKey, bucket_of, client_key_v4, flow_hash, owner_position,
+    Addr, CONTROL_ACTIVE_HALF, CONTROL_LEASE, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT, MODE_DROP,
+    NO_OWNER, NodeConfig, VIP_INDEX_SHARED, bucket_of, flow_hash, owner_position, port_position,
+    port_rule_parts, v4_addr, vip_fold,
 };
-use network_types::{eth::EthHdr, ip::Ipv4Hdr, ip::Ipv6Hdr};
+use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
-    maps::{FARM_OWNERS, FARM_SERVICES, FARM_VIPS, control, count},
+    maps::{FARM_OWNERS, FARM_SERVICES, FARM_VIP_INDEX, FARM_VIPS, control, count},
     neighbour,
     parse::{
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, be16, ipv6_payload, ptr_at, read,
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, be32_at,
+        byte_at, ipv6_payload, ptr_at, store_mac,
     },
 };
 
-const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_TIME_EXCEEDED: u8 = 11;
 const ICMP_PARAM_PROBLEM: u8 = 12;
@@ -25,211 +30,277 @@ const ICMPV6_NEIGHBOUR_SOLICIT: u8 = 135;
 /// Fragment offset and More-Fragments bits of the IPv4 `frags` field.
 const IPV4_FRAG_MASK: u16 = 0x3fff;
 
-/// What a packet for a VIP says about its flow, as far as steering cares.
-enum Flow {
-    /// TCP or UDP with both ports known: look up the service.
-    Ports { proto: u8, client_port: u16, service_port: u16 },
-    /// Fragments and ICMP echo: the VIP's own table, hashed on the client address.
-    ClientOnly,
-    /// Any other protocol: the VIP's default rule.
-    Other,
+/// The IPv4 header fields steering reads.
+struct V4 {
+    vihl: u8,
+    frags: u16,
+    proto: u8,
+    src: u32,
+    dst: u32,
 }
 
-/// The owner-table row and the hash that pick the bucket.
-struct Choice {
-    slot: u32,
-    hash: u32,
+impl V4 {
+    #[inline(always)]
+    fn at(ctx: &XdpContext, l3: usize) -> Option<V4> {
+        // One bounds check for the fixed header, then each field by its offset.
+        let p = ptr_at::<Ipv4Hdr>(ctx, l3)? as *const u8;
+        unsafe {
+            Some(V4 {
+                vihl: p.read(),
+                frags: u16::from_be(p.add(6).cast::<u16>().read_unaligned()),
+                proto: p.add(9).read(),
+                src: u32::from_be(p.add(12).cast::<u32>().read_unaligned()),
+                dst: u32::from_be(p.add(16).cast::<u32>().read_unaligned()),
+            })
+        }
+    }
+
+    /// Header length, if the version and IHL are possible.
+    fn header_len(&self) -> Option<usize> {
+        let ihl = (self.vihl & 0x0f) as usize * 4;
+        (self.vihl >> 4 == 4 && ihl >= Ipv4Hdr::LEN).then_some(ihl)
+    }
+
+    fn fragment(&self) -> bool {
+        self.frags & IPV4_FRAG_MASK != 0
+    }
+}
+
+/// The IPv6 header fields steering reads.
+struct V6 {
+    next: u8,
+    src: Addr,
+    dst: Addr,
+}
+
+impl V6 {
+    #[inline(always)]
+    fn at(ctx: &XdpContext, l3: usize) -> Option<V6> {
+        let p = ptr_at::<Ipv6Hdr>(ctx, l3)? as *const u8;
+        let addr = |off: usize| -> Addr {
+            let w = unsafe { p.add(off).cast::<[u32; 4]>().read_unaligned() };
+            w.map(u32::from_be)
+        };
+        Some(V6 { next: unsafe { p.add(6).read() }, src: addr(8), dst: addr(24) })
+    }
 }
 
 pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
-    let Some(ip) = read::<Ipv4Hdr>(ctx, l3) else {
-        count(GLOBAL_SLOT, |c| &mut c.malformed);
-        return xdp_action::XDP_PASS;
+    let Some(ip) = V4::at(ctx, l3) else {
+        return pass_malformed();
     };
-    let vip_key = VipKey { addr: client_key_v4(ip.dst_addr) };
-    let Some(vip) = (unsafe { FARM_VIPS.get(vip_key) }).copied() else {
-        count(GLOBAL_SLOT, |c| &mut c.passed);
-        return xdp_action::XDP_PASS;
+    let Some(vip) = find_vip(&v4_addr(ip.dst)) else {
+        return pass_not_vip();
     };
-    let ihl = (ip.vihl & 0x0f) as usize * 4;
-    if ip.vihl >> 4 != 4 || ihl < Ipv4Hdr::LEN {
-        return malformed(vip.slot);
+    let client = v4_addr(ip.src);
+    let ihl = ip.header_len();
+    if let Some(ihl) = ihl
+        && !ip.fragment()
+        && let Some(verdict) = known_service(ctx, cfg, &vip, &client, ip.proto, l3 + ihl)
+    {
+        return verdict;
     }
-    let client = client_key_v4(ip.src_addr);
-    let l4 = l3 + ihl;
-    let flow = if be16(ip.frags) & IPV4_FRAG_MASK != 0 {
-        Flow::ClientOnly
-    } else {
-        match ip.proto {
-            IPPROTO_TCP | IPPROTO_UDP => match read::<[u8; 4]>(ctx, l4) {
-                Some(p) => Flow::Ports {
-                    proto: ip.proto,
-                    client_port: be16([p[0], p[1]]),
-                    service_port: be16([p[2], p[3]]),
-                },
-                None => return malformed(vip.slot),
-            },
-            IPPROTO_ICMP => {
-                let Some(icmp) = read::<[u8; 8]>(ctx, l4) else {
-                    return malformed(vip.slot);
-                };
-                match icmp[0] {
-                    ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM => {
-                        return icmp4_error(ctx, cfg, &vip_key, &vip, l4 + 8);
-                    }
-                    // Echo and the rest of ICMP: the client's address decides.
-                    ICMP_ECHO_REQUEST | _ => Flow::ClientOnly,
-                }
-            }
-            _ => Flow::Other,
-        }
+    let Some(ihl) = ihl else {
+        return malformed(vip.slot);
     };
-    verdict(ctx, cfg, &vip_key, &vip, &client, flow)
+    let l4 = l3 + ihl;
+    if ip.fragment() {
+        return decide(ctx, cfg, vip.slot, &client, 0);
+    }
+    match ip.proto {
+        IPPROTO_TCP | IPPROTO_UDP => match be32_at(ctx, l4) {
+            // Ports readable, and `known_service` found no service for them.
+            Some(_) => default_rule(ctx, cfg, &vip, &client),
+            None => malformed(vip.slot),
+        },
+        IPPROTO_ICMP => match byte_at(ctx, l4) {
+            Some(ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM) => {
+                icmp4_error(ctx, cfg, &vip, l4 + 8)
+            }
+            // Echo and the rest of ICMP: the client's address decides.
+            Some(_) => decide(ctx, cfg, vip.slot, &client, 0),
+            None => malformed(vip.slot),
+        },
+        _ => default_rule(ctx, cfg, &vip, &client),
+    }
 }
 
 /// An ICMPv4 error about a flow of ours quotes the header we sent: VIP to client. The
-/// node owning that flow must get it (path MTU discovery depends on it), so hash the
-/// quoted destination as the client, and its destination port as the client's port.
-fn icmp4_error(ctx: &XdpContext, cfg: &NodeConfig, vip_key: &VipKey, vip: &Target, inner: usize) -> u32 {
-    let Some(ip) = read::<Ipv4Hdr>(ctx, inner) else {
+/// node owning that flow must get it (path MTU discovery depends on it), so the quoted
+/// destination is the client, and the quoted destination port the client's port.
+#[inline(always)]
+fn icmp4_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u32 {
+    let Some(ip) = V4::at(ctx, inner) else {
         return malformed(vip.slot);
     };
-    let ihl = (ip.vihl & 0x0f) as usize * 4;
-    if ihl < Ipv4Hdr::LEN {
+    let Some(ihl) = ip.header_len() else {
         return malformed(vip.slot);
-    }
-    let client = client_key_v4(ip.dst_addr);
-    let flow = quoted_flow(ctx, ip.proto, inner + ihl, be16(ip.frags) & IPV4_FRAG_MASK != 0);
-    verdict(ctx, cfg, vip_key, vip, &client, flow)
+    };
+    quoted(ctx, cfg, vip, &v4_addr(ip.dst), ip.proto, inner + ihl, ip.fragment())
 }
 
-/// The flow an ICMP error quotes: its ports are swapped (we were the sender). A quote
-/// too short for the ports, or of a fragment, falls back to the client address.
+/// Steers an ICMP error by the flow it quotes. A quote too short for the ports, of a
+/// fragment, or of another protocol falls back to the client address.
 #[inline(always)]
-fn quoted_flow(ctx: &XdpContext, proto: u8, l4: usize, fragment: bool) -> Flow {
-    if fragment || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) {
-        return Flow::ClientOnly;
-    }
-    match read::<[u8; 4]>(ctx, l4) {
-        Some(p) => Flow::Ports {
-            proto,
-            service_port: be16([p[0], p[1]]),
-            client_port: be16([p[2], p[3]]),
-        },
-        None => Flow::ClientOnly,
+fn quoted(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr, proto: u8, l4: usize, fragment: bool) -> u32 {
+    let ports = match (fragment, proto) {
+        (false, IPPROTO_TCP | IPPROTO_UDP) => be32_at(ctx, l4),
+        _ => None,
+    };
+    let Some(ports) = ports else {
+        return decide(ctx, cfg, vip.slot, client, 0);
+    };
+    // We sent it: its source port is the service's, its destination port the client's.
+    match service(vip, proto, (ports >> 16) as u16) {
+        Some(svc) => decide_service(ctx, cfg, svc, client, ports as u16),
+        None => default_rule(ctx, cfg, vip, client),
     }
 }
 
 pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
-    let Some(ip) = read::<Ipv6Hdr>(ctx, l3) else {
-        count(GLOBAL_SLOT, |c| &mut c.malformed);
-        return xdp_action::XDP_PASS;
+    let Some(V6 { next, src, dst }) = V6::at(ctx, l3) else {
+        return pass_malformed();
     };
-    let vip_key = VipKey { addr: ip.dst_addr };
-    let vip = (unsafe { FARM_VIPS.get(vip_key) }).copied();
+    let l4 = l3 + Ipv6Hdr::LEN;
     // Neighbour solicitations go to a solicited-node multicast address, not the VIP:
     // only their target says whether they are about a VIP.
-    if vip.is_none() && ip.next_hdr != IPPROTO_ICMPV6 {
-        count(GLOBAL_SLOT, |c| &mut c.passed);
-        return xdp_action::XDP_PASS;
+    if next == IPPROTO_ICMPV6 && byte_at(ctx, l4) == Some(ICMPV6_NEIGHBOUR_SOLICIT) {
+        return neighbour::solicitation(ctx, cfg, l3, &src);
     }
-    let Some(payload) = ipv6_payload(ctx, l3, ip.next_hdr) else {
-        return match vip {
-            Some(vip) => malformed(vip.slot),
-            None => {
-                count(GLOBAL_SLOT, |c| &mut c.malformed);
-                xdp_action::XDP_PASS
-            }
-        };
+    let Some(vip) = find_vip(&dst) else {
+        return pass_not_vip();
     };
-    if payload.proto == IPPROTO_ICMPV6 && !payload.fragment {
-        if let Some(icmp) = read::<[u8; 8]>(ctx, payload.off) {
-            if icmp[0] == ICMPV6_NEIGHBOUR_SOLICIT {
-                return neighbour::solicitation(ctx, cfg, l3, payload.off);
+    if let Some(verdict) = known_service(ctx, cfg, &vip, &src, next, l4) {
+        return verdict;
+    }
+    let Some(payload) = ipv6_payload(ctx, l3, next) else {
+        return malformed(vip.slot);
+    };
+    if payload.fragment {
+        return decide(ctx, cfg, vip.slot, &src, 0);
+    }
+    match payload.proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            // Behind extension headers `known_service` has not looked yet.
+            if payload.off != l4
+                && let Some(verdict) = known_service(ctx, cfg, &vip, &src, payload.proto, payload.off)
+            {
+                return verdict;
+            }
+            match be32_at(ctx, payload.off) {
+                Some(_) => default_rule(ctx, cfg, &vip, &src),
+                None => malformed(vip.slot),
             }
         }
-    }
-    let Some(vip) = vip else {
-        count(GLOBAL_SLOT, |c| &mut c.passed);
-        return xdp_action::XDP_PASS;
-    };
-    let flow = if payload.fragment {
-        Flow::ClientOnly
-    } else {
-        match payload.proto {
-            IPPROTO_TCP | IPPROTO_UDP => match read::<[u8; 4]>(ctx, payload.off) {
-                Some(p) => Flow::Ports {
-                    proto: payload.proto,
-                    client_port: be16([p[0], p[1]]),
-                    service_port: be16([p[2], p[3]]),
-                },
-                None => return malformed(vip.slot),
-            },
-            IPPROTO_ICMPV6 => {
-                let Some(icmp) = read::<[u8; 8]>(ctx, payload.off) else {
-                    return malformed(vip.slot);
-                };
-                if (ICMPV6_DEST_UNREACH..=ICMPV6_PARAM_PROBLEM).contains(&icmp[0]) {
-                    return icmp6_error(ctx, cfg, &vip_key, &vip, payload.off + 8);
-                }
-                Flow::ClientOnly
+        IPPROTO_ICMPV6 => match byte_at(ctx, payload.off) {
+            Some(ICMPV6_DEST_UNREACH..=ICMPV6_PARAM_PROBLEM) => {
+                icmp6_error(ctx, cfg, &vip, payload.off + 8)
             }
-            _ => Flow::Other,
-        }
-    };
-    verdict(ctx, cfg, &vip_key, &vip, &ip.src_addr, flow)
+            Some(_) => decide(ctx, cfg, vip.slot, &src, 0),
+            None => malformed(vip.slot),
+        },
+        _ => default_rule(ctx, cfg, &vip, &src),
+    }
 }
 
 /// The IPv6 twin of `icmp4_error`; the quoted packet's extension headers are walked too.
-fn icmp6_error(ctx: &XdpContext, cfg: &NodeConfig, vip_key: &VipKey, vip: &Target, inner: usize) -> u32 {
-    let Some(ip) = read::<Ipv6Hdr>(ctx, inner) else {
+#[inline(always)]
+fn icmp6_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u32 {
+    let Some(ip) = V6::at(ctx, inner) else {
         return malformed(vip.slot);
     };
-    let flow = match ipv6_payload(ctx, inner, ip.next_hdr) {
-        Some(p) => quoted_flow(ctx, p.proto, p.off, p.fragment),
-        None => Flow::ClientOnly,
-    };
-    verdict(ctx, cfg, vip_key, vip, &ip.dst_addr, flow)
+    match ipv6_payload(ctx, inner, ip.next) {
+        Some(p) => quoted(ctx, cfg, vip, &ip.dst, p.proto, p.off, p.fragment),
+        None => decide(ctx, cfg, vip.slot, &ip.dst, 0),
+    }
 }
 
-/// Picks the table row and hash for a flow, then accepts or drops.
+/// A VIP as steering needs it: its slot (its index) and default mode.
+pub struct Vip {
+    pub slot: u16,
+    pub mode: u8,
+}
+
+/// A service's table slot and affinity mode.
+#[derive(Clone, Copy)]
+struct Service {
+    slot: u16,
+    mode: u8,
+}
+
+/// The VIP `addr` is, if any: the index says which VIP an address may be, the entry's
+/// address says whether it is.
 #[inline(always)]
-fn verdict(ctx: &XdpContext, cfg: &NodeConfig, vip_key: &VipKey, vip: &Target, client: &[u8; 16], flow: Flow) -> u32 {
-    let by_client = Choice { slot: vip.slot as u32, hash: flow_hash(client, 0, cfg.seed) };
-    let choice = match flow {
-        Flow::Ports { proto, client_port, service_port } => {
-            let key = ServiceKey { vip: vip_key.addr, port: service_port, protocol: proto, _pad: 0 };
-            match unsafe { FARM_SERVICES.get(key) } {
-                Some(svc) => {
-                    let port = if svc.mode == MODE_CLIENT_IP_PORT { client_port } else { 0 };
-                    Choice { slot: svc.slot as u32, hash: flow_hash(client, port, cfg.seed) }
-                }
-                None => match vip.mode {
-                    MODE_DROP => return no_service(vip.slot),
-                    _ => by_client,
-                },
-            }
-        }
-        Flow::ClientOnly => by_client,
-        Flow::Other => match vip.mode {
-            MODE_DROP => return no_service(vip.slot),
-            _ => by_client,
-        },
+pub fn find_vip(addr: &Addr) -> Option<Vip> {
+    let fold = vip_fold(addr);
+    let byte = (*FARM_VIP_INDEX.get(fold / 8)? >> ((fold % 8) * 8)) as u8;
+    match byte {
+        0 => None,
+        VIP_INDEX_SHARED => (0..MAX_VIPS).find_map(|i| vip_at(i, addr)),
+        i => vip_at(i as u32 - 1, addr),
+    }
+}
+
+#[inline(always)]
+fn vip_at(index: u32, addr: &Addr) -> Option<Vip> {
+    let e = FARM_VIPS.get(index)?;
+    (e.in_use == 1 && e.addr == *addr).then_some(Vip { slot: index as u16, mode: e.mode })
+}
+
+/// TCP or UDP to a configured service: decided here; `None` when the packet is anything
+/// else (the caller takes the slower road).
+#[inline(always)]
+fn known_service(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr, proto: u8, l4: usize) -> Option<u32> {
+    let ports = be32_at(ctx, l4)?;
+    let svc = service(vip, proto, ports as u16)?;
+    Some(decide_service(ctx, cfg, svc, client, (ports >> 16) as u16))
+}
+
+#[inline(always)]
+fn service(vip: &Vip, proto: u8, port: u16) -> Option<Service> {
+    let udp = match proto {
+        IPPROTO_TCP => false,
+        IPPROTO_UDP => true,
+        _ => return None,
     };
-    if !owns(cfg, choice.slot, choice.hash) {
-        count(choice.slot, |c| &mut c.not_owner);
+    let (element, shift) = port_position(vip.slot as u32, udp, port);
+    let rule = (*FARM_SERVICES.get(element)? >> shift) as u8;
+    port_rule_parts(rule).map(|(slot, mode)| Service { slot, mode })
+}
+
+#[inline(always)]
+fn decide_service(ctx: &XdpContext, cfg: &NodeConfig, svc: Service, client: &Addr, client_port: u16) -> u32 {
+    let port = if svc.mode == MODE_CLIENT_IP_PORT { client_port } else { 0 };
+    decide(ctx, cfg, svc.slot, client, port)
+}
+
+/// Traffic for a VIP that no service matches: the VIP's default, drop or hash.
+#[inline(always)]
+fn default_rule(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr) -> u32 {
+    if vip.mode == MODE_DROP {
+        count(vip.slot as u32, |c| &mut c.no_service);
+        return xdp_action::XDP_DROP;
+    }
+    decide(ctx, cfg, vip.slot, client, 0)
+}
+
+/// The verdict for a client of table row `slot`: accept if this node owns its bucket and
+/// holds a fresh lease, drop otherwise.
+#[inline(always)]
+fn decide(ctx: &XdpContext, cfg: &NodeConfig, slot: u16, client: &Addr, port: u16) -> u32 {
+    let slot = slot as u32;
+    if !owns(cfg, slot, flow_hash(client, port, cfg.seed)) {
+        count(slot, |c| &mut c.not_owner);
         return xdp_action::XDP_DROP;
     }
     if !lease_fresh() {
-        count(choice.slot, |c| &mut c.lease_expired);
+        count(slot, |c| &mut c.lease_expired);
         return xdp_action::XDP_DROP;
     }
     // Frames for the cluster MAC reach the stack as PACKET_MULTICAST (or OTHERHOST in
     // unicast-flooding mode), which TCP ignores: readdress to this NIC.
-    if let Some(eth) = ptr_at::<EthHdr>(ctx, 0) {
-        unsafe { (*eth).dst_addr = cfg.own_mac };
-    }
-    count(choice.slot, |c| &mut c.accepted);
+    store_mac(ctx, 0, &cfg.own_mac);
+    count(slot, |c| &mut c.accepted);
     xdp_action::XDP_PASS
 }
 
@@ -252,18 +323,25 @@ pub fn owns(cfg: &NodeConfig, slot: u32, hash: u32) -> bool {
 /// the node must stop answering before its peers hand its buckets to others.
 #[inline(always)]
 pub fn lease_fresh() -> bool {
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = unsafe { bpf_jiffies64() };
     now < control(CONTROL_LEASE)
 }
 
 #[inline(always)]
-fn malformed(slot: u16) -> u32 {
+pub fn malformed(slot: u16) -> u32 {
     count(slot as u32, |c| &mut c.malformed);
     xdp_action::XDP_DROP
 }
 
+/// Too short to tell what it is: not ours to judge, the stack drops it.
 #[inline(always)]
-fn no_service(slot: u16) -> u32 {
-    count(slot as u32, |c| &mut c.no_service);
-    xdp_action::XDP_DROP
+pub fn pass_malformed() -> u32 {
+    count(GLOBAL_SLOT, |c| &mut c.malformed);
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+pub fn pass_not_vip() -> u32 {
+    count(GLOBAL_SLOT, |c| &mut c.passed);
+    xdp_action::XDP_PASS
 }

@@ -1,18 +1,21 @@
 //! Typed access to the maps the XDP program reads: what the loader, the agent and the
 //! CLI write and read, whether the maps came from a fresh load or from their pins.
-use std::{collections::BTreeSet, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
+    maps::{Array, Map, MapData, MapError, PerCpuArray},
 };
 use farm_common::{
     ALL_MAPS, CONTROL_ACTIVE_HALF, CONTROL_LEASE, Counters, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS,
-    MAP_OWNERS, MAP_SERVICES, MAP_VIPS, MAX_SLOTS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
-    ServiceKey, Target, VipKey, chunks_per_row, owner_position,
+    MAP_OWNERS, MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_SLOTS, MAX_VIPS, NodeConfig,
+    OWNERS_PER_CHUNK, OwnerChunk, PORTS_PER_VIP, VipEntry, chunks_per_row, owner_position,
 };
 
-use crate::rules::Rules;
+use crate::{
+    jiffies::{Jiffies, JiffiesError},
+    rules::Rules,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
@@ -26,8 +29,8 @@ pub enum DataplaneError {
     RowLength { got: usize, want: u32 },
     #[error("slot {0} is beyond the {MAX_SLOTS} table slots")]
     Slot(usize),
-    #[error("cannot read the monotonic clock: {0}")]
-    Clock(std::io::Error),
+    #[error(transparent)]
+    Clock(#[from] JiffiesError),
 }
 
 type Result<T> = std::result::Result<T, DataplaneError>;
@@ -40,10 +43,11 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
 pub struct Dataplane {
     config: Array<MapData, NodeConfig>,
     control: Array<MapData, u64>,
-    vips: HashMap<MapData, VipKey, Target>,
-    services: HashMap<MapData, ServiceKey, Target>,
+    vips: Array<MapData, VipEntry>,
+    services: Array<MapData, u64>,
     owners: Array<MapData, OwnerChunk>,
     counters: PerCpuArray<MapData, Counters>,
+    vip_index: Array<MapData, u64>,
 }
 
 impl Dataplane {
@@ -63,7 +67,7 @@ impl Dataplane {
     }
 
     fn from_maps(mut take: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
-        let [config, control, vips, services, owners, counters] = ALL_MAPS;
+        let [config, control, vips, services, owners, counters, vip_index] = ALL_MAPS;
         Ok(Self {
             config: take(config)?.try_into().map_err(map_err(MAP_CONFIG))?,
             control: take(control)?.try_into().map_err(map_err(MAP_CONTROL))?,
@@ -71,6 +75,7 @@ impl Dataplane {
             services: take(services)?.try_into().map_err(map_err(MAP_SERVICES))?,
             owners: take(owners)?.try_into().map_err(map_err(MAP_OWNERS))?,
             counters: take(counters)?.try_into().map_err(map_err(MAP_COUNTERS))?,
+            vip_index: take(vip_index)?.try_into().map_err(map_err(MAP_VIP_INDEX))?,
         })
     }
 
@@ -82,11 +87,51 @@ impl Dataplane {
         self.config.set(0, cfg, 0).map_err(map_err(MAP_CONFIG))
     }
 
-    /// Makes the VIP and service maps hold exactly `rules`: new entries first, then the
-    /// stale ones removed, so a rule that stays is never missing in between.
+    /// Makes the VIP, service and index maps hold exactly `rules`. A VIP's entry and port
+    /// rules are written before the index points at it, and the index stops pointing at a
+    /// removed VIP before its entry goes, so a lookup never finds half a VIP.
     pub fn set_rules(&mut self, rules: &Rules) -> Result<()> {
-        sync_hash(&mut self.vips, &rules.vips).map_err(map_err(MAP_VIPS))?;
-        sync_hash(&mut self.services, &rules.services).map_err(map_err(MAP_SERVICES))
+        let was_used: Vec<bool> = (0..MAX_VIPS)
+            .map(|i| Ok(self.vips.get(&i, 0).map_err(map_err(MAP_VIPS))?.in_use == 1))
+            .collect::<Result<_>>()?;
+        for (i, entry) in rules.vips.iter().enumerate() {
+            self.vips.set(i as u32, entry, 0).map_err(map_err(MAP_VIPS))?;
+        }
+        self.set_ports(rules, &was_used)?;
+        let index = rules.vip_index();
+        for (i, &word) in index.iter().enumerate() {
+            let i = i as u32;
+            if self.vip_index.get(&i, 0).map_err(map_err(MAP_VIP_INDEX))? != word {
+                self.vip_index.set(i, word, 0).map_err(map_err(MAP_VIP_INDEX))?;
+            }
+        }
+        for i in rules.vips.len()..MAX_VIPS as usize {
+            if was_used[i] {
+                self.vips.set(i as u32, VipEntry::default(), 0).map_err(map_err(MAP_VIPS))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every VIP's region of the port rules: all of it where the VIP index held a
+    /// VIP before (old rules may linger), only the rules where it is fresh (all zero).
+    fn set_ports(&mut self, rules: &Rules, was_used: &[bool]) -> Result<()> {
+        let elements = rules.port_elements();
+        let per_vip = PORTS_PER_VIP / 8;
+        for vip in 0..MAX_VIPS {
+            let region = vip * per_vip..(vip + 1) * per_vip;
+            if was_used[vip as usize] {
+                for e in region {
+                    let value = elements.get(&e).copied().unwrap_or(0);
+                    self.services.set(e, value, 0).map_err(map_err(MAP_SERVICES))?;
+                }
+            } else {
+                for (&e, &value) in elements.range(region) {
+                    self.services.set(e, value, 0).map_err(map_err(MAP_SERVICES))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The half of the owner table packets read now.
@@ -129,12 +174,14 @@ impl Dataplane {
         Ok(row)
     }
 
-    /// Extends the lease to `ttl` from now (`CLOCK_MONOTONIC`, the clock
-    /// `bpf_ktime_get_ns` reads). `None` sets a lease that never ends: for a static
-    /// table with no agent to renew it.
+    /// Extends the lease to `ttl` from now, in the jiffies the program compares against.
+    /// `None` sets a lease that never ends: for a static table with no agent to renew it.
     pub fn renew_lease(&mut self, ttl: Option<Duration>) -> Result<()> {
         let deadline = match ttl {
-            Some(ttl) => monotonic_now()?.saturating_add(ttl.as_nanos() as u64),
+            Some(ttl) => {
+                let clock = Jiffies::read()?;
+                clock.now.saturating_add(clock.ticks(ttl))
+            }
             None => u64::MAX,
         };
         self.control.set(CONTROL_LEASE, deadline, 0).map_err(map_err(MAP_CONTROL))
@@ -143,7 +190,8 @@ impl Dataplane {
     /// Time left on the lease; zero once expired.
     pub fn lease_left(&self) -> Result<Duration> {
         let deadline = self.control.get(&CONTROL_LEASE, 0).map_err(map_err(MAP_CONTROL))?;
-        Ok(Duration::from_nanos(deadline.saturating_sub(monotonic_now()?)))
+        let clock = Jiffies::read()?;
+        Ok(clock.duration(deadline.saturating_sub(clock.now)))
     }
 
     /// The counters of `slot` summed over all CPUs.
@@ -164,29 +212,4 @@ fn add(a: &Counters, b: &Counters) -> Counters {
         malformed: a.malformed + b.malformed,
         passed: a.passed + b.passed,
     }
-}
-
-fn sync_hash<K, V>(map: &mut HashMap<MapData, K, V>, want: &[(K, V)]) -> std::result::Result<(), MapError>
-where
-    K: aya::Pod + Ord,
-    V: aya::Pod,
-{
-    for (k, v) in want {
-        map.insert(k, v, 0)?;
-    }
-    let keep: BTreeSet<K> = want.iter().map(|(k, _)| *k).collect();
-    let stale: Vec<K> = map.keys().filter_map(|k| k.ok()).filter(|k| !keep.contains(k)).collect();
-    for k in stale {
-        map.remove(&k)?;
-    }
-    Ok(())
-}
-
-fn monotonic_now() -> Result<u64> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes only the timespec it is given.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
-        return Err(DataplaneError::Clock(std::io::Error::last_os_error()));
-    }
-    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }

@@ -3,6 +3,7 @@
 pub mod assign;
 pub mod config;
 pub mod dataplane;
+pub mod jiffies;
 pub mod loader;
 pub mod nic;
 pub mod program;

@@ -4,11 +4,11 @@
 use std::net::IpAddr;
 
 use farm_common::{
-    MODE_CLIENT_IP, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig, ServiceKey, Target,
-    VipKey, client_key_v4,
+    Addr, MODE_CLIENT_IP, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig, VIP_INDEX_ENTRIES,
+    VIP_INDEX_SHARED, VipEntry, port_position, port_rule, v4_addr, v6_addr, vip_fold,
 };
 
-use crate::config::{Affinity, Config, DefaultAction};
+use crate::config::{Affinity, Config, DefaultAction, Protocol};
 
 /// What one slot of the owner table and counters serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,17 +22,28 @@ pub enum SlotUse {
 /// The data plane's view of a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules {
-    pub vips: Vec<(VipKey, Target)>,
-    pub services: Vec<(ServiceKey, Target)>,
+    /// `vips[i]` is VIP `i`, which is also slot `i`.
+    pub vips: Vec<VipEntry>,
+    /// Every (VIP index, UDP?, port) a service claims, with its rule byte.
+    pub ports: Vec<PortRule>,
     /// `slots[i]` is what slot `i` serves: VIPs first, then services, in file order.
     pub slots: Vec<SlotUse>,
 }
 
-/// The 16-byte key form of an address (IPv4 as `::ffff:a.b.c.d`), as the program sees it.
-pub fn addr_key(addr: IpAddr) -> [u8; 16] {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRule {
+    pub vip: u32,
+    pub udp: bool,
+    pub port: u16,
+    pub rule: u8,
+}
+
+/// An address in the data plane's form (IPv4 as `::ffff:a.b.c.d`), as the program
+/// hashes and looks it up.
+pub fn addr_key(addr: IpAddr) -> Addr {
     match addr {
-        IpAddr::V4(v4) => client_key_v4(v4.octets()),
-        IpAddr::V6(v6) => v6.octets(),
+        IpAddr::V4(v4) => v4_addr(v4.to_bits()),
+        IpAddr::V6(v6) => v6_addr(v6.octets()),
     }
 }
 
@@ -41,40 +52,54 @@ pub fn rules(cfg: &Config) -> Rules {
     let vips = cfg
         .vips
         .iter()
-        .enumerate()
-        .map(|(slot, v)| {
-            let mode = match v.default {
+        .map(|v| VipEntry {
+            addr: addr_key(v.address),
+            mode: match v.default {
                 DefaultAction::Drop => MODE_DROP,
                 DefaultAction::ClientIp => MODE_CLIENT_IP,
-            };
-            (VipKey { addr: addr_key(v.address) }, target(slot, mode))
+            },
+            in_use: 1,
+            _pad: [0; 2],
         })
         .collect();
-    let mut services = Vec::new();
+    let mut ports = Vec::new();
     for (i, svc) in cfg.services.iter().enumerate() {
-        let slot = slots.len();
+        let slot = slots.len() as u16;
         slots.push(SlotUse::Service(i));
         let mode = match svc.affinity {
             Affinity::ClientIp => MODE_CLIENT_IP,
             Affinity::ClientIpPort => MODE_CLIENT_IP_PORT,
         };
+        let vip = cfg.vips.iter().position(|v| v.address == svc.vip).expect("validated") as u32;
+        let udp = svc.protocol == Protocol::Udp;
         for range in &svc.ports {
-            for port in range.first..=range.last {
-                let key = ServiceKey {
-                    vip: addr_key(svc.vip),
-                    port,
-                    protocol: svc.protocol.number(),
-                    _pad: 0,
-                };
-                services.push((key, target(slot, mode)));
-            }
+            ports.extend((range.first..=range.last).map(|port| PortRule { vip, udp, port, rule: port_rule(slot, mode) }));
         }
     }
-    Rules { vips, services, slots }
+    Rules { vips, ports, slots }
 }
 
-fn target(slot: usize, mode: u8) -> Target {
-    Target { slot: slot as u16, mode, _pad: 0 }
+impl Rules {
+    /// `FARM_VIP_INDEX`'s words: each VIP's byte at its fold, `VIP_INDEX_SHARED` where
+    /// several VIPs fold alike.
+    pub fn vip_index(&self) -> Vec<u64> {
+        let mut bytes = vec![0u8; VIP_INDEX_ENTRIES as usize * 8];
+        for (i, v) in self.vips.iter().enumerate() {
+            let b = &mut bytes[vip_fold(&v.addr) as usize];
+            *b = if *b == 0 { i as u8 + 1 } else { VIP_INDEX_SHARED };
+        }
+        bytes.chunks(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+    }
+
+    /// `FARM_SERVICES`'s non-zero elements: element index -> its 8 rule bytes.
+    pub fn port_elements(&self) -> std::collections::BTreeMap<u32, u64> {
+        let mut elements = std::collections::BTreeMap::new();
+        for p in &self.ports {
+            let (element, shift) = port_position(p.vip, p.udp, p.port);
+            *elements.entry(element).or_insert(0u64) |= u64::from(p.rule) << shift;
+        }
+        elements
+    }
 }
 
 /// This node's record for `FARM_CONFIG`; `own_mac` is the NIC's address.

@@ -7,6 +7,8 @@
 //! built at compile time and linear interpolation, so no floating point is involved and
 //! every machine computes the same bits.
 
+use farm_common::{avalanche, mix};
+
 /// Fractional bits of a cost: `-log2(u)` lies in [0, 32], so it fits a u32.
 const FRAC_BITS: u32 = 26;
 /// The table holds log2(1 + i / 2^TABLE_BITS); interpolation between entries is exact
@@ -23,23 +25,6 @@ pub(super) fn node_salt(seed: u32, id: u16) -> u32 {
 pub(super) fn cost(salt: u32, bucket: u32) -> u32 {
     let h = avalanche(mix(salt, bucket) ^ 8);
     (32 << FRAC_BITS) - log2(u64::from(h) + 1)
-}
-
-/// One murmur3 round, as in farm_common's flow hash (private there). The flow hash
-/// itself would do: it costs three more rounds and byte shuffling per pair, which
-/// triples the time of a 65,536 x 64 table.
-fn mix(h: u32, k: u32) -> u32 {
-    let k = k.wrapping_mul(0xcc9e_2d51).rotate_left(15).wrapping_mul(0x1b87_3593);
-    (h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
-}
-
-/// murmur3's finaliser, so that every bit of the pair reaches every bit of the hash.
-fn avalanche(mut h: u32) -> u32 {
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
 }
 
 /// log2(x) for x in [1, 2^32], with FRAC_BITS fractional bits.

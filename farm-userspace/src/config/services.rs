@@ -2,7 +2,7 @@
 //! table slots (one per VIP and one per service) and service-map entries (one per port).
 use std::{collections::BTreeMap, net::IpAddr};
 
-use farm_common::{MAX_SERVICE_PORTS, MAX_SLOTS, MAX_VIPS};
+use farm_common::{MAX_SLOTS, MAX_VIPS};
 
 use super::{
     Affinity, ConfigError, DefaultAction, Peer, PortRange, Service, Vip,
@@ -146,29 +146,16 @@ fn weights(
         .collect()
 }
 
-/// Each (VIP, protocol, port) belongs to one service, and all of them together fit the
-/// data plane's service map.
+/// Each (VIP, protocol, port) belongs to one service (the data plane has a rule byte for
+/// every port of every VIP, so there is no limit on how many).
 fn distinct_ports(
     ctx: &Ctx,
     services: &[Service],
     claims: Vec<Vec<Claim>>,
 ) -> Result<(), ConfigError> {
-    let mut total = 0u64;
     // Ordered, so that of several overlaps the same one is always reported.
     let mut groups: BTreeMap<(IpAddr, u8), Vec<Claim>> = BTreeMap::new();
-    for (i, (service, ports)) in services.iter().zip(claims).enumerate() {
-        total += ports
-            .iter()
-            .map(|c| u64::from(c.last - c.first) + 1)
-            .sum::<u64>();
-        if total > u64::from(MAX_SERVICE_PORTS) {
-            return Err(ctx.error(
-                &format!("services[{i}].ports"),
-                format!(
-                    "the services up to here list {total} ports; at most {MAX_SERVICE_PORTS} fit, counting each port of a range"
-                ),
-            ));
-        }
+    for (service, ports) in services.iter().zip(claims) {
         groups
             .entry((service.vip, service.protocol.number()))
             .or_default()

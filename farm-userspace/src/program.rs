@@ -21,8 +21,25 @@ pub enum ProgramLoadError {
     Object(#[from] EbpfError),
     #[error("the object has no XDP program {PROGRAM_NAME}")]
     NoProgram,
-    #[error("bpf_prog_load {PROGRAM_NAME} (verifier): {0:#}")]
-    Program(#[from] ProgramError),
+    #[error("bpf_prog_load {PROGRAM_NAME}: the verifier refused it ({io_error}): {reason}; RUST_LOG=debug shows its whole log")]
+    Verifier { io_error: std::io::Error, reason: String },
+    #[error("bpf_prog_load {PROGRAM_NAME}: {0}")]
+    Program(ProgramError),
+}
+
+impl From<ProgramError> for ProgramLoadError {
+    /// A verifier log runs to thousands of lines: the error keeps the one that says why,
+    /// the debug log keeps the rest.
+    fn from(e: ProgramError) -> Self {
+        match e {
+            ProgramError::LoadError { io_error, verifier_log } => {
+                let log = verifier_log.to_string();
+                log::debug!("verifier log:\n{log}");
+                ProgramLoadError::Verifier { io_error, reason: verifier_reason(&log).to_string() }
+            }
+            other => ProgramLoadError::Program(other),
+        }
+    }
 }
 
 /// Loads the program and creates its maps, pinning them in `pin_dir` when given (a map
@@ -47,4 +64,28 @@ pub fn load(bucket_count: u32, pin_dir: Option<&Path>) -> Result<Ebpf, ProgramLo
 pub fn xdp(ebpf: &mut Ebpf) -> Result<&mut Xdp, ProgramLoadError> {
     let prog = ebpf.program_mut(PROGRAM_NAME).ok_or(ProgramLoadError::NoProgram)?;
     Ok(prog.try_into()?)
+}
+
+/// The verifier's own words at the end of its log: the lines after the last numbered
+/// instruction, less its statistics.
+fn verifier_reason(log: &str) -> &str {
+    let stats = ["verification time", "stack depth", "processed "];
+    log.lines()
+        .rev()
+        .take_while(|l| !l.starts_with(|c: char| c.is_ascii_digit()))
+        .filter(|l| !l.trim().is_empty() && !stats.iter().any(|s| l.starts_with(s)))
+        .last()
+        .unwrap_or("no reason given")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verifier_reason;
+
+    #[test]
+    fn keeps_the_verifiers_reason() {
+        let log = "0: (bf) r6 = r1\n3554: (71) r3 = *(u8 *)(r3 +0)\ninvalid access to packet, off=0 size=1\nR3 offset is outside of the packet\nverification time 10875 usec\nstack depth 128\nprocessed 1838 insns\n";
+        assert_eq!(verifier_reason(log), "invalid access to packet, off=0 size=1");
+        assert_eq!(verifier_reason(""), "no reason given");
+    }
 }

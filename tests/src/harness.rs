@@ -5,9 +5,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use aya::{
     Ebpf,
-    programs::{TestRun, TestRunOptions},
+    programs::{TestRun, TestRunOptions, Xdp},
 };
-use farm_common::{Counters, NO_OWNER};
+use farm_common::{Counters, NO_OWNER, PROGRAM_NAME};
 use farm_userspace::{
     config::Config,
     dataplane::Dataplane,
@@ -35,9 +35,14 @@ impl Harness {
     /// Loads the program for `cfg` (this node's NIC has MAC `NODE_MAC`), with no bucket
     /// owned by anyone and a lease that never ends.
     pub fn new(cfg: Config) -> Result<Harness> {
+        Harness::with_mac(cfg, NODE_MAC)
+    }
+
+    /// `new` for a NIC whose MAC is `own_mac` (a real device, for live frames).
+    pub fn with_mac(cfg: Config, own_mac: [u8; 6]) -> Result<Harness> {
         let mut ebpf = program::load(cfg.cluster.buckets, None).context("load the XDP program")?;
         let mut dataplane = Dataplane::from_ebpf(&mut ebpf)?;
-        dataplane.set_node_config(&rules::node_config(&cfg, NODE_MAC))?;
+        dataplane.set_node_config(&rules::node_config(&cfg, own_mac))?;
         let rules = rules::rules(&cfg);
         dataplane.set_rules(&rules)?;
         dataplane.renew_lease(None)?;
@@ -54,6 +59,11 @@ impl Harness {
         Ok(self.dataplane.install(&rows)?)
     }
 
+    /// The loaded program, for runs the harness does not make itself (live frames).
+    pub fn xdp(&self) -> Result<&Xdp> {
+        Ok(self.ebpf.program(PROGRAM_NAME).context("no farm program")?.try_into()?)
+    }
+
     pub fn node_id(&self) -> u16 {
         self.cfg.cluster.node_id
     }
@@ -61,7 +71,7 @@ impl Harness {
     /// Runs the program once on `packet`.
     pub fn run(&mut self, packet: &[u8]) -> Result<Outcome> {
         let mut out = vec![0u8; packet.len() + 256];
-        let prog = program::xdp(&mut self.ebpf)?;
+        let prog = self.xdp()?;
         let res = prog
             .test_run(TestRunOptions { data_in: Some(packet), data_out: Some(&mut out), ..TestRunOptions::new() })
             .context("BPF_PROG_TEST_RUN")?;
@@ -71,7 +81,7 @@ impl Harness {
 
     /// Mean time per run over `repeat` runs inside the kernel.
     pub fn time(&mut self, packet: &[u8], repeat: u32) -> Result<Duration> {
-        let prog = program::xdp(&mut self.ebpf)?;
+        let prog = self.xdp()?;
         let res = prog
             .test_run(TestRunOptions { data_in: Some(packet), repeat, ..TestRunOptions::new() })
             .context("BPF_PROG_TEST_RUN")?;

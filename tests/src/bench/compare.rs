@@ -7,12 +7,12 @@ use std::{net::Ipv4Addr, time::Duration};
 
 use anyhow::{Context, Result, bail, ensure};
 use farm_common::Counters;
-use farm_userspace::nic::mac as nic_mac;
+use farm_userspace::nic;
 
 use super::{
     OTHER_NODE,
     baseline::Baseline,
-    live::{self, LiveFarm},
+    live,
     median,
     peer::{self, Verdicts},
     signals,
@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     fixtures::*,
+    harness::Harness,
     netns::{Netns, in_ns, ip},
     packet::*,
 };
@@ -56,7 +57,7 @@ pub struct PeerRow {
 struct Path {
     name: &'static str,
     client: Ipv4Addr,
-    farm: LiveFarm,
+    farm: Harness,
     farm_counter: fn(&Counters) -> u64,
     peer_counter: fn(&Verdicts) -> u64,
     goal: f64,
@@ -97,7 +98,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
     let (farm_if, peer_if) = (ifindex(FARM_DEV)?, ifindex(PEER_DEV)?);
     // Accepted frames are readdressed to the NIC's own MAC, so that the stack sees them
     // as PACKET_HOST: farm must know the real one.
-    let own_mac = nic_mac(FARM_DEV)?;
+    let own_mac = nic::mac(FARM_DEV)?;
     let mut sink = Sink::bind()?;
     let baseline = Baseline::load()?;
     let (inside, outside) = clients(ns, &baseline, peer_if)?;
@@ -106,7 +107,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
         Path {
             name: "drop",
             client: outside,
-            farm: LiveFarm::load(OTHER_NODE, own_mac)?,
+            farm: live::farm(OTHER_NODE, own_mac)?,
             farm_counter: |c| c.not_owner,
             peer_counter: |v| v.dropped,
             goal: DROP_GOAL,
@@ -115,7 +116,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
         Path {
             name: "accept",
             client: inside,
-            farm: LiveFarm::load(me, own_mac)?,
+            farm: live::farm(me, own_mac)?,
             farm_counter: |c| c.accepted,
             peer_counter: |v| v.accepted,
             goal: ACCEPT_GOAL,

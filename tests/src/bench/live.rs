@@ -5,14 +5,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aya::{
-    Ebpf,
-    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
-};
-use farm_common::PROGRAM_NAME;
-use farm_userspace::{dataplane::Dataplane, program, rules};
+use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
 
-use crate::fixtures;
+use crate::{fixtures, harness::Harness};
 
 /// Frames per batch, a driver's NAPI budget.
 const BATCH: u32 = 64;
@@ -35,27 +30,9 @@ pub fn time(prog: &Xdp, frame: &[u8], ifindex: u32, repeat: u32) -> Result<Durat
 }
 
 /// The farm program with the fixture configuration on a NIC whose MAC is `own_mac`, and a
-/// table where `owner` owns every bucket. Loaded here rather than through `Harness`,
-/// which keeps its program to itself: a live run needs the program.
-pub struct LiveFarm {
-    ebpf: Ebpf,
-    pub dataplane: Dataplane,
-}
-
-impl LiveFarm {
-    pub fn load(owner: u16, own_mac: [u8; 6]) -> Result<LiveFarm> {
-        let cfg = fixtures::config();
-        let mut ebpf = program::load(cfg.cluster.buckets, None).context("load the XDP program")?;
-        let mut dataplane = Dataplane::from_ebpf(&mut ebpf)?;
-        dataplane.set_node_config(&rules::node_config(&cfg, own_mac))?;
-        let rules = rules::rules(&cfg);
-        dataplane.set_rules(&rules)?;
-        dataplane.renew_lease(None)?;
-        dataplane.install(&vec![vec![owner; cfg.cluster.buckets as usize]; rules.slots.len()])?;
-        Ok(LiveFarm { ebpf, dataplane })
-    }
-
-    pub fn xdp(&self) -> Result<&Xdp> {
-        Ok(self.ebpf.program(PROGRAM_NAME).context("no farm program")?.try_into()?)
-    }
+/// table where `owner` owns every bucket.
+pub fn farm(owner: u16, own_mac: [u8; 6]) -> Result<Harness> {
+    let mut h = Harness::with_mac(fixtures::config(), own_mac)?;
+    h.fill(|_, _| owner)?;
+    Ok(h)
 }

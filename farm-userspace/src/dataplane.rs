@@ -187,11 +187,20 @@ impl Dataplane {
         self.control.set(CONTROL_LEASE, deadline, 0).map_err(map_err(MAP_CONTROL))
     }
 
-    /// Time left on the lease; zero once expired.
+    /// Time left on the lease; zero once expired, `Duration::MAX` if it never ends.
     pub fn lease_left(&self) -> Result<Duration> {
+        Ok(self.lease()?.unwrap_or(Duration::MAX))
+    }
+
+    /// Time left on the lease (zero once expired), or `None` for a lease that never
+    /// ends (`renew_lease(None)`), whose deadline no clock reading can be subtracted from.
+    pub fn lease(&self) -> Result<Option<Duration>> {
         let deadline = self.control.get(&CONTROL_LEASE, 0).map_err(map_err(MAP_CONTROL))?;
+        if deadline == u64::MAX {
+            return Ok(None);
+        }
         let clock = Jiffies::read()?;
-        Ok(clock.duration(deadline.saturating_sub(clock.now)))
+        Ok(Some(clock.duration(deadline.saturating_sub(clock.now))))
     }
 
     /// The counters of `slot` summed over all CPUs.

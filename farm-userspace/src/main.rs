@@ -1,5 +1,8 @@
-//! `farm`: load the XDP bucket filter onto a NIC, take it off, and check a configuration.
-use std::{path::PathBuf, process::ExitCode};
+//! `farm`: load the XDP bucket filter onto a NIC, take it off, check a configuration,
+//! and read what a loaded farm holds (stats, buckets, lookup, status).
+mod cli;
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use farm_userspace::{config, loader};
@@ -31,6 +34,18 @@ enum Command {
     },
     /// Validate a configuration file without running anything.
     Check { file: PathBuf },
+    /// Packet counters per VIP and service, summed over CPUs, and for traffic to no VIP.
+    #[command(after_help = cli::stats::JSON_HELP)]
+    Stats(cli::stats::StatsArgs),
+    /// Who owns each bucket: counts per node against their quotas, and a picture (--map).
+    #[command(after_help = cli::buckets::JSON_HELP)]
+    Buckets(cli::buckets::BucketsArgs),
+    /// Which bucket a client falls in for a service, and which node owns it.
+    #[command(after_help = cli::lookup::JSON_HELP)]
+    Lookup(cli::lookup::LookupArgs),
+    /// What is loaded on the interface: node, buckets, table half, lease, owners per slot.
+    #[command(after_help = cli::status::JSON_HELP)]
+    Status(cli::status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +94,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cfg.services.len()
             );
         }
+        Command::Stats(args) => emit(&cli::stats::run(&args)?)?,
+        Command::Buckets(args) => emit(&cli::buckets::run(&args)?)?,
+        Command::Lookup(args) => emit(&cli::lookup::run(&args)?)?,
+        Command::Status(args) => emit(&cli::status::run(&args)?)?,
     }
     Ok(())
+}
+
+/// Prints a read command's output. A reader that closed the pipe early (`| head`) has all
+/// it wanted: that is no failure, where `print!` would panic.
+fn emit(text: &str) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::anyhow!("writing to stdout: {e}")),
+        _ => Ok(()),
+    }
 }

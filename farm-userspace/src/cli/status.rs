@@ -1,0 +1,134 @@
+//! `farm status`: what the data plane on an interface holds now: this node's record, the
+//! active table half, the lease, and how many buckets each node owns in each slot.
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Result;
+use clap::Args;
+use farm_userspace::nic::format_mac;
+use serde::Serialize;
+
+use super::{
+    buckets::{self, SlotBuckets},
+    slots,
+    target::Common,
+};
+
+pub const JSON_HELP: &str = "JSON (--json): {interface, pin_dir, config, node_id, bucket_count, seed, own_mac, \
+cluster_mac, active_half, lease_never_expires, lease_left_secs (null when it never expires; 0 once expired), slots: \
+[{slot, kind (vip|service), name, nodes: [{node, weight, owned, quota}], no_owner}]}.";
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub interface: String,
+    pub pin_dir: PathBuf,
+    pub config: PathBuf,
+    pub node_id: u16,
+    pub bucket_count: u32,
+    pub seed: u32,
+    pub own_mac: String,
+    pub cluster_mac: String,
+    pub active_half: u32,
+    pub lease_never_expires: bool,
+    pub lease_left_secs: Option<f64>,
+    pub slots: Vec<SlotBuckets>,
+}
+
+pub fn run(args: &StatusArgs) -> Result<String> {
+    let loaded = args.common.open()?;
+    let lease = loaded.dp.lease()?;
+    let status = Status {
+        node_id: loaded.node.node_id,
+        bucket_count: loaded.node.bucket_count,
+        seed: loaded.node.seed,
+        own_mac: format_mac(&loaded.node.own_mac),
+        cluster_mac: format_mac(&loaded.node.cluster_mac),
+        active_half: loaded.dp.active_half()?,
+        lease_never_expires: lease.is_none(),
+        lease_left_secs: lease.as_ref().map(Duration::as_secs_f64),
+        slots: buckets::read(&loaded, &slots::table_slots(&loaded.cfg))?,
+        interface: loaded.iface,
+        pin_dir: loaded.pin_dir,
+        config: loaded.config,
+    };
+    Ok(match args.common.json {
+        true => format!("{:#}\n", serde_json::to_value(&status).expect("plain data")),
+        false => text(&status),
+    })
+}
+
+pub fn text(s: &Status) -> String {
+    let lease = match s.lease_left_secs {
+        None => "never expires".to_string(),
+        Some(0.0) => "expired: this node drops all VIP traffic".to_string(),
+        Some(left) => format!("{left:.1} s left"),
+    };
+    let lines = [
+        ("interface", format!("{} (pins in {})", s.interface, s.pin_dir.display())),
+        ("node", s.node_id.to_string()),
+        ("buckets", format!("{} per slot, seed {:#x}", s.bucket_count, s.seed)),
+        ("MACs", format!("own {}, cluster {}", s.own_mac, s.cluster_mac)),
+        ("table half", format!("{} active", s.active_half)),
+        ("lease", lease),
+    ];
+    let mut out: String = lines.iter().map(|(k, v)| format!("{k:<11} {v}\n")).collect();
+    out.push_str("\nbuckets owned per slot:\n");
+    out + &buckets::per_node_table(&s.slots, |n| n.owned.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::slots::{table_slots, tests::config};
+    use farm_common::NO_OWNER;
+
+    fn status(lease_left_secs: Option<f64>) -> Status {
+        let web = buckets::summarize(&table_slots(&config())[2], vec![1, 1, 2, NO_OWNER]);
+        Status {
+            interface: "eth0".into(),
+            pin_dir: "/sys/fs/bpf/farm/eth0".into(),
+            config: "/etc/farm/farm.yaml".into(),
+            node_id: 1,
+            bucket_count: 4,
+            seed: 0x5eed,
+            own_mac: "02:00:00:00:00:01".into(),
+            cluster_mac: "03:bf:00:00:00:01".into(),
+            active_half: 1,
+            lease_never_expires: lease_left_secs.is_none(),
+            lease_left_secs,
+            slots: vec![web],
+        }
+    }
+
+    #[test]
+    fn text_shows_what_is_loaded() {
+        let want = "interface   eth0 (pins in /sys/fs/bpf/farm/eth0)\n\
+                    node        1\n\
+                    buckets     4 per slot, seed 0x5eed\n\
+                    MACs        own 02:00:00:00:00:01, cluster 03:bf:00:00:00:01\n\
+                    table half  1 active\n\
+                    lease       never expires\n\
+                    \n\
+                    buckets owned per slot:\n\
+                    SLOT  KIND     NAME  NODE 1  NODE 2  NO OWNER\n\
+                    2     service  web        2       1         1\n";
+        assert_eq!(text(&status(None)), want);
+        assert!(text(&status(Some(0.0))).contains("lease       expired: this node drops all VIP traffic\n"));
+        assert!(text(&status(Some(0.26))).contains("lease       0.3 s left\n"));
+    }
+
+    #[test]
+    fn json_fields() {
+        let v = serde_json::to_value(status(Some(1.5))).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let want = ["active_half", "bucket_count", "cluster_mac", "config", "interface", "lease_left_secs",
+            "lease_never_expires", "node_id", "own_mac", "pin_dir", "seed", "slots"];
+        assert_eq!(keys, want);
+        assert_eq!(v["slots"][0]["nodes"][1], serde_json::json!({"node": 2, "weight": 3, "owned": 1, "quota": 2}));
+    }
+}

@@ -1,0 +1,76 @@
+//! What every read command takes and opens: the configuration (which names the slots and
+//! holds the peers' weights), the interface farm is loaded on, and the maps pinned for it.
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use farm_common::NodeConfig;
+use farm_userspace::{
+    config::{self, Config},
+    dataplane::Dataplane,
+    loader::pin_dir,
+};
+
+/// The options every read command has.
+#[derive(Args)]
+pub struct Common {
+    /// The farm's configuration file.
+    #[arg(long, value_name = "FILE", default_value = "/etc/farm/farm.yaml")]
+    pub config: PathBuf,
+    /// The interface farm is loaded on [default: the config's cluster.interface].
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+    /// Print one JSON document instead of text (its fields are listed below).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A loaded farm, as read from its pins.
+pub struct Loaded {
+    pub cfg: Config,
+    pub config: PathBuf,
+    pub iface: String,
+    pub pin_dir: PathBuf,
+    pub dp: Dataplane,
+    /// This node's record as the data plane holds it: its bucket count and seed are the
+    /// ones packets are hashed with, even if the file changed since the load.
+    pub node: NodeConfig,
+}
+
+impl Common {
+    pub fn open(&self) -> Result<Loaded> {
+        let cfg = config::load(&self.config)?;
+        let iface = self.iface.clone().unwrap_or_else(|| cfg.cluster.interface.clone());
+        let dir = pin_dir(&iface);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        match std::fs::metadata(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(not_loaded(&iface, &dir, &self.config)),
+            Err(_) if !root => bail!(needs_root(&dir)),
+            Err(e) => bail!("cannot read {}: {e}", dir.display()),
+            Ok(_) => {}
+        }
+        // Pins are root's alone (mode 0600): as another user, that is why opening failed.
+        let dp = Dataplane::open_pinned(&dir).map_err(|e| match root {
+            true => anyhow::Error::from(e),
+            false => anyhow::anyhow!(needs_root(&dir)),
+        })?;
+        let node = dp.node_config()?;
+        Ok(Loaded { cfg, config: self.config.clone(), iface, pin_dir: dir, dp, node })
+    }
+}
+
+fn not_loaded(iface: &str, dir: &Path, config: &Path) -> String {
+    format!(
+        "farm is not loaded on {iface} (no pins in {}): run `cargo xtask load --iface {iface} --config {}` or start the agent",
+        dir.display(),
+        config.display()
+    )
+}
+
+fn needs_root(dir: &Path) -> String {
+    format!("reading farm's maps in {} needs root: run this command as root", dir.display())
+}

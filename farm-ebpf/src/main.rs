@@ -14,17 +14,21 @@ mod steer;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use crate::parse::Frame;
 
+// `#[xdp]` wraps this function in the program's entry point and calls it; inlined, that
+// call is not a BPF-to-BPF call whose register saves every packet would pay for.
 #[xdp]
+#[inline(always)]
 pub fn farm_xdp(ctx: XdpContext) -> u32 {
+    let ctx = &ctx;
     // No configuration yet (loaded but never set up): stay out of the way.
     let Some(cfg) = maps::FARM_CONFIG.get(0) else {
         return xdp_action::XDP_PASS;
     };
-    match Frame::parse(&ctx) {
+    match Frame::parse(ctx) {
         Some(frame) => match frame.ether_type {
-            parse::ETH_P_ARP => neighbour::arp(&ctx, cfg, frame.l3),
-            parse::ETH_P_IP => steer::ipv4(&ctx, cfg, frame.l3),
-            parse::ETH_P_IPV6 => steer::ipv6(&ctx, cfg, frame.l3),
+            parse::ETH_P_ARP => neighbour::arp(ctx, cfg, frame.l3),
+            parse::ETH_P_IP => steer::ipv4(ctx, cfg, frame.l3),
+            parse::ETH_P_IPV6 => steer::ipv6(ctx, cfg, frame.l3),
             _ => steer::pass_not_vip(),
         },
         // Too short for Ethernet and its tags.

@@ -36,7 +36,8 @@ fn main() -> anyhow::Result<()> {
     build(&manifest.join("../farm-ebpf"), &target_dir)?;
     for program in PROGRAMS {
         let built = target_dir.join("bpfel-unknown-none/release").join(program);
-        fs::copy(&built, out_dir.join(program)).with_context(|| format!("copy {}", built.display()))?;
+        fs::copy(&built, out_dir.join(program))
+            .with_context(|| format!("copy {}", built.display()))?;
     }
     Ok(())
 }
@@ -66,7 +67,9 @@ fn build(crate_dir: &Path, target_dir: &Path) -> anyhow::Result<()> {
         for line in String::from_utf8_lossy(&out.stderr).lines() {
             println!("cargo:warning={line}");
         }
-        bail!("building the XDP program failed (see the warnings above); `cargo xtask setup` installs the nightly's rust-src and bpf-linker");
+        bail!(
+            "building the XDP program failed (see the warnings above); `cargo xtask setup` installs the nightly's rust-src and bpf-linker"
+        );
     }
     Ok(())
 }

@@ -63,7 +63,9 @@ pub fn v4_addr(v4: u32) -> Addr {
 /// An IPv6 address's 16 bytes in the data plane's form.
 #[inline(always)]
 pub fn v6_addr(b: [u8; 16]) -> Addr {
-    core::array::from_fn(|i| u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]))
+    core::array::from_fn(|i| {
+        u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+    })
 }
 
 #[cfg(test)]
@@ -98,7 +100,8 @@ mod tests {
             (*counts.iter().min().unwrap(), *counts.iter().max().unwrap())
         };
         let subnet = 0xc612_0000u32;
-        let (min, max) = spread(&mut (0..409_600u32).map(|i| flow_hash(&v4_addr(subnet + i), 0, 7)));
+        let (min, max) =
+            spread(&mut (0..409_600u32).map(|i| flow_hash(&v4_addr(subnet + i), 0, 7)));
         assert!(min > 55 && max < 150, "addresses: {min}..{max}");
         let one = v4_addr(subnet + 1);
         let (min, max) = spread(&mut (0..409_600u32).map(|i| flow_hash(&one, i as u16, i >> 16)));

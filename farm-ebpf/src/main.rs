@@ -11,8 +11,8 @@ mod neighbour;
 mod parse;
 mod steer;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use crate::parse::Frame;
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
 // `#[xdp]` wraps this function in the program's entry point and calls it; inlined, that
 // call is not a BPF-to-BPF call whose register saves every packet would pay for.

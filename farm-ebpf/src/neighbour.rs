@@ -82,7 +82,8 @@ pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
 /// A neighbour solicitation from `src` (ICMPv6 right after the IPv6 header at `l3`).
 pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -> u32 {
     let icmp = l3 + Ipv6Hdr::LEN;
-    let (Some(target), Some(requester_mac)) = (addr6_at(ctx, icmp + 8), load::<[u8; 6]>(ctx, 6)) else {
+    let (Some(target), Some(requester_mac)) = (addr6_at(ctx, icmp + 8), load::<[u8; 6]>(ctx, 6))
+    else {
         return pass_malformed();
     };
     let Some(vip) = find_vip(&target) else {

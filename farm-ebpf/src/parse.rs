@@ -76,7 +76,9 @@ pub fn addr6_at(ctx: &XdpContext, off: usize) -> Option<Addr> {
 #[inline(always)]
 pub fn store_addr6(ctx: &XdpContext, off: usize, addr: &Addr) -> Option<()> {
     let p = ptr_at::<[u32; 4]>(ctx, off)?;
-    unsafe { p.write_unaligned([addr[0].to_be(), addr[1].to_be(), addr[2].to_be(), addr[3].to_be()]) };
+    unsafe {
+        p.write_unaligned([addr[0].to_be(), addr[1].to_be(), addr[2].to_be(), addr[3].to_be()])
+    };
     Some(())
 }
 

@@ -6,9 +6,9 @@
 //! VIP's entry, the port's rule, the owner table, the control word).
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_jiffies64, programs::XdpContext};
 use farm_common::{
-    Addr, CONTROL_ACTIVE_HALF, CONTROL_LEASE, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT, MODE_DROP,
-    NO_OWNER, NodeConfig, VIP_INDEX_SHARED, bucket_of, flow_hash, owner_position, port_position,
-    port_rule_parts, v4_addr, vip_fold,
+    Addr, CONTROL_ACTIVE_HALF, CONTROL_LEASE, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT,
+    MODE_DROP, NO_OWNER, NodeConfig, VIP_INDEX_SHARED, bucket_of, flow_hash, owner_position,
+    port_position, port_rule_parts, v4_addr, vip_fold,
 };
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
@@ -16,8 +16,8 @@ use crate::{
     maps::{FARM_OWNERS, FARM_SERVICES, FARM_VIP_INDEX, FARM_VIPS, control, count},
     neighbour,
     parse::{
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, be32_at,
-        byte_at, ipv6_payload, ptr_at, store_mac,
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, be32_at, byte_at, ipv6_payload,
+        ptr_at, store_mac,
     },
 };
 
@@ -142,7 +142,15 @@ fn icmp4_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u
 /// Steers an ICMP error by the flow it quotes. A quote too short for the ports, of a
 /// fragment, or of another protocol falls back to the client address.
 #[inline(always)]
-fn quoted(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr, proto: u8, l4: usize, fragment: bool) -> u32 {
+fn quoted(
+    ctx: &XdpContext,
+    cfg: &NodeConfig,
+    vip: &Vip,
+    client: &Addr,
+    proto: u8,
+    l4: usize,
+    fragment: bool,
+) -> u32 {
     let ports = match (fragment, proto) {
         (false, IPPROTO_TCP | IPPROTO_UDP) => be32_at(ctx, l4),
         _ => None,
@@ -183,7 +191,8 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
         IPPROTO_TCP | IPPROTO_UDP => {
             // Behind extension headers `known_service` has not looked yet.
             if payload.off != l4
-                && let Some(verdict) = known_service(ctx, cfg, &vip, &src, payload.proto, payload.off)
+                && let Some(verdict) =
+                    known_service(ctx, cfg, &vip, &src, payload.proto, payload.off)
             {
                 return verdict;
             }
@@ -250,7 +259,14 @@ fn vip_at(index: u32, addr: &Addr) -> Option<Vip> {
 /// TCP or UDP to a configured service: decided here; `None` when the packet is anything
 /// else (the caller takes the slower road).
 #[inline(always)]
-fn known_service(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr, proto: u8, l4: usize) -> Option<u32> {
+fn known_service(
+    ctx: &XdpContext,
+    cfg: &NodeConfig,
+    vip: &Vip,
+    client: &Addr,
+    proto: u8,
+    l4: usize,
+) -> Option<u32> {
     let ports = be32_at(ctx, l4)?;
     let svc = service(vip, proto, ports as u16)?;
     Some(decide_service(ctx, cfg, svc, client, (ports >> 16) as u16))
@@ -269,7 +285,13 @@ fn service(vip: &Vip, proto: u8, port: u16) -> Option<Service> {
 }
 
 #[inline(always)]
-fn decide_service(ctx: &XdpContext, cfg: &NodeConfig, svc: Service, client: &Addr, client_port: u16) -> u32 {
+fn decide_service(
+    ctx: &XdpContext,
+    cfg: &NodeConfig,
+    svc: Service,
+    client: &Addr,
+    client_port: u16,
+) -> u32 {
     let port = if svc.mode == MODE_CLIENT_IP_PORT { client_port } else { 0 };
     decide(ctx, cfg, svc.slot, client, port)
 }

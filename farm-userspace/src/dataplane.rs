@@ -21,7 +21,9 @@ use crate::{
 pub enum DataplaneError {
     #[error("map {0} is missing from the XDP program")]
     MissingMap(&'static str),
-    #[error("cannot open pinned map {path}: {source} (is farm loaded on this interface? `cargo xtask load` or `farm agent` pins it)")]
+    #[error(
+        "cannot open pinned map {path}: {source} (is farm loaded on this interface? `cargo xtask load` or `farm agent` pins it)"
+    )]
     Pin { path: String, source: MapError },
     #[error("map {map}: {source}")]
     Map { map: &'static str, source: MapError },
@@ -105,10 +107,9 @@ impl Dataplane {
                 self.vip_index.set(i, word, 0).map_err(map_err(MAP_VIP_INDEX))?;
             }
         }
-        for i in rules.vips.len()..MAX_VIPS as usize {
-            if was_used[i] {
-                self.vips.set(i as u32, VipEntry::default(), 0).map_err(map_err(MAP_VIPS))?;
-            }
+        for (i, _) in was_used.iter().enumerate().skip(rules.vips.len()).filter(|(_, used)| **used)
+        {
+            self.vips.set(i as u32, VipEntry::default(), 0).map_err(map_err(MAP_VIPS))?;
         }
         Ok(())
     }

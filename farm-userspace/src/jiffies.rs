@@ -10,7 +10,9 @@ use std::time::Duration;
 pub enum JiffiesError {
     #[error("read /proc/timer_list (the lease clock; needs root): {0}")]
     Read(std::io::Error),
-    #[error("/proc/timer_list has no `now at` or `jiffies:` line: this kernel cannot tell its jiffies")]
+    #[error(
+        "/proc/timer_list has no `now at` or `jiffies:` line: this kernel cannot tell its jiffies"
+    )]
     Format,
 }
 
@@ -56,7 +58,9 @@ fn sample() -> Result<(u64, u64), JiffiesError> {
 
 /// Reads the first `jiffies: J` and `now at N nsecs` of /proc/timer_list: (J, N).
 pub fn parse(text: &str) -> Option<(u64, u64)> {
-    let mono_ns = text.lines().find_map(|l| l.strip_prefix("now at ")?.strip_suffix(" nsecs")?.trim().parse().ok())?;
+    let mono_ns = text
+        .lines()
+        .find_map(|l| l.strip_prefix("now at ")?.strip_suffix(" nsecs")?.trim().parse().ok())?;
     let now = text.lines().find_map(|l| l.trim().strip_prefix("jiffies:")?.trim().parse().ok())?;
     Some((now, mono_ns))
 }
@@ -71,7 +75,8 @@ fn infer_hz(jiffies: u64, mono_ns: u64) -> Option<u64> {
         let start = (1i128 << 32) - 300 * i128::from(hz);
         start + i128::from(mono_ns) * i128::from(hz) / 1_000_000_000
     };
-    let mut fits = HZ_CHOICES.iter().filter(|&&hz| (predicted(hz) - i128::from(jiffies)).abs() <= DRIFT);
+    let mut fits =
+        HZ_CHOICES.iter().filter(|&&hz| (predicted(hz) - i128::from(jiffies)).abs() <= DRIFT);
     match (fits.next(), fits.next()) {
         (Some(&hz), None) => Some(hz),
         _ => None,
@@ -101,7 +106,11 @@ mod tests {
         for hz in HZ_CHOICES {
             for secs in [1u64, 100, 500, 86_400 * 400] {
                 let jiffies = ((1u64 << 32) - 300 * hz) + secs * hz + 40;
-                assert_eq!(infer_hz(jiffies, secs * 1_000_000_000), Some(hz), "HZ {hz} at {secs} s");
+                assert_eq!(
+                    infer_hz(jiffies, secs * 1_000_000_000),
+                    Some(hz),
+                    "HZ {hz} at {secs} s"
+                );
             }
             assert_eq!(infer_hz((1u64 << 32) + 40, 300_000_000_000), None, "HZ {hz} at 300 s");
         }

@@ -13,8 +13,8 @@ use log::warn;
 
 use crate::{
     config::Config,
-    nic::{self, NicError},
     dataplane::{Dataplane, DataplaneError},
+    nic::{self, NicError},
     program::{self, ProgramLoadError},
     rules::{self, Rules},
 };
@@ -48,7 +48,9 @@ pub enum LoaderError {
     Dataplane(#[from] DataplaneError),
     #[error("attach XDP to {iface} (bpf_link_create): {source}")]
     Attach { iface: String, source: ProgramError },
-    #[error("XDP on {iface} is attached through netlink, not a bpf link, so it cannot be pinned: {source}")]
+    #[error(
+        "XDP on {iface} is attached through netlink, not a bpf link, so it cannot be pinned: {source}"
+    )]
     Link { iface: String, source: aya::programs::links::LinkError },
 }
 
@@ -98,19 +100,24 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
         // A veth computes pkt_type before its XDP program runs and keeps it when the
         // program readdresses the frame, so accepted cluster-MAC frames would reach TCP
         // as PACKET_MULTICAST and be ignored. Generic XDP resets pkt_type after a rewrite.
-        warn!("{iface} is a veth: using generic (skb) mode XDP, as native XDP on veth cannot deliver readdressed frames to TCP");
+        warn!(
+            "{iface} is a veth: using generic (skb) mode XDP, as native XDP on veth cannot deliver readdressed frames to TCP"
+        );
         (prog.attach(iface, XdpMode::Skb).map_err(attach_err)?, XdpMode::Skb)
     } else {
         match prog.attach(iface, XdpMode::Driver) {
             Ok(id) => (id, XdpMode::Driver),
             Err(driver_err) => {
-                warn!("{iface}: driver-mode XDP refused ({driver_err}); falling back to generic (skb) mode, which is slower");
+                warn!(
+                    "{iface}: driver-mode XDP refused ({driver_err}); falling back to generic (skb) mode, which is slower"
+                );
                 (prog.attach(iface, XdpMode::Skb).map_err(attach_err)?, XdpMode::Skb)
             }
         }
     };
     let link: XdpLink = prog.take_link(link_id).map_err(attach_err)?;
-    let link: FdLink = link.try_into().map_err(|source| LoaderError::Link { iface: iface.into(), source })?;
+    let link: FdLink =
+        link.try_into().map_err(|source| LoaderError::Link { iface: iface.into(), source })?;
     let link_path = dir.join(LINK_PIN);
     link.pin(&link_path).map_err(|e| pin_err("pin", &link_path)(io::Error::other(e)))?;
     let prog_path = dir.join(PROGRAM_PIN);
@@ -171,10 +178,10 @@ struct Undo {
 
 impl Drop for Undo {
     fn drop(&mut self) {
-        if self.armed {
-            if let Err(e) = remove_pins(&self.dir) {
-                warn!("cleaning up after a failed load: {e}");
-            }
+        if self.armed
+            && let Err(e) = remove_pins(&self.dir)
+        {
+            warn!("cleaning up after a failed load: {e}");
         }
     }
 }

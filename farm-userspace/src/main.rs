@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use farm_userspace::{config, loader};
 
 #[derive(Parser)]
-#[command(name = "farm", version, about = "Load balancing and failover with no balancer box: an XDP bucket filter on every server")]
+#[command(
+    name = "farm",
+    version,
+    about = "Load balancing and failover with no balancer box: an XDP bucket filter on every server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,7 +110,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// it wanted: that is no failure, where `print!` would panic.
 fn emit(text: &str) -> anyhow::Result<()> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::anyhow!("writing to stdout: {e}")),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("writing to stdout: {e}"))
+        }
         _ => Ok(()),
     }
 }

@@ -18,7 +18,12 @@ pub enum NicError {
 }
 
 /// Runs one ioctl about `iface` with `fill` preparing the request; returns the request.
-fn ioctl(iface: &str, call: &'static str, request: libc::c_ulong, fill: impl FnOnce(&mut libc::ifreq)) -> Result<libc::ifreq, NicError> {
+fn ioctl(
+    iface: &str,
+    call: &'static str,
+    request: libc::c_ulong,
+    fill: impl FnOnce(&mut libc::ifreq),
+) -> Result<libc::ifreq, NicError> {
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     if iface.is_empty() || iface.len() >= req.ifr_name.len() {
         return Err(NicError::Unknown(iface.into()));
@@ -31,7 +36,11 @@ fn ioctl(iface: &str, call: &'static str, request: libc::c_ulong, fill: impl FnO
     // `req` and what `fill` pointed it at.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(NicError::Ioctl { iface: iface.into(), call: "socket", source: io::Error::last_os_error() });
+        return Err(NicError::Ioctl {
+            iface: iface.into(),
+            call: "socket",
+            source: io::Error::last_os_error(),
+        });
     }
     let rc = unsafe { libc::ioctl(fd, request, &mut req) };
     let err = io::Error::last_os_error();

@@ -15,13 +15,17 @@ pub static BASELINE_OBJECT: &[u8] =
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramLoadError {
-    #[error("this farm binary was built without its XDP program (AYA_BUILD_SKIP); rebuild with `cargo xtask build`")]
+    #[error(
+        "this farm binary was built without its XDP program (AYA_BUILD_SKIP); rebuild with `cargo xtask build`"
+    )]
     NotBuilt,
     #[error("bpf object load (maps: bpf_map_create/bpf_obj_get): {0:#}")]
     Object(#[from] EbpfError),
     #[error("the object has no XDP program {PROGRAM_NAME}")]
     NoProgram,
-    #[error("bpf_prog_load {PROGRAM_NAME}: the verifier refused it ({io_error}): {reason}; RUST_LOG=debug shows its whole log")]
+    #[error(
+        "bpf_prog_load {PROGRAM_NAME}: the verifier refused it ({io_error}): {reason}; RUST_LOG=debug shows its whole log"
+    )]
     Verifier { io_error: std::io::Error, reason: String },
     #[error("bpf_prog_load {PROGRAM_NAME}: {0}")]
     Program(ProgramError),

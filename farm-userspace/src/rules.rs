@@ -73,7 +73,12 @@ pub fn rules(cfg: &Config) -> Rules {
         let vip = cfg.vips.iter().position(|v| v.address == svc.vip).expect("validated") as u32;
         let udp = svc.protocol == Protocol::Udp;
         for range in &svc.ports {
-            ports.extend((range.first..=range.last).map(|port| PortRule { vip, udp, port, rule: port_rule(slot, mode) }));
+            ports.extend((range.first..=range.last).map(|port| PortRule {
+                vip,
+                udp,
+                port,
+                rule: port_rule(slot, mode),
+            }));
         }
     }
     Rules { vips, ports, slots }

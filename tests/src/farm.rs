@@ -65,7 +65,8 @@ impl NsFarm {
         let lan = Lan::new(&id)?;
         let dir = std::env::temp_dir().join(format!("farm-test-{id}"));
         std::fs::create_dir_all(&dir)?;
-        let client_cidrs: Vec<String> = (0..clients).map(|i| format!("{}/16", client_addr(i))).collect();
+        let client_cidrs: Vec<String> =
+            (0..clients).map(|i| format!("{}/16", client_addr(i))).collect();
         let client = lan.host("c", &client_cidrs)?;
         let seed = 0x5eed;
         let mut farm = NsFarm {
@@ -114,7 +115,8 @@ impl NsFarm {
             s = self.seed
         );
         for n in 1..=count {
-            let _ = writeln!(y, "    - id: {n}\n      address: \"{}:{HEARTBEAT_PORT}\"", node_addr(n));
+            let _ =
+                writeln!(y, "    - id: {n}\n      address: \"{}:{HEARTBEAT_PORT}\"", node_addr(n));
         }
         let _ = write!(
             y,
@@ -145,7 +147,8 @@ impl NsFarm {
     /// Runs `farm ARGS` inside node `i`'s namespace (keeping this mount namespace, so it
     /// pins where the test can see).
     pub fn farm(&self, node: &Node, args: &[&str]) -> Result<String> {
-        let out = run(command_in(&node.host.ns.name, farm_bin()?.to_str().context("path")?).args(args))?;
+        let out =
+            run(command_in(&node.host.ns.name, farm_bin()?.to_str().context("path")?).args(args))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -196,7 +199,11 @@ pub fn farm_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe.parent().and_then(Path::parent).context("test binary location")?;
     let bin = profile_dir.join("farm");
-    anyhow::ensure!(bin.exists(), "{} is missing: build it first (`cargo xtask test` does)", bin.display());
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo xtask test` does)",
+        bin.display()
+    );
     Ok(bin)
 }
 
@@ -219,14 +226,17 @@ impl SentCounter {
     }
 
     pub fn packets(&self) -> Result<u64> {
-        let out = run(command_in(&self.ns, "nft").args(["-j", "list", "chain", "ip", "farmtest", "out"]))?;
+        let out = run(
+            command_in(&self.ns, "nft").args(["-j", "list", "chain", "ip", "farmtest", "out"])
+        )?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         v["nftables"]
             .as_array()
             .into_iter()
             .flatten()
-            .find_map(|e| e["rule"]["expr"].as_array()?.iter().find_map(|x| x["counter"]["packets"].as_u64()))
+            .find_map(|e| {
+                e["rule"]["expr"].as_array()?.iter().find_map(|x| x["counter"]["packets"].as_u64())
+            })
             .context("no counter in nft output")
     }
 }
-

@@ -73,7 +73,11 @@ impl Harness {
         let mut out = vec![0u8; packet.len() + 256];
         let prog = self.xdp()?;
         let res = prog
-            .test_run(TestRunOptions { data_in: Some(packet), data_out: Some(&mut out), ..TestRunOptions::new() })
+            .test_run(TestRunOptions {
+                data_in: Some(packet),
+                data_out: Some(&mut out),
+                ..TestRunOptions::new()
+            })
             .context("BPF_PROG_TEST_RUN")?;
         out.truncate(res.data_size_out as usize);
         Ok(Outcome { action: res.return_value, packet: out })

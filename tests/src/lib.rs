@@ -13,7 +13,9 @@ pub mod traffic;
 pub fn have_root(test: &str) -> bool {
     let root = unsafe { libc::geteuid() } == 0;
     if !root {
-        eprintln!("SKIP {test}: needs root (BPF_PROG_TEST_RUN, network namespaces); run `cargo xtask test` as root");
+        eprintln!(
+            "SKIP {test}: needs root (BPF_PROG_TEST_RUN, network namespaces); run `cargo xtask test` as root"
+        );
     }
     root
 }

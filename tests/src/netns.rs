@@ -26,7 +26,11 @@ pub fn unique_id() -> String {
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stderr).trim(), String::from_utf8_lossy(&out.stdout).trim());
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
     }
     Ok(out)
 }
@@ -92,7 +96,9 @@ impl Netns {
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let value = value.to_string();
-        in_ns(&self.name, move || std::fs::write(&path, value).with_context(|| format!("write {path}")))?
+        in_ns(&self.name, move || {
+            std::fs::write(&path, value).with_context(|| format!("write {path}"))
+        })?
     }
 }
 
@@ -132,7 +138,10 @@ impl Lan {
         let iface = format!("f{}{name}", self.id);
         let port = format!("p{}{name}", self.id);
         let sw = &self.switch.name;
-        ip(&["-n", sw, "link", "add", &port, "type", "veth", "peer", "name", &iface, "netns", &ns.name])?;
+        ip(&[
+            "-n", sw, "link", "add", &port, "type", "veth", "peer", "name", &iface, "netns",
+            &ns.name,
+        ])?;
         ip(&["-n", sw, "link", "set", &port, "master", &self.bridge, "up"])?;
         for a in addrs {
             ip(&["-n", &ns.name, "addr", "add", a, "dev", &iface])?;

@@ -34,7 +34,15 @@ impl Frame {
 
     /// IPv4 header with `options` (a multiple of 4 bytes) and fragment field `frags`
     /// (flags and offset, host order); the total length counts `payload_len` after it.
-    pub fn ipv4(mut self, src: Ipv4Addr, dst: Ipv4Addr, proto: u8, options: &[u8], frags: u16, payload_len: usize) -> Frame {
+    pub fn ipv4(
+        mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        options: &[u8],
+        frags: u16,
+        payload_len: usize,
+    ) -> Frame {
         let ihl = (20 + options.len()) / 4;
         let total = (ihl * 4 + payload_len) as u16;
         let start = self.bytes.len();
@@ -56,7 +64,14 @@ impl Frame {
 
     /// IPv6 header followed by extension headers `exts` (each: header type, its bytes
     /// after the next-header byte, a multiple of 8 minus 1 long), then `proto`.
-    pub fn ipv6(mut self, src: Ipv6Addr, dst: Ipv6Addr, exts: &[(u8, Vec<u8>)], proto: u8, payload_len: usize) -> Frame {
+    pub fn ipv6(
+        mut self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        exts: &[(u8, Vec<u8>)],
+        proto: u8,
+        payload_len: usize,
+    ) -> Frame {
         let ext_len: usize = exts.iter().map(|(_, b)| b.len() + 1).sum();
         let first = exts.first().map_or(proto, |(t, _)| *t);
         self.bytes.extend([0x60, 0, 0, 0]);

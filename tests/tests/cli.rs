@@ -15,15 +15,22 @@ use serde_json::{Value, json};
 
 /// `farm ARGS --json` in `node`'s namespace, parsed.
 fn json_of(farm: &NsFarm, node: &Node, args: &[&str]) -> Value {
-    let out = farm.farm(node, &[args, &["--json"]].concat()).unwrap_or_else(|e| panic!("farm {args:?}: {e:#}"));
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("farm {args:?} printed no JSON ({e}):\n{out}"))
+    let out = farm
+        .farm(node, &[args, &["--json"]].concat())
+        .unwrap_or_else(|e| panic!("farm {args:?}: {e:#}"));
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("farm {args:?} printed no JSON ({e}):\n{out}"))
 }
 
 /// `farm ARGS` in `node`'s namespace, which must fail with exit code 1, nothing on
 /// stdout and one line on stderr: that line.
 fn failure(node: &Node, args: &[&str]) -> String {
     let bin = farm_bin().unwrap();
-    let out = command_in(&node.host.ns.name, bin.to_str().unwrap()).args(args).env("RUST_LOG", "off").output().unwrap();
+    let out = command_in(&node.host.ns.name, bin.to_str().unwrap())
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "farm {args:?} exits 1; stderr: {stderr}");
     assert!(out.stdout.is_empty(), "farm {args:?} prints nothing on stdout");
@@ -43,8 +50,12 @@ fn read_commands_show_what_is_loaded() {
     let (config, iface) = (node.config.to_str().unwrap(), node.host.iface.as_str());
 
     let err = failure(node, &["status", "--config", config]);
-    let remedy = format!("run `cargo xtask load --iface {iface} --config {config}` or start the agent");
-    assert!(err.contains(&format!("farm is not loaded on {iface}")) && err.ends_with(&remedy), "{err}");
+    let remedy =
+        format!("run `cargo xtask load --iface {iface} --config {config}` or start the agent");
+    assert!(
+        err.contains(&format!("farm is not loaded on {iface}")) && err.ends_with(&remedy),
+        "{err}"
+    );
     let err = failure(node, &["buckets", "--config", "/nonexistent.yaml"]);
     assert!(err.contains("/nonexistent.yaml") && err.contains("cannot read it"), "{err}");
 
@@ -73,8 +84,14 @@ fn read_commands_show_what_is_loaded() {
     }
 
     // The picture: 4096 buckets as 32 lines of 64 characters, a third of them per node.
-    let map = farm.farm(node, &["buckets", "--config", config, "--service", "spread", "--map"]).unwrap();
-    let picture: String = map.lines().filter_map(|l| l.trim_start().split_once(' ')).map(|(_, cells)| cells).filter(|c| c.len() == 64).collect();
+    let map =
+        farm.farm(node, &["buckets", "--config", config, "--service", "spread", "--map"]).unwrap();
+    let picture: String = map
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(' '))
+        .map(|(_, cells)| cells)
+        .filter(|c| c.len() == 64)
+        .collect();
     assert_eq!(picture.len(), 2048, "{map}");
     assert!(!map.contains('\x1b'), "no colours when stdout is not a terminal");
     assert!(picture.starts_with(&"A".repeat(682)) && picture.ends_with(&"C".repeat(682)), "{map}");
@@ -83,29 +100,73 @@ fn read_commands_show_what_is_loaded() {
     let client = farm.clients[0];
     let bucket = bucket_of(flow_hash(&addr_key(client), 40000, farm.seed), farm.buckets);
     let owner = farm.static_owner(bucket);
-    let found = json_of(&farm, node, &["lookup", &format!("{client}:40000"), "--service", "spread", "--config", config]);
+    let found = json_of(
+        &farm,
+        node,
+        &["lookup", &format!("{client}:40000"), "--service", "spread", "--config", config],
+    );
     assert_eq!(found["bucket"], bucket);
     assert_eq!(found["owner"], owner);
     assert_eq!(found["this_node_owns"], owner == node.id);
-    assert_eq!((found["seed"].clone(), found["bucket_count"].clone()), (json!(farm.seed), json!(4096)));
+    assert_eq!(
+        (found["seed"].clone(), found["bucket_count"].clone()),
+        (json!(farm.seed), json!(4096))
+    );
 
     let status = json_of(&farm, node, &["status", "--config", config]);
     assert_eq!(status["interface"], iface);
-    assert_eq!((status["node_id"].clone(), status["bucket_count"].clone()), (json!(1), json!(4096)));
-    assert_eq!((status["lease_never_expires"].clone(), status["lease_left_secs"].clone()), (json!(true), json!(null)));
+    assert_eq!(
+        (status["node_id"].clone(), status["bucket_count"].clone()),
+        (json!(1), json!(4096))
+    );
+    assert_eq!(
+        (status["lease_never_expires"].clone(), status["lease_left_secs"].clone()),
+        (json!(true), json!(null))
+    );
     assert_eq!(status["slots"].as_array().unwrap().len(), 3);
 
     let accepted = |node: &Node| -> Vec<u64> {
         let stats = json_of(&farm, node, &["stats", "--config", node.config.to_str().unwrap()]);
-        stats["slots"].as_array().unwrap().iter().map(|s| s["counters"]["accepted"].as_u64().unwrap()).collect()
+        stats["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["counters"]["accepted"].as_u64().unwrap())
+            .collect()
     };
-    assert_eq!(accepted(node), [0, 0, 0, 0], "nothing accepted before traffic (3 slots and the global row)");
+    assert_eq!(
+        accepted(node),
+        [0, 0, 0, 0],
+        "nothing accepted before traffic (3 slots and the global row)"
+    );
 
     // One connection: the node lookup names is the one that answers, and counts it.
-    let answer = in_ns(&farm.client.ns.name, move || ask_tcp(client, SocketAddr::new(VIP.into(), SPREAD_PORT))).unwrap();
+    let answer = in_ns(&farm.client.ns.name, move || {
+        ask_tcp(client, SocketAddr::new(VIP.into(), SPREAD_PORT))
+    })
+    .unwrap();
     let reply = answer.reply.as_ref().unwrap_or_else(|e| panic!("{}: no answer: {e}", answer.from));
     let server = farm.node_named(reply).unwrap_or_else(|| panic!("unknown reply {reply:?}"));
-    let found = json_of(&farm, server, &["lookup", &answer.from.to_string(), "--service", "spread", "--config", server.config.to_str().unwrap()]);
-    assert_eq!((found["owner"].clone(), found["this_node_owns"].clone()), (json!(server.id), json!(true)), "{found}");
-    assert!(accepted(server)[1] >= 1, "the spread service counted the connection on {}", server.name);
+    let found = json_of(
+        &farm,
+        server,
+        &[
+            "lookup",
+            &answer.from.to_string(),
+            "--service",
+            "spread",
+            "--config",
+            server.config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        (found["owner"].clone(), found["this_node_owns"].clone()),
+        (json!(server.id), json!(true)),
+        "{found}"
+    );
+    assert!(
+        accepted(server)[1] >= 1,
+        "the spread service counted the connection on {}",
+        server.name
+    );
 }

@@ -21,7 +21,8 @@ fn every_connection_is_answered_by_exactly_the_owner() {
     if !have_root("every_connection_is_answered_by_exactly_the_owner") {
         return;
     }
-    let farm = NsFarm::new(3, CLIENTS, 4096, Ownership::StaticThirds).expect("build the namespace farm");
+    let farm =
+        NsFarm::new(3, CLIENTS, 4096, Ownership::StaticThirds).expect("build the namespace farm");
     farm.load_all().expect("farm load on every node");
     let sent = SentCounter::install(&farm.client).expect("nft counter in the client namespace");
 
@@ -39,11 +40,22 @@ fn every_connection_is_answered_by_exactly_the_owner() {
     // Who should have answered: the owner of the client's bucket in the static thirds.
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     for (port, a) in &answers {
-        let reply = a.reply.as_ref().unwrap_or_else(|e| panic!("{} to port {port}: no answer: {e}", a.from));
-        let node = farm.node_named(reply).unwrap_or_else(|| panic!("{}: unknown reply {reply:?}", a.from));
+        let reply = a
+            .reply
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{} to port {port}: no answer: {e}", a.from));
+        let node =
+            farm.node_named(reply).unwrap_or_else(|| panic!("{}: unknown reply {reply:?}", a.from));
         let hashed_port = if *port == SPREAD_PORT { a.from.port() } else { 0 };
-        let bucket = bucket_of(flow_hash(&addr_key(a.from.ip()), hashed_port, farm.seed), farm.buckets);
-        assert_eq!(node.id, farm.static_owner(bucket), "{} -> port {port}: bucket {bucket} answered by {}", a.from, node.name);
+        let bucket =
+            bucket_of(flow_hash(&addr_key(a.from.ip()), hashed_port, farm.seed), farm.buckets);
+        assert_eq!(
+            node.id,
+            farm.static_owner(bucket),
+            "{} -> port {port}: bucket {bucket} answered by {}",
+            a.from,
+            node.name
+        );
         *per_node.entry(node.name.clone()).or_default() += 1;
     }
     eprintln!("{CONNECTIONS} connections from {CLIENTS} client addresses answered: {per_node:?}");
@@ -54,7 +66,8 @@ fn every_connection_is_answered_by_exactly_the_owner() {
     // node, ignored by two). Wait for the last FIN/ACKs to settle first.
     let settled = wait_for(Duration::from_secs(10), || {
         let sent = sent.packets().ok()?;
-        let counters: Vec<_> = farm.nodes.iter().map(|n| farm.counters(n, 3).ok()).collect::<Option<_>>()?;
+        let counters: Vec<_> =
+            farm.nodes.iter().map(|n| farm.counters(n, 3).ok()).collect::<Option<_>>()?;
         let accepted: u64 = counters.iter().map(|c| c.accepted).sum();
         let dropped: u64 = counters.iter().map(|c| c.not_owner).sum();
         let arp: u64 = counters.iter().map(|c| c.arp_replies).sum();
@@ -64,18 +77,27 @@ fn every_connection_is_answered_by_exactly_the_owner() {
         let c: Vec<_> = farm.nodes.iter().map(|n| farm.counters(n, 3).unwrap()).collect();
         panic!("client sent {:?} packets; node counters {c:?}", sent.packets())
     });
-    eprintln!("client sent {sent_n} packets to the VIP: {accepted} accepted (once each), {dropped} dropped as not-owner");
+    eprintln!(
+        "client sent {sent_n} packets to the VIP: {accepted} accepted (once each), {dropped} dropped as not-owner"
+    );
 
     // The client's neighbour entry for the VIP is the cluster MAC, answered by the program.
     let neigh = ip(&["-n", &farm.client.ns.name, "neigh", "show", &VIP.to_string()]).unwrap();
     let cfg = farm_userspace::config::load(&farm.nodes[0].config).unwrap();
     let cluster_mac = farm_userspace::nic::format_mac(&cfg.cluster.cluster_mac);
-    assert!(neigh.contains(&cluster_mac), "ARP for the VIP resolved to {neigh:?}, want {cluster_mac}");
+    assert!(
+        neigh.contains(&cluster_mac),
+        "ARP for the VIP resolved to {neigh:?}, want {cluster_mac}"
+    );
     let replies: u64 = farm.nodes.iter().map(|n| farm.counters(n, 3).unwrap().arp_replies).sum();
     assert!(replies >= 1, "the ARP reply came from the XDP program");
 
     for n in &farm.nodes {
-        farm.farm(n, &["unload", "--iface", &n.host.iface, "--config", n.config.to_str().unwrap()]).unwrap();
-        assert!(!farm_userspace::loader::pin_dir(&n.host.iface).exists(), "unload removes the pins");
+        farm.farm(n, &["unload", "--iface", &n.host.iface, "--config", n.config.to_str().unwrap()])
+            .unwrap();
+        assert!(
+            !farm_userspace::loader::pin_dir(&n.host.iface).exists(),
+            "unload removes the pins"
+        );
     }
 }

@@ -40,7 +40,14 @@ impl Rng {
     }
 }
 
-fn agree(test: &str, service_port: u16, slot_v4: u32, slot_v6: u32, uses_port: bool, udp_service: bool) {
+fn agree(
+    test: &str,
+    service_port: u16,
+    slot_v4: u32,
+    slot_v6: u32,
+    uses_port: bool,
+    udp_service: bool,
+) {
     if !have_root(test) {
         return;
     }
@@ -52,13 +59,21 @@ fn agree(test: &str, service_port: u16, slot_v4: u32, slot_v6: u32, uses_port: b
         let v6 = i % 2 == 1;
         let client = rng.client(v6);
         let sport = 1024 + (rng.next() % 64000) as u16;
-        let (vip, slot): (IpAddr, u32) = if v6 { (VIP6.into(), slot_v6) } else { (VIP4.into(), slot_v4) };
+        let (vip, slot): (IpAddr, u32) =
+            if v6 { (VIP6.into(), slot_v6) } else { (VIP4.into(), slot_v4) };
         let port = if uses_port { sport } else { 0 };
         let bucket = bucket_of(flow_hash(&addr_key(client), port, SEED), BUCKETS);
         let expect_accept = owner(slot as usize, bucket) == ME;
-        let pkt = if udp_service { udp(client, sport, vip, service_port) } else { tcp(client, sport, vip, service_port) };
+        let pkt = if udp_service {
+            udp(client, sport, vip, service_port)
+        } else {
+            tcp(client, sport, vip, service_port)
+        };
         let accepted_now = h.run(&pkt).unwrap().packet[..6] == NODE_MAC;
-        assert_eq!(accepted_now, expect_accept, "client {client}:{sport} bucket {bucket} of slot {slot}");
+        assert_eq!(
+            accepted_now, expect_accept,
+            "client {client}:{sport} bucket {bucket} of slot {slot}"
+        );
         if expect_accept { accepted += 1 } else { dropped += 1 }
     }
     eprintln!("{test}: {CLIENTS} clients agree ({accepted} accepted, {dropped} dropped)");

@@ -24,7 +24,11 @@ fn farm_in(farm: &NsFarm, args: &[&str], as_nobody: bool) -> (bool, Vec<String>)
 
 fn one_line(lines: &[String], says: &str) {
     assert_eq!(lines.len(), 1, "one line, got {lines:#?}");
-    assert!(lines[0].starts_with("farm: ") && lines[0].contains(says), "{:?} should say {says:?}", lines[0]);
+    assert!(
+        lines[0].starts_with("farm: ") && lines[0].contains(says),
+        "{:?} should say {says:?}",
+        lines[0]
+    );
 }
 
 #[test]
@@ -62,7 +66,8 @@ fn load_failures_say_what_to_do_and_leave_nothing_behind() {
     assert!(!ok);
     one_line(&err, "already loaded");
     assert!(pin_dir(&node.host.iface).join("link").exists(), "the first load stays attached");
-    let (ok, err) = farm_in(&farm, &["unload", "--iface", &node.host.iface, "--config", config], false);
+    let (ok, err) =
+        farm_in(&farm, &["unload", "--iface", &node.host.iface, "--config", config], false);
     assert!(ok, "{err:?}");
     assert!(!pin_dir(&node.host.iface).exists());
     let (ok, err) = farm_in(&farm, &["unload", "--iface", &node.host.iface], false);

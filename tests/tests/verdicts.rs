@@ -73,7 +73,9 @@ fn not_for_a_vip_passes_untouched() {
 
 #[test]
 fn owned_bucket_is_accepted_other_owner_dropped() {
-    let Some(mut h) = owning("owned_bucket_is_accepted_other_owner_dropped", &[SLOT_WEB4, SLOT_WEB6]) else {
+    let Some(mut h) =
+        owning("owned_bucket_is_accepted_other_owner_dropped", &[SLOT_WEB4, SLOT_WEB6])
+    else {
         return;
     };
     for (pkt, slot) in [
@@ -123,13 +125,19 @@ fn no_service_follows_the_vip_default() {
     // VIP4's default is drop: a port no service names is dropped and counted.
     let (action, _, c) = moved(&mut h, SLOT_VIP4, &tcp(CLIENT4.into(), 40000, VIP4.into(), 81));
     assert_eq!((action, c), (XDP_DROP, vec!["no_service"]));
-    let gre4 = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IP).ipv4(CLIENT4, VIP4, 47, &[], 0, 8).raw(&[0; 8]).build();
+    let gre4 = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IP)
+        .ipv4(CLIENT4, VIP4, 47, &[], 0, 8)
+        .raw(&[0; 8])
+        .build();
     assert_eq!(moved(&mut h, SLOT_VIP4, &gre4).2, ["no_service"]);
     // VIP6's default is client-ip: hashed on its own table.
     let pkt = tcp(CLIENT6.into(), 40000, VIP6.into(), 81);
     let (action, out, c) = moved(&mut h, SLOT_VIP6, &pkt);
     assert_accepted(&pkt, action, &out, &c);
-    let gre6 = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6).ipv6(CLIENT6, VIP6, &[], 47, 8).raw(&[0; 8]).build();
+    let gre6 = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6)
+        .ipv6(CLIENT6, VIP6, &[], 47, 8)
+        .raw(&[0; 8])
+        .build();
     assert_eq!(moved(&mut h, SLOT_VIP6, &gre6).2, ["accepted"]);
 }
 
@@ -137,12 +145,19 @@ fn no_service_follows_the_vip_default() {
 fn port_ranges_match_the_service() {
     let Some(mut h) = owning("port_ranges_match_the_service", &[SLOT_DNS4]) else { return };
     for port in [5353, 6000, 6005, 6009] {
-        let (action, _, c) = moved(&mut h, SLOT_DNS4, &udp(CLIENT4.into(), 40000, VIP4.into(), port));
+        let (action, _, c) =
+            moved(&mut h, SLOT_DNS4, &udp(CLIENT4.into(), 40000, VIP4.into(), port));
         assert_eq!((action, c), (XDP_PASS, vec!["accepted"]), "udp/{port}");
     }
     // Just outside the range, and the right port with the wrong protocol.
-    assert_eq!(moved(&mut h, SLOT_VIP4, &udp(CLIENT4.into(), 40000, VIP4.into(), 6010)).2, ["no_service"]);
-    assert_eq!(moved(&mut h, SLOT_VIP4, &tcp(CLIENT4.into(), 40000, VIP4.into(), 5353)).2, ["no_service"]);
+    assert_eq!(
+        moved(&mut h, SLOT_VIP4, &udp(CLIENT4.into(), 40000, VIP4.into(), 6010)).2,
+        ["no_service"]
+    );
+    assert_eq!(
+        moved(&mut h, SLOT_VIP4, &tcp(CLIENT4.into(), 40000, VIP4.into(), 5353)).2,
+        ["no_service"]
+    );
 }
 
 #[test]
@@ -179,7 +194,9 @@ fn ipv4_options_and_bad_header_lengths() {
 
 #[test]
 fn fragments_hash_on_the_client_address_in_the_vip_table() {
-    let Some(mut h) = owning("fragments_hash_on_the_client_address_in_the_vip_table", &[SLOT_VIP4, SLOT_VIP6]) else {
+    let Some(mut h) =
+        owning("fragments_hash_on_the_client_address_in_the_vip_table", &[SLOT_VIP4, SLOT_VIP6])
+    else {
         return;
     };
     // First fragment (MF, offset 0) and a later one (offset 185*8): the VIP's table, not the service's.
@@ -215,25 +232,44 @@ fn ipv6_extension_headers_are_walked() {
     assert_accepted(&pkt, action, &out, &c);
     // Seven extension headers is more than the program walks: malformed, dropped.
     let many: Vec<(u8, Vec<u8>)> = (0..7).map(|_| (60u8, vec![0; 7])).collect();
-    let pkt = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6).ipv6(CLIENT6, VIP6, &many, TCP, 20).ports(1, 80).raw(&[0; 16]).build();
-    assert_eq!(moved(&mut h, SLOT_VIP6, &pkt), (XDP_DROP, h.run(&pkt).unwrap().packet, vec!["malformed"]));
+    let pkt = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6)
+        .ipv6(CLIENT6, VIP6, &many, TCP, 20)
+        .ports(1, 80)
+        .raw(&[0; 16])
+        .build();
+    assert_eq!(
+        moved(&mut h, SLOT_VIP6, &pkt),
+        (XDP_DROP, h.run(&pkt).unwrap().packet, vec!["malformed"])
+    );
 }
 
 #[test]
 fn icmp_echo_hashes_on_the_client_in_the_vip_table() {
-    let Some(mut h) = owning("icmp_echo_hashes_on_the_client_in_the_vip_table", &[SLOT_VIP4, SLOT_VIP6]) else {
+    let Some(mut h) =
+        owning("icmp_echo_hashes_on_the_client_in_the_vip_table", &[SLOT_VIP4, SLOT_VIP6])
+    else {
         return;
     };
-    let echo4 = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IP).ipv4(CLIENT4, VIP4, ICMP, &[], 0, 8).raw(&[8, 0, 0, 0, 0, 1, 0, 1]).build();
+    let echo4 = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IP)
+        .ipv4(CLIENT4, VIP4, ICMP, &[], 0, 8)
+        .raw(&[8, 0, 0, 0, 0, 1, 0, 1])
+        .build();
     assert_eq!(moved(&mut h, SLOT_VIP4, &echo4).2, ["accepted"]);
-    let echo6 = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6).ipv6(CLIENT6, VIP6, &[], ICMPV6, 8).raw(&[128, 0, 0, 0, 0, 1, 0, 1]).build();
+    let echo6 = Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6)
+        .ipv6(CLIENT6, VIP6, &[], ICMPV6, 8)
+        .raw(&[128, 0, 0, 0, 0, 1, 0, 1])
+        .build();
     assert_eq!(moved(&mut h, SLOT_VIP6, &echo6).2, ["accepted"]);
 }
 
 /// An ICMP error from a router about a packet the farm sent: VIP:port -> client:cport.
 fn icmp4_error(quoted_proto: u8, sport: u16, dport: u16) -> Vec<u8> {
     let router = Ipv4Addr::new(198, 19, 255, 1);
-    let quoted = Frame::default().ipv4(VIP4, CLIENT4, quoted_proto, &[], 0, 8).ports(sport, dport).raw(&[0; 4]).build();
+    let quoted = Frame::default()
+        .ipv4(VIP4, CLIENT4, quoted_proto, &[], 0, 8)
+        .ports(sport, dport)
+        .raw(&[0; 4])
+        .build();
     Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IP)
         .ipv4(router, VIP4, ICMP, &[], 0, 8 + quoted.len())
         .raw(&[3, 4, 0, 0, 0, 0, 0x05, 0xdc])
@@ -243,7 +279,11 @@ fn icmp4_error(quoted_proto: u8, sport: u16, dport: u16) -> Vec<u8> {
 
 fn icmp6_error(quoted_proto: u8, sport: u16, dport: u16) -> Vec<u8> {
     let router = Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 1);
-    let quoted = Frame::default().ipv6(VIP6, CLIENT6, &[], quoted_proto, 8).ports(sport, dport).raw(&[0; 4]).build();
+    let quoted = Frame::default()
+        .ipv6(VIP6, CLIENT6, &[], quoted_proto, 8)
+        .ports(sport, dport)
+        .raw(&[0; 4])
+        .build();
     Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6)
         .ipv6(router, VIP6, &[], ICMPV6, 8 + quoted.len())
         .raw(&[2, 0, 0, 0, 0, 0, 0x05, 0xdc])
@@ -253,7 +293,9 @@ fn icmp6_error(quoted_proto: u8, sport: u16, dport: u16) -> Vec<u8> {
 
 #[test]
 fn icmp_errors_go_to_the_owner_of_the_quoted_flow() {
-    let Some(mut h) = owning("icmp_errors_go_to_the_owner_of_the_quoted_flow", &[SLOT_DNS4, SLOT_DNS6]) else {
+    let Some(mut h) =
+        owning("icmp_errors_go_to_the_owner_of_the_quoted_flow", &[SLOT_DNS4, SLOT_DNS6])
+    else {
         return;
     };
     // The service's table decides (this node owns it), not the VIP's (node 2 owns that).
@@ -268,7 +310,9 @@ fn icmp_errors_go_to_the_owner_of_the_quoted_flow() {
 
 #[test]
 fn arp_for_a_vip_is_answered_with_the_cluster_mac() {
-    let Some(mut h) = owning("arp_for_a_vip_is_answered_with_the_cluster_mac", &[SLOT_VIP4]) else { return };
+    let Some(mut h) = owning("arp_for_a_vip_is_answered_with_the_cluster_mac", &[SLOT_VIP4]) else {
+        return;
+    };
     let req = arp_request(CLIENT4, VIP4);
     let (action, out, c) = moved(&mut h, SLOT_VIP4, &req);
     assert_eq!((action, c), (XDP_TX, vec!["arp_replies"]));
@@ -284,7 +328,10 @@ fn arp_for_a_vip_is_answered_with_the_cluster_mac() {
     // Another node owns this requester's bucket: it answers, this one stays silent
     // (and the kernel never sees the request, so it cannot answer with the NIC's MAC).
     h.fill(|_, _| PEER).unwrap();
-    assert_eq!(moved(&mut h, SLOT_VIP4, &req), (XDP_DROP, h.run(&req).unwrap().packet, vec!["not_owner"]));
+    assert_eq!(
+        moved(&mut h, SLOT_VIP4, &req),
+        (XDP_DROP, h.run(&req).unwrap().packet, vec!["not_owner"])
+    );
     // Replies and non-Ethernet ARP are not requests: the stack's business.
     let mut reply = req.clone();
     reply[21] = 2;
@@ -293,7 +340,9 @@ fn arp_for_a_vip_is_answered_with_the_cluster_mac() {
 
 #[test]
 fn neighbour_solicitation_for_a_vip_is_answered_with_an_advertisement() {
-    let Some(mut h) = owning("neighbour_solicitation_for_a_vip_is_answered_with_an_advertisement", &[SLOT_VIP6]) else {
+    let Some(mut h) =
+        owning("neighbour_solicitation_for_a_vip_is_answered_with_an_advertisement", &[SLOT_VIP6])
+    else {
         return;
     };
     for with_option in [true, false] {
@@ -306,15 +355,27 @@ fn neighbour_solicitation_for_a_vip_is_answered_with_an_advertisement() {
         body.extend(CLUSTER_MAC);
         let sum = icmpv6_checksum(VIP6, CLIENT6, &body);
         body[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut want = Frame::eth(CLIENT_MAC, NODE_MAC, &[], ETH_P_IPV6).ipv6(VIP6, CLIENT6, &[], ICMPV6, body.len()).raw(&body).build();
+        let mut want = Frame::eth(CLIENT_MAC, NODE_MAC, &[], ETH_P_IPV6)
+            .ipv6(VIP6, CLIENT6, &[], ICMPV6, body.len())
+            .raw(&body)
+            .build();
         want[14 + 7] = 255; // hop limit
         assert_eq!(out, want, "with option: {with_option}");
     }
     // Not a VIP, and duplicate address detection: left to the stack.
-    assert_eq!(moved(&mut h, GLOBAL_SLOT, &neighbour_solicitation(CLIENT6, OTHER6, true)).2, ["passed"]);
-    assert_eq!(moved(&mut h, SLOT_VIP6, &neighbour_solicitation(Ipv6Addr::UNSPECIFIED, VIP6, false)).2, ["passed"]);
+    assert_eq!(
+        moved(&mut h, GLOBAL_SLOT, &neighbour_solicitation(CLIENT6, OTHER6, true)).2,
+        ["passed"]
+    );
+    assert_eq!(
+        moved(&mut h, SLOT_VIP6, &neighbour_solicitation(Ipv6Addr::UNSPECIFIED, VIP6, false)).2,
+        ["passed"]
+    );
     h.fill(|_, _| PEER).unwrap();
-    assert_eq!(moved(&mut h, SLOT_VIP6, &neighbour_solicitation(CLIENT6, VIP6, true)).2, ["not_owner"]);
+    assert_eq!(
+        moved(&mut h, SLOT_VIP6, &neighbour_solicitation(CLIENT6, VIP6, true)).2,
+        ["not_owner"]
+    );
 }
 
 /// Every prefix of a valid frame: never an accept unless the frame holds all the
@@ -339,7 +400,11 @@ fn frames_cut_short_at_every_header() {
         for len in 14..pkt.len() {
             let out = h.run(&pkt[..len]).unwrap_or_else(|e| panic!("len {len}: {e:#}"));
             if len < needed {
-                assert_ne!(out.packet.get(..6), Some(&NODE_MAC[..]), "accepted a frame cut at {len}");
+                assert_ne!(
+                    out.packet.get(..6),
+                    Some(&NODE_MAC[..]),
+                    "accepted a frame cut at {len}"
+                );
                 assert!(matches!(out.action, XDP_PASS | XDP_DROP), "len {len}");
             } else {
                 assert_eq!(out.action, XDP_PASS, "complete enough at {len}");
@@ -366,7 +431,9 @@ fn runt_frames_are_counted_and_passed() {
 /// bytes say, nothing is accepted and every run completes.
 #[test]
 fn corrupted_frames_are_never_accepted_for_buckets_of_another_node() {
-    let Some(mut h) = owning("corrupted_frames_are_never_accepted_for_buckets_of_another_node", &[]) else {
+    let Some(mut h) =
+        owning("corrupted_frames_are_never_accepted_for_buckets_of_another_node", &[])
+    else {
         return;
     };
     let seeds: Vec<Vec<u8>> = vec![
@@ -401,7 +468,9 @@ fn corrupted_frames_are_never_accepted_for_buckets_of_another_node() {
 
 #[test]
 fn client_ip_port_affinity_spreads_a_clients_connections() {
-    let Some(mut h) = owning("client_ip_port_affinity_spreads_a_clients_connections", &[]) else { return };
+    let Some(mut h) = owning("client_ip_port_affinity_spreads_a_clients_connections", &[]) else {
+        return;
+    };
     // Half the buckets each: a client's ports land on both nodes in client-ip-port mode,
     // on one node only in client-ip mode.
     h.fill(|_, b| if b % 2 == 0 { ME } else { PEER }).unwrap();

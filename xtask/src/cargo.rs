@@ -46,14 +46,7 @@ pub fn test(args: &[String]) -> Result<()> {
         // The eBPF crate builds only for bpfel-unknown-none (farm-userspace's build.rs
         // does that); on the host it has nothing to test and does not compile.
         cargo()
-            .args([
-                "test",
-                "--workspace",
-                "--exclude",
-                "farm-ebpf",
-                "--release",
-                "--",
-            ])
+            .args(["test", "--workspace", "--exclude", "farm-ebpf", "--release", "--"])
             .args(args),
         "cargo test",
         "see the build errors or failing tests above",
@@ -65,15 +58,7 @@ pub fn bench(args: &[String]) -> Result<()> {
     build()?;
     run(
         cargo()
-            .args([
-                "run",
-                "--release",
-                "-p",
-                "farm-tests",
-                "--bin",
-                "farm-bench",
-                "--",
-            ])
+            .args(["run", "--release", "-p", "farm-tests", "--bin", "farm-bench", "--"])
             .args(args),
         "the benchmark",
         "see its output above",

@@ -43,10 +43,7 @@ pub fn bpf_linker(report: &Report, nightly: &Nightly) -> Result<()> {
     )?;
     let path = usable(major)
         .map_err(|why| anyhow!("bpf-linker was built but {why}: put ~/.cargo/bin first in PATH"))?;
-    report.done(
-        "bpf-linker",
-        &format!("installed (LLVM {major}, {})", path.display()),
-    );
+    report.done("bpf-linker", &format!("installed (LLVM {major}, {})", path.display()));
     Ok(())
 }
 
@@ -54,18 +51,11 @@ pub fn bpf_linker(report: &Report, nightly: &Nightly) -> Result<()> {
 fn usable(major: u32) -> Result<PathBuf, String> {
     let path = which("bpf-linker").ok_or("not on PATH")?;
     let shown = path.display();
-    if !Command::new(&path)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success())
-    {
+    if !Command::new(&path).arg("--version").output().is_ok_and(|out| out.status.success()) {
         return Err(format!("{shown} does not run"));
     }
     let ldd = output(Command::new("ldd").arg(&path)).map_err(|e| format!("{e:#}"))?;
-    match String::from_utf8_lossy(&ldd.stdout)
-        .lines()
-        .find_map(llvm_major)
-    {
+    match String::from_utf8_lossy(&ldd.stdout).lines().find_map(llvm_major) {
         Some(linked) if linked == major => Ok(path),
         Some(linked) => Err(format!("{shown} is linked against LLVM {linked}")),
         // Statically linked: its LLVM cannot be told, so it cannot be trusted.
@@ -77,14 +67,8 @@ fn usable(major: u32) -> Result<PathBuf, String> {
 /// (Rust's), `libLLVM-14.so.1` (Debian's).
 fn llvm_major(line: &str) -> Option<u32> {
     let name = line.split_whitespace().next()?;
-    let version = name
-        .strip_prefix("libLLVM.so.")
-        .or_else(|| name.strip_prefix("libLLVM-"))?;
-    version
-        .split(|c: char| !c.is_ascii_digit())
-        .next()?
-        .parse()
-        .ok()
+    let version = name.strip_prefix("libLLVM.so.").or_else(|| name.strip_prefix("libLLVM-"))?;
+    version.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 /// An `LLVM_PREFIX` for bpf-linker's build: a lib/ holding the nightly's shared libLLVM under
@@ -99,8 +83,7 @@ fn llvm_prefix(nightly: &Nightly) -> Result<PathBuf> {
         .with_context(|| format!("cannot list {}: reinstall the nightly", rust_lib.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
         .find(|path| {
-            path.file_name()
-                .is_some_and(|name| name.to_string_lossy().starts_with("libLLVM.so."))
+            path.file_name().is_some_and(|name| name.to_string_lossy().starts_with("libLLVM.so."))
         })
         .with_context(|| {
             format!(
@@ -146,9 +129,6 @@ mod tests {
             llvm_major("\tlibLLVM-14.so.1 => /lib/x86_64-linux-gnu/libLLVM-14.so.1 (0x00007f)"),
             Some(14)
         );
-        assert_eq!(
-            llvm_major("\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)"),
-            None
-        );
+        assert_eq!(llvm_major("\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)"), None);
     }
 }

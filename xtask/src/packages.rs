@@ -45,11 +45,7 @@ pub fn packages(report: &Report) -> Result<()> {
     report.doing(&list, "installing with apt-get");
     // The package lists on a fresh machine are empty or stale; refreshing them is the
     // slow part, so it happens only when something must be installed.
-    quietly(
-        apt().arg("update"),
-        "apt-get update",
-        "check the network to Debian's mirrors",
-    )?;
+    quietly(apt().arg("update"), "apt-get update", "check the network to Debian's mirrors")?;
     quietly(
         apt().args(["install", "-y"]).args(&missing),
         format_args!("apt-get install {list}"),

@@ -13,19 +13,14 @@ use anyhow::{Result, anyhow, bail};
 /// The workspace root. xtask only ever runs from its own source tree (`cargo xtask`), so
 /// the directory it was compiled in is the tree it works on.
 pub fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask/ sits inside the workspace")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ sits inside the workspace")
 }
 
 /// The first executable named `name` on PATH, as `command -v` finds it.
 pub fn which(name: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| {
-            path.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    env::split_paths(&env::var_os("PATH")?).map(|dir| dir.join(name)).find(|path| {
+        path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// Runs `cmd` to completion with its output captured.
@@ -41,10 +36,7 @@ pub fn output(cmd: &mut Command) -> Result<Output> {
 /// What `cmd` prints when it succeeds; None when it runs but fails (a probe's "no").
 pub fn stdout(cmd: &mut Command) -> Result<Option<String>> {
     let out = output(cmd)?;
-    Ok(out
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
+    Ok(out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
 /// Runs an install step whose chatter matters only when it fails: then that output is

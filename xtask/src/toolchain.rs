@@ -44,21 +44,14 @@ pub fn nightly(report: &Report) -> Result<Nightly> {
         }
     };
     let field = |name: &str| {
-        version
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .map(str::trim)
-            .with_context(|| {
-                format!("`rustc +nightly -vV` has no `{name}` line: update rustup and the nightly")
-            })
+        version.lines().find_map(|line| line.strip_prefix(name)).map(str::trim).with_context(|| {
+            format!("`rustc +nightly -vV` has no `{name}` line: update rustup and the nightly")
+        })
     };
     let release = field("release:")?.to_owned();
     let llvm = field("LLVM version:")?;
-    let llvm_major = llvm
-        .split('.')
-        .next()
-        .and_then(|major| major.parse().ok())
-        .with_context(|| {
+    let llvm_major =
+        llvm.split('.').next().and_then(|major| major.parse().ok()).with_context(|| {
             format!(
                 "cannot read LLVM version `{llvm}` from `rustc +nightly -vV`: update the nightly"
             )
@@ -79,11 +72,7 @@ pub fn nightly(report: &Report) -> Result<Nightly> {
         )?;
         report.done("rust-src", "installed");
     }
-    Ok(Nightly {
-        release,
-        llvm_major,
-        sysroot,
-    })
+    Ok(Nightly { release, llvm_major, sysroot })
 }
 
 /// `program` from the nightly: what `program +nightly` runs.

@@ -62,24 +62,40 @@ pub fn run(args: &BucketsArgs) -> Result<String> {
     let summaries = read(&loaded, &chosen)?;
     let half = loaded.dp.active_half()?;
     if args.common.json {
-        return Ok(format!("{:#}\n", to_json(&loaded.iface, loaded.node.bucket_count, half, &summaries, args.map)));
+        return Ok(format!(
+            "{:#}\n",
+            to_json(&loaded.iface, loaded.node.bucket_count, half, &summaries, args.map)
+        ));
     }
-    let mut out = format!("{}: {} buckets per slot, table half {half} active\n", loaded.iface, loaded.node.bucket_count);
+    let mut out = format!(
+        "{}: {} buckets per slot, table half {half} active\n",
+        loaded.iface, loaded.node.bucket_count
+    );
     match args.service {
         Some(_) => out += &detail(&summaries[0]),
-        None => out += &(per_node_table(&summaries, |n| format!("{}/{}", n.owned, n.quota)) + QUOTA_NOTE),
+        None => {
+            out +=
+                &(per_node_table(&summaries, |n| format!("{}/{}", n.owned, n.quota)) + QUOTA_NOTE)
+        }
     }
     if args.map {
         let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         for s in &summaries {
             let nodes: Vec<u16> = s.nodes.iter().map(|n| n.node).collect();
-            out += &format!("\n{} {} (slot {}):\n{}", s.id.kind.as_str(), s.id.name, s.id.slot, grid::draw(&s.row, &nodes, colour));
+            out += &format!(
+                "\n{} {} (slot {}):\n{}",
+                s.id.kind.as_str(),
+                s.id.name,
+                s.id.slot,
+                grid::draw(&s.row, &nodes, colour)
+            );
         }
     }
     Ok(out)
 }
 
-const QUOTA_NOTE: &str = "cells: buckets owned/quota (the weight-proportional share with every peer alive)\n";
+const QUOTA_NOTE: &str =
+    "cells: buckets owned/quota (the weight-proportional share with every peer alive)\n";
 
 /// The rows of `chosen`, summarized.
 pub fn read(loaded: &Loaded, chosen: &[Slot]) -> Result<Vec<SlotBuckets>> {
@@ -103,7 +119,13 @@ pub fn summarize(slot: &Slot, row: Vec<u16>) -> SlotBuckets {
     SlotBuckets { id: slot.id.clone(), nodes, no_owner, row }
 }
 
-pub fn to_json(iface: &str, bucket_count: u32, half: u32, slots: &[SlotBuckets], with_owners: bool) -> Value {
+pub fn to_json(
+    iface: &str,
+    bucket_count: u32,
+    half: u32,
+    slots: &[SlotBuckets],
+    with_owners: bool,
+) -> Value {
     let slots: Vec<Value> = slots
         .iter()
         .map(|s| {
@@ -121,12 +143,22 @@ pub fn to_json(iface: &str, bucket_count: u32, half: u32, slots: &[SlotBuckets],
 pub fn per_node_table(slots: &[SlotBuckets], cell: impl Fn(&NodeShare) -> String) -> String {
     let nodes: BTreeSet<u16> = slots.iter().flat_map(|s| s.nodes.iter().map(|n| n.node)).collect();
     let names: Vec<String> = nodes.iter().map(|n| format!("NODE {n}")).collect();
-    let header: Vec<&str> = ["SLOT", "KIND", "NAME"].into_iter().chain(names.iter().map(String::as_str)).chain(["NO OWNER"]).collect();
+    let header: Vec<&str> = ["SLOT", "KIND", "NAME"]
+        .into_iter()
+        .chain(names.iter().map(String::as_str))
+        .chain(["NO OWNER"])
+        .collect();
     let rows: Vec<Vec<String>> = slots
         .iter()
         .map(|s| {
-            let shares = nodes.iter().map(|&n| s.nodes.iter().find(|x| x.node == n).map_or("-".into(), &cell));
-            [s.id.slot.to_string(), s.id.kind.as_str().into(), s.id.name.clone()].into_iter().chain(shares).chain([s.no_owner.to_string()]).collect()
+            let shares = nodes
+                .iter()
+                .map(|&n| s.nodes.iter().find(|x| x.node == n).map_or("-".into(), &cell));
+            [s.id.slot.to_string(), s.id.kind.as_str().into(), s.id.name.clone()]
+                .into_iter()
+                .chain(shares)
+                .chain([s.no_owner.to_string()])
+                .collect()
         })
         .collect();
     table::render(&header, &rows, 3)
@@ -139,7 +171,13 @@ fn detail(s: &SlotBuckets) -> String {
         .iter()
         .map(|n| {
             let diff = i64::from(n.owned) - i64::from(n.quota);
-            vec![n.node.to_string(), n.weight.to_string(), n.owned.to_string(), n.quota.to_string(), format!("{diff:+}")]
+            vec![
+                n.node.to_string(),
+                n.weight.to_string(),
+                n.owned.to_string(),
+                n.quota.to_string(),
+                format!("{diff:+}"),
+            ]
         })
         .collect();
     rows.push(vec!["none".into(), String::new(), s.no_owner.to_string()]);
@@ -154,7 +192,8 @@ mod tests {
 
     #[test]
     fn shares_set_owned_against_quota() {
-        let s = summarize(&table_slots(&config())[2], vec![1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 9, NO_OWNER]);
+        let s =
+            summarize(&table_slots(&config())[2], vec![1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 9, NO_OWNER]);
         let shares: Vec<_> = s.nodes.iter().map(|n| (n.node, n.weight, n.owned, n.quota)).collect();
         // 12 buckets at weights 2:3 is 4.8 and 7.2: quotas 5 and 7.
         assert_eq!(shares, [(1, 2, 7, 5), (2, 3, 3, 7), (9, 0, 1, 0)]);
@@ -163,7 +202,8 @@ mod tests {
 
     #[test]
     fn detail_lists_each_node_and_the_unowned() {
-        let s = summarize(&table_slots(&config())[2], vec![1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, NO_OWNER]);
+        let s =
+            summarize(&table_slots(&config())[2], vec![1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, NO_OWNER]);
         let want = "service web (slot 2)\n\
                     NODE  WEIGHT  OWNED  QUOTA  DIFF\n\
                     1          2      5      5    +0\n\
@@ -186,7 +226,8 @@ mod tests {
 
     #[test]
     fn json_names_every_field_and_owners_only_on_request() {
-        let s = summarize(&table_slots(&config())[2], vec![1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, NO_OWNER]);
+        let s =
+            summarize(&table_slots(&config())[2], vec![1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, NO_OWNER]);
         let v = to_json("eth0", 12, 1, std::slice::from_ref(&s), false);
         assert_eq!(
             v,

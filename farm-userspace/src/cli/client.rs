@@ -34,7 +34,16 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_an_address() {
-        for bad in ["", "web1", "198.18.1", "198.18.1.1:70000", "198.18.1.1:", "2001:db8::1:5000:x", "[2001:db8::1", "[198.18.1.1]:80"] {
+        for bad in [
+            "",
+            "web1",
+            "198.18.1",
+            "198.18.1.1:70000",
+            "198.18.1.1:",
+            "2001:db8::1:5000:x",
+            "[2001:db8::1",
+            "[198.18.1.1]:80",
+        ] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains("is not a client address"), "{bad}: {err}");
         }

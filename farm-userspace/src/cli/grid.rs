@@ -55,13 +55,20 @@ pub fn draw(row: &[u16], nodes: &[u16], colour: bool) -> String {
 
 fn legend(row: &[u16], nodes: &[u16], group: usize, paint: &dyn Fn(u16) -> String) -> String {
     let owned = |node: u16| row.iter().filter(|&&o| o == node).count();
-    let mut keys: Vec<String> = nodes.iter().map(|&n| format!("{} node {n} ({})", paint(n), owned(n))).collect();
-    keys.push(format!("{EMPTY} no owner ({})", row.iter().filter(|&&o| !nodes.contains(&o)).count()));
+    let mut keys: Vec<String> =
+        nodes.iter().map(|&n| format!("{} node {n} ({})", paint(n), owned(n))).collect();
+    keys.push(format!(
+        "{EMPTY} no owner ({})",
+        row.iter().filter(|&&o| !nodes.contains(&o)).count()
+    ));
     let each = match group {
         1 => "one bucket".to_string(),
         g => format!("{g} buckets, shown as the node owning most of them"),
     };
-    format!("{}\neach character is {each}; each line starts with its first bucket\n", keys.join("  "))
+    format!(
+        "{}\neach character is {each}; each line starts with its first bucket\n",
+        keys.join("  ")
+    )
 }
 
 #[cfg(test)]
@@ -77,7 +84,10 @@ mod tests {
         assert_eq!(layout(65536), (32, 64));
         for buckets in [1, 5, 63, 64, 65, 2047, 2049, 4095, 10_000, 65_536] {
             let (group, columns) = layout(buckets);
-            assert!(columns <= MAX_COLUMNS && buckets.div_ceil(group * columns) <= MAX_ROWS, "{buckets}");
+            assert!(
+                columns <= MAX_COLUMNS && buckets.div_ceil(group * columns) <= MAX_ROWS,
+                "{buckets}"
+            );
         }
     }
 

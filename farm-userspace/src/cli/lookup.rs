@@ -61,7 +61,13 @@ pub fn run(args: &LookupArgs) -> Result<String> {
 
 /// The client's bucket in `slot` under `node`'s bucket count and seed, and its owner in
 /// `row` (the slot's row of the table).
-pub fn locate(ip: IpAddr, port: Option<u16>, slot: &Slot, node: &NodeConfig, row: &[u16]) -> Result<Lookup> {
+pub fn locate(
+    ip: IpAddr,
+    port: Option<u16>,
+    slot: &Slot,
+    node: &NodeConfig,
+    row: &[u16],
+) -> Result<Lookup> {
     let port = match (slot.hashes_port, port) {
         (true, None) => bail!(
             "{} spreads each client's connections by source port (client-ip-port): give the port too, as {}",
@@ -123,10 +129,14 @@ mod tests {
     fn hashes_as_the_data_plane_does() {
         let web = &table_slots(&config())[2];
         let ip: IpAddr = "198.18.1.1".parse().unwrap();
-        let row: Vec<u16> = (0..4096u32).map(|b| if b.is_multiple_of(2) { 2 } else { NO_OWNER }).collect();
+        let row: Vec<u16> =
+            (0..4096u32).map(|b| if b.is_multiple_of(2) { 2 } else { NO_OWNER }).collect();
         let l = locate(ip, Some(40000), web, &node(), &row).unwrap();
         assert_eq!(l.hash, flow_hash(&[0, 0, 0xffff, 0xc612_0101], 40000, 0x5eed));
-        assert_eq!((l.bucket, l.port, l.affinity), (bucket_of(l.hash, 4096), Some(40000), "client-ip-port"));
+        assert_eq!(
+            (l.bucket, l.port, l.affinity),
+            (bucket_of(l.hash, 4096), Some(40000), "client-ip-port")
+        );
         let owner = l.bucket.is_multiple_of(2).then_some(2);
         assert_eq!((l.owner, l.this_node_owns), (owner, owner.is_some()));
     }
@@ -145,9 +155,13 @@ mod tests {
     #[test]
     fn text_says_who_owns_it() {
         let web = &table_slots(&config())[2];
-        let l = locate("198.18.1.1".parse().unwrap(), Some(40000), web, &node(), &[1; 4096]).unwrap();
+        let l =
+            locate("198.18.1.1".parse().unwrap(), Some(40000), web, &node(), &[1; 4096]).unwrap();
         let text = text(&l);
-        assert!(text.starts_with("198.18.1.1:40000 -> web (slot 2, client-ip-port affinity)\n"), "{text}");
+        assert!(
+            text.starts_with("198.18.1.1:40000 -> web (slot 2, client-ip-port affinity)\n"),
+            "{text}"
+        );
         assert!(text.ends_with("owner  node 1 (this is node 2, which drops it)\n"), "{text}");
     }
 }

@@ -52,18 +52,27 @@ pub struct Slot {
 
 /// Every table slot of `cfg`, slot `i` at index `i`.
 pub fn table_slots(cfg: &Config) -> Vec<Slot> {
-    rules::rules(cfg).slots.iter().enumerate().map(|(i, serves)| slot(cfg, i as u32, serves)).collect()
+    rules::rules(cfg)
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, serves)| slot(cfg, i as u32, serves))
+        .collect()
 }
 
 fn slot(cfg: &Config, index: u32, serves: &SlotUse) -> Slot {
     let peers = &cfg.cluster.peers;
     let (kind, name, hashes_port, members) = match serves {
-        SlotUse::Vip(addr) => {
-            (Kind::Vip, addr.to_string(), false, peers.iter().map(|p| Member { id: p.id, weight: p.weight }).collect())
-        }
+        SlotUse::Vip(addr) => (
+            Kind::Vip,
+            addr.to_string(),
+            false,
+            peers.iter().map(|p| Member { id: p.id, weight: p.weight }).collect(),
+        ),
         SlotUse::Service(i) => {
             let svc = &cfg.services[*i];
-            let members = peers.iter().map(|p| Member { id: p.id, weight: cfg.weight(svc, p.id) }).collect();
+            let members =
+                peers.iter().map(|p| Member { id: p.id, weight: cfg.weight(svc, p.id) }).collect();
             (Kind::Service, svc.name.clone(), svc.affinity == Affinity::ClientIpPort, members)
         }
     };
@@ -86,7 +95,14 @@ pub fn find(cfg: &Config, file: &Path, name: &str) -> Result<Slot> {
     if let Some(s) = by_name.or_else(by_vip) {
         return Ok(s.clone());
     }
-    let names = |kind| slots.iter().filter(|s| s.id.kind == kind).map(|s| s.id.name.as_str()).collect::<Vec<_>>().join(", ");
+    let names = |kind| {
+        slots
+            .iter()
+            .filter(|s| s.id.kind == kind)
+            .map(|s| s.id.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     bail!(
         "{}: no service named {name:?}: pick one of {} (or a VIP address for the VIP's own slot: {})",
         file.display(),
@@ -108,10 +124,17 @@ pub(crate) mod tests {
     #[test]
     fn vips_come_first_then_services_with_their_weights() {
         let slots = table_slots(&config());
-        let names: Vec<_> = slots.iter().map(|s| (s.id.slot, s.id.kind, s.id.name.as_str(), s.hashes_port)).collect();
+        let names: Vec<_> = slots
+            .iter()
+            .map(|s| (s.id.slot, s.id.kind, s.id.name.as_str(), s.hashes_port))
+            .collect();
         assert_eq!(
             names,
-            [(0, Kind::Vip, "198.18.0.100", false), (1, Kind::Vip, "2001:db8::100", false), (2, Kind::Service, "web", true)]
+            [
+                (0, Kind::Vip, "198.18.0.100", false),
+                (1, Kind::Vip, "2001:db8::100", false),
+                (2, Kind::Service, "web", true)
+            ]
         );
         let weights = |s: &Slot| s.members.iter().map(|m| (m.id, m.weight)).collect::<Vec<_>>();
         assert_eq!(weights(&slots[0]), [(1, 2), (2, 1)], "a VIP's slot takes the peer weights");
@@ -125,6 +148,9 @@ pub(crate) mod tests {
         assert_eq!(find(&cfg, file, "web").unwrap().id.slot, 2);
         assert_eq!(find(&cfg, file, "2001:0db8::0100").unwrap().id.slot, 1);
         let err = find(&cfg, file, "mail").unwrap_err().to_string();
-        assert_eq!(err, "t.yaml: no service named \"mail\": pick one of web (or a VIP address for the VIP's own slot: 198.18.0.100, 2001:db8::100)");
+        assert_eq!(
+            err,
+            "t.yaml: no service named \"mail\": pick one of web (or a VIP address for the VIP's own slot: 198.18.0.100, 2001:db8::100)"
+        );
     }
 }

@@ -27,11 +27,28 @@ pub struct StatsArgs {
 }
 
 /// The counters' names, as JSON fields and column headers, in `values`' order.
-const NAMES: [&str; 8] =
-    ["accepted", "not_owner", "lease_expired", "no_service", "arp_replies", "nd_replies", "malformed", "passed"];
+const NAMES: [&str; 8] = [
+    "accepted",
+    "not_owner",
+    "lease_expired",
+    "no_service",
+    "arp_replies",
+    "nd_replies",
+    "malformed",
+    "passed",
+];
 
 fn values(c: &Counters) -> [u64; 8] {
-    [c.accepted, c.not_owner, c.lease_expired, c.no_service, c.arp_replies, c.nd_replies, c.malformed, c.passed]
+    [
+        c.accepted,
+        c.not_owner,
+        c.lease_expired,
+        c.no_service,
+        c.arp_replies,
+        c.nd_replies,
+        c.malformed,
+        c.passed,
+    ]
 }
 
 /// One slot's counters, and their rates when sampled twice.
@@ -44,9 +61,16 @@ pub struct SlotStats {
 
 pub fn run(args: &StatsArgs) -> Result<String> {
     let loaded = args.common.open()?;
-    let ids: Vec<SlotId> = slots::table_slots(&loaded.cfg).into_iter().map(|s| s.id).chain([slots::global()]).collect();
+    let ids: Vec<SlotId> = slots::table_slots(&loaded.cfg)
+        .into_iter()
+        .map(|s| s.id)
+        .chain([slots::global()])
+        .collect();
     let read = || -> Result<(Vec<[u64; 8]>, Instant)> {
-        let counts = ids.iter().map(|id| Ok(values(&loaded.dp.counters(id.slot)?))).collect::<Result<_>>()?;
+        let counts = ids
+            .iter()
+            .map(|id| Ok(values(&loaded.dp.counters(id.slot)?)))
+            .collect::<Result<_>>()?;
         Ok((counts, Instant::now()))
     };
     let (first, at) = read()?;
@@ -67,13 +91,19 @@ pub fn run(args: &StatsArgs) -> Result<String> {
 
 /// Each slot's latest counts, with rates against `before` (counts, time between samples).
 /// A counter that went down (the program was reloaded) has a rate of 0.
-pub fn combine(ids: Vec<SlotId>, now: Vec<[u64; 8]>, before: Option<(Vec<[u64; 8]>, Duration)>) -> Vec<SlotStats> {
+pub fn combine(
+    ids: Vec<SlotId>,
+    now: Vec<[u64; 8]>,
+    before: Option<(Vec<[u64; 8]>, Duration)>,
+) -> Vec<SlotStats> {
     ids.into_iter()
         .zip(now)
         .enumerate()
         .map(|(i, (id, counts))| {
             let rates = before.as_ref().map(|(then, dt)| {
-                std::array::from_fn(|c| counts[c].saturating_sub(then[i][c]) as f64 / dt.as_secs_f64())
+                std::array::from_fn(|c| {
+                    counts[c].saturating_sub(then[i][c]) as f64 / dt.as_secs_f64()
+                })
             });
             SlotStats { id, counts, rates }
         })
@@ -104,7 +134,9 @@ pub fn text(iface: &str, interval: Option<u64>, stats: &[SlotStats]) -> String {
     out += &columns(stats, |s| s.counts.iter().map(u64::to_string).collect());
     if let Some(secs) = interval {
         out += &format!("\nper second over the last {secs} s\n");
-        out += &columns(stats, |s| s.rates.unwrap_or_default().iter().map(|r| format!("{r:.1}")).collect());
+        out += &columns(stats, |s| {
+            s.rates.unwrap_or_default().iter().map(|r| format!("{r:.1}")).collect()
+        });
     }
     out
 }
@@ -114,7 +146,12 @@ fn columns(stats: &[SlotStats], cells: impl Fn(&SlotStats) -> Vec<String>) -> St
     let header: Vec<&str> = ["SLOT", "KIND", "NAME"].into_iter().chain(NAMES).collect();
     let rows: Vec<Vec<String>> = stats
         .iter()
-        .map(|s| [s.id.slot.to_string(), s.id.kind.as_str().into(), s.id.name.clone()].into_iter().chain(cells(s)).collect())
+        .map(|s| {
+            [s.id.slot.to_string(), s.id.kind.as_str().into(), s.id.name.clone()]
+                .into_iter()
+                .chain(cells(s))
+                .collect()
+        })
         .collect();
     table::render(&header, &rows, 3)
 }

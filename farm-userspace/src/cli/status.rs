@@ -118,7 +118,10 @@ mod tests {
                     SLOT  KIND     NAME  NODE 1  NODE 2  NO OWNER\n\
                     2     service  web        2       1         1\n";
         assert_eq!(text(&status(None)), want);
-        assert!(text(&status(Some(0.0))).contains("lease       expired: this node drops all VIP traffic\n"));
+        assert!(
+            text(&status(Some(0.0)))
+                .contains("lease       expired: this node drops all VIP traffic\n")
+        );
         assert!(text(&status(Some(0.26))).contains("lease       0.3 s left\n"));
     }
 
@@ -126,9 +129,24 @@ mod tests {
     fn json_fields() {
         let v = serde_json::to_value(status(Some(1.5))).unwrap();
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        let want = ["active_half", "bucket_count", "cluster_mac", "config", "interface", "lease_left_secs",
-            "lease_never_expires", "node_id", "own_mac", "pin_dir", "seed", "slots"];
+        let want = [
+            "active_half",
+            "bucket_count",
+            "cluster_mac",
+            "config",
+            "interface",
+            "lease_left_secs",
+            "lease_never_expires",
+            "node_id",
+            "own_mac",
+            "pin_dir",
+            "seed",
+            "slots",
+        ];
         assert_eq!(keys, want);
-        assert_eq!(v["slots"][0]["nodes"][1], serde_json::json!({"node": 2, "weight": 3, "owned": 1, "quota": 2}));
+        assert_eq!(
+            v["slots"][0]["nodes"][1],
+            serde_json::json!({"node": 2, "weight": 3, "owned": 1, "quota": 2})
+        );
     }
 }

@@ -48,7 +48,9 @@ impl Common {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         match std::fs::metadata(&dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(not_loaded(&iface, &dir, &self.config)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                bail!(not_loaded(&iface, &dir, &self.config))
+            }
             Err(_) if !root => bail!(needs_root(&dir)),
             Err(e) => bail!("cannot read {}: {e}", dir.display()),
             Ok(_) => {}

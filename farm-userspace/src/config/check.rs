@@ -28,19 +28,12 @@ impl Ctx<'_> {
     where
         T: TryFrom<u64> + PartialOrd + Display,
     {
-        T::try_from(value)
-            .ok()
-            .filter(|v| range.contains(v))
-            .ok_or_else(|| {
-                self.error(
-                    field,
-                    format!(
-                        "{value} is out of range; use {}..={}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            })
+        T::try_from(value).ok().filter(|v| range.contains(v)).ok_or_else(|| {
+            self.error(
+                field,
+                format!("{value} is out of range; use {}..={}", range.start(), range.end()),
+            )
+        })
     }
 
     /// An optional number: `default` when absent, else checked like `number`.

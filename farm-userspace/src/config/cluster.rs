@@ -59,10 +59,7 @@ pub(super) fn known_node(
     let ids: Vec<String> = peers.iter().map(|p| p.id.to_string()).collect();
     Err(ctx.error(
         field,
-        format!(
-            "node {id} is not in cluster.peers; use one of the peer ids: {}",
-            ids.join(", ")
-        ),
+        format!("node {id} is not in cluster.peers; use one of the peer ids: {}", ids.join(", ")),
     ))
 }
 
@@ -71,9 +68,7 @@ fn interface(ctx: &Ctx, name: String) -> Result<String, ConfigError> {
     let valid = (1..=MAX_IFNAME).contains(&name.len())
         && name != "."
         && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
+        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
     if valid {
         return Ok(name);
     }

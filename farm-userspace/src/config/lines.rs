@@ -23,10 +23,7 @@ impl Lines {
         let mut builder = Builder::default();
         // A read error only shortens the map; serde_yaml has already accepted the text.
         let _ = Parser::new_from_str(text).load(&mut builder, false);
-        Lines {
-            lines: builder.lines,
-            duplicate: builder.duplicate,
-        }
+        Lines { lines: builder.lines, duplicate: builder.duplicate }
     }
 
     /// The line of `path`, else of its nearest ancestor that has one, else 1.
@@ -44,9 +41,7 @@ impl Lines {
     }
 
     pub(super) fn duplicate_key(&self) -> Option<(&str, usize)> {
-        self.duplicate
-            .as_ref()
-            .map(|(path, line)| (path.as_str(), *line))
+        self.duplicate.as_ref().map(|(path, line)| (path.as_str(), *line))
     }
 }
 
@@ -94,11 +89,8 @@ impl Builder {
                 None => {
                     // A key that is itself a collection has no name to put in a path.
                     let name = scalar.unwrap_or("?");
-                    let full = if path.is_empty() {
-                        name.to_owned()
-                    } else {
-                        format!("{path}.{name}")
-                    };
+                    let full =
+                        if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
                     if !seen.insert(name.to_owned()) {
                         self.duplicate.get_or_insert((full.clone(), line));
                     }
@@ -126,11 +118,9 @@ impl MarkedEventReceiver for Builder {
         // A value keeps the line of its key, which is where the reader looks for it.
         self.lines.entry(path.clone()).or_insert(mark.line());
         match event {
-            Event::MappingStart(..) => self.stack.push(Frame::Map {
-                path,
-                key: None,
-                seen: HashSet::new(),
-            }),
+            Event::MappingStart(..) => {
+                self.stack.push(Frame::Map { path, key: None, seen: HashSet::new() })
+            }
             Event::SequenceStart(..) => self.stack.push(Frame::Seq { path, next: 0 }),
             _ => {}
         }

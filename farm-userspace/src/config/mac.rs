@@ -18,9 +18,7 @@ fn first_octet(mode: L2Mode) -> u8 {
 }
 
 fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5, |hash, &b| {
-        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    bytes.iter().fold(0x811c_9dc5, |hash, &b| (hash ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 /// Reads `aa:bb:cc:dd:ee:ff` and checks that its group bit suits `mode`; the error is
@@ -46,9 +44,8 @@ fn octets(text: &str) -> Option<[u8; 6]> {
     let mut parts = text.split(':');
     for octet in &mut mac {
         // from_str_radix alone would also take a sign, as in "+3".
-        let part = parts
-            .next()
-            .filter(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        let part =
+            parts.next().filter(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))?;
         *octet = u8::from_str_radix(part, 16).ok()?;
     }
     parts.next().is_none().then_some(mac)
@@ -67,19 +64,10 @@ mod tests {
 
     #[test]
     fn derived_mac_carries_the_mode_and_the_name_hash() {
-        assert_eq!(
-            derive("foobar", L2Mode::Multicast),
-            [0x03, 0xbf, 0xbf, 0x9c, 0xf9, 0x68]
-        );
-        assert_eq!(
-            derive("foobar", L2Mode::Unicast),
-            [0x02, 0xbf, 0xbf, 0x9c, 0xf9, 0x68]
-        );
+        assert_eq!(derive("foobar", L2Mode::Multicast), [0x03, 0xbf, 0xbf, 0x9c, 0xf9, 0x68]);
+        assert_eq!(derive("foobar", L2Mode::Unicast), [0x02, 0xbf, 0xbf, 0x9c, 0xf9, 0x68]);
         // The value examples/farm.yaml and docs/config.md quote.
-        assert_eq!(
-            derive("demo", L2Mode::Multicast),
-            [0x03, 0xbf, 0xae, 0xfd, 0x35, 0x36]
-        );
+        assert_eq!(derive("demo", L2Mode::Multicast), [0x03, 0xbf, 0xae, 0xfd, 0x35, 0x36]);
     }
 
     #[test]
@@ -88,10 +76,7 @@ mod tests {
             parse("03:BF:00:11:22:ff", L2Mode::Multicast),
             Ok([3, 0xbf, 0, 0x11, 0x22, 0xff])
         );
-        assert_eq!(
-            parse("02:bf:00:11:22:33", L2Mode::Unicast),
-            Ok([2, 0xbf, 0, 0x11, 0x22, 0x33])
-        );
+        assert_eq!(parse("02:bf:00:11:22:33", L2Mode::Unicast), Ok([2, 0xbf, 0, 0x11, 0x22, 0x33]));
         for bad in [
             "03:bf:00:11:22",
             "03:bf:00:11:22:33:44",
@@ -99,22 +84,9 @@ mod tests {
             "3:bf:0:11:22:33",
             "03:bf:00:11:22:+3",
         ] {
-            assert!(
-                parse(bad, L2Mode::Multicast)
-                    .unwrap_err()
-                    .contains("not a MAC"),
-                "{bad}"
-            );
+            assert!(parse(bad, L2Mode::Multicast).unwrap_err().contains("not a MAC"), "{bad}");
         }
-        assert!(
-            parse("02:bf:00:11:22:33", L2Mode::Multicast)
-                .unwrap_err()
-                .contains("odd")
-        );
-        assert!(
-            parse("03:bf:00:11:22:33", L2Mode::Unicast)
-                .unwrap_err()
-                .contains("even")
-        );
+        assert!(parse("02:bf:00:11:22:33", L2Mode::Multicast).unwrap_err().contains("odd"));
+        assert!(parse("03:bf:00:11:22:33", L2Mode::Unicast).unwrap_err().contains("even"));
     }
 }

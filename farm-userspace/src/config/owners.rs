@@ -27,12 +27,7 @@ pub(super) fn static_owners(
             .collect::<Result<Vec<_>, _>>()?;
         owners.insert(
             id,
-            mine.iter()
-                .map(|c| BucketRange {
-                    first: c.first,
-                    last: c.last,
-                })
-                .collect(),
+            mine.iter().map(|c| BucketRange { first: c.first, last: c.last }).collect(),
         );
         claims.extend(mine);
     }

@@ -46,32 +46,19 @@ fn one_line(text: &str) -> String {
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     let de = serde_yaml::Deserializer::from_str(text);
     let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| serde_error(file, e))?;
-    let ctx = Ctx {
-        file,
-        lines: Lines::of(text),
-    };
+    let ctx = Ctx { file, lines: Lines::of(text) };
     if let Some((key, line)) = ctx.lines.duplicate_key() {
         let reason = "this key appears twice in its mapping; keep one".to_owned();
         return Err(ConfigError::new(file, line, key, reason));
     }
     let cluster = cluster(raw.cluster, &ctx)?;
     let vips = vips(raw.vips, &ctx)?;
-    let services = services(
-        raw.services.unwrap_or_default(),
-        &cluster.peers,
-        &vips,
-        &ctx,
-    )?;
+    let services = services(raw.services.unwrap_or_default(), &cluster.peers, &vips, &ctx)?;
     let static_owners = raw
         .static_owners
         .map(|owners| static_owners(owners, &cluster.peers, cluster.buckets, &ctx))
         .transpose()?;
-    Ok(Config {
-        cluster,
-        vips,
-        services,
-        static_owners,
-    })
+    Ok(Config { cluster, vips, services, static_owners })
 }
 
 /// Reads and parses the file at `path`.
@@ -101,11 +88,7 @@ fn serde_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -
     let err = err.into_inner();
     // Errors about the whole document (empty text) have no location.
     let line = err.location().map_or(1, |l| l.line());
-    let field = if path.is_empty() || path == "." {
-        WHOLE_FILE
-    } else {
-        path
-    };
+    let field = if path.is_empty() || path == "." { WHOLE_FILE } else { path };
     ConfigError::new(file, line, field, serde_reason(&err, path))
 }
 
@@ -115,11 +98,7 @@ fn serde_error(file: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -
 fn serde_reason(err: &serde_yaml::Error, path: &str) -> String {
     let mut text = err.to_string();
     if let Some(at) = err.location() {
-        text = text.replacen(
-            &format!(" at line {} column {}", at.line(), at.column()),
-            "",
-            1,
-        );
+        text = text.replacen(&format!(" at line {} column {}", at.line(), at.column()), "", 1);
     }
     let mut node = Some(path);
     while let Some(prefix) = node.filter(|p| !p.is_empty()) {

@@ -46,20 +46,12 @@ pub(super) fn claim(
         ));
     }
     let (low, high) = (u64::from(*bounds.start()), u64::from(*bounds.end()));
-    match [first, last]
-        .into_iter()
-        .find(|n| !(low..=high).contains(n))
-    {
-        Some(n) => Err(ctx.error(
-            &field,
-            format!("{what} {n} is out of range; use {low}..={high}"),
-        )),
+    match [first, last].into_iter().find(|n| !(low..=high).contains(n)) {
+        Some(n) => {
+            Err(ctx.error(&field, format!("{what} {n} is out of range; use {low}..={high}")))
+        }
         // Both ends are within `bounds`, which are u32.
-        None => Ok(Claim {
-            first: first as u32,
-            last: last as u32,
-            field,
-        }),
+        None => Ok(Claim { first: first as u32, last: last as u32, field }),
     }
 }
 
@@ -78,13 +70,10 @@ pub(super) fn overlap(claims: &[Claim]) -> Option<(&Claim, &Claim)> {
     order.sort_by_key(|&i| (claims[i].first, i));
     // Sorted by start, disjoint claims each end before the next starts, so any overlap
     // shows up between neighbours.
-    order
-        .windows(2)
-        .find(|w| claims[w[1]].first <= claims[w[0]].last)
-        .map(|w| {
-            let (a, b) = (w[0].min(w[1]), w[0].max(w[1]));
-            (&claims[a], &claims[b])
-        })
+    order.windows(2).find(|w| claims[w[1]].first <= claims[w[0]].last).map(|w| {
+        let (a, b) = (w[0].min(w[1]), w[0].max(w[1]));
+        (&claims[a], &claims[b])
+    })
 }
 
 #[cfg(test)]
@@ -95,11 +84,7 @@ mod tests {
         spans
             .iter()
             .enumerate()
-            .map(|(i, &(first, last))| Claim {
-                first,
-                last,
-                field: format!("x[{i}]"),
-            })
+            .map(|(i, &(first, last))| Claim { first, last, field: format!("x[{i}]") })
             .collect()
     }
 
@@ -111,18 +96,9 @@ mod tests {
     #[test]
     fn finds_overlaps_in_any_order() {
         assert_eq!(fields(&[(1, 5), (6, 9)]), None);
-        assert_eq!(
-            fields(&[(6, 9), (1, 6)]),
-            Some(("x[0]".into(), "x[1]".into()))
-        );
-        assert_eq!(
-            fields(&[(1, 100), (20, 30), (50, 50)]),
-            Some(("x[0]".into(), "x[1]".into()))
-        );
-        assert_eq!(
-            fields(&[(7, 7), (7, 7)]),
-            Some(("x[0]".into(), "x[1]".into()))
-        );
+        assert_eq!(fields(&[(6, 9), (1, 6)]), Some(("x[0]".into(), "x[1]".into())));
+        assert_eq!(fields(&[(1, 100), (20, 30), (50, 50)]), Some(("x[0]".into(), "x[1]".into())));
+        assert_eq!(fields(&[(7, 7), (7, 7)]), Some(("x[0]".into(), "x[1]".into())));
         assert_eq!(fields(&[]), None);
     }
 

@@ -85,15 +85,7 @@ fn service(
         .ports
         .iter()
         .enumerate()
-        .map(|(j, item)| {
-            claim(
-                ctx,
-                format!("{field}[{j}]"),
-                item,
-                "port",
-                1..=u16::MAX.into(),
-            )
-        })
+        .map(|(j, item)| claim(ctx, format!("{field}[{j}]"), item, "port", 1..=u16::MAX.into()))
         .collect::<Result<Vec<_>, _>>()?;
     let weights = weights(ctx, at, raw.weights.unwrap_or_default(), peers)?;
     let service = Service {
@@ -103,10 +95,7 @@ fn service(
         // Claims were bounded to u16 just above.
         ports: claims
             .iter()
-            .map(|c| PortRange {
-                first: c.first as u16,
-                last: c.last as u16,
-            })
+            .map(|c| PortRange { first: c.first as u16, last: c.last as u16 })
             .collect(),
         affinity: raw.affinity.unwrap_or(Affinity::ClientIp),
         weights,
@@ -138,10 +127,7 @@ fn weights(
     raw.into_iter()
         .map(|(node, weight)| {
             let field = format!("{at}.weights.{node}");
-            Ok((
-                known_node(ctx, &field, node, peers)?,
-                ctx.number(&field, weight, 0..=1000)?,
-            ))
+            Ok((known_node(ctx, &field, node, peers)?, ctx.number(&field, weight, 0..=1000)?))
         })
         .collect()
 }
@@ -156,10 +142,7 @@ fn distinct_ports(
     // Ordered, so that of several overlaps the same one is always reported.
     let mut groups: BTreeMap<(IpAddr, u8), Vec<Claim>> = BTreeMap::new();
     for (service, ports) in services.iter().zip(claims) {
-        groups
-            .entry((service.vip, service.protocol.number()))
-            .or_default()
-            .extend(ports);
+        groups.entry((service.vip, service.protocol.number())).or_default().extend(ports);
     }
     for claims in groups.values() {
         if let Some((earlier, later)) = overlap(claims) {

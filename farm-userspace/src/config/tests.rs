@@ -30,32 +30,16 @@ services:
     ports: [53]
 ";
 
-const FARM: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../examples/farm.yaml"
-));
+const FARM: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/farm.yaml"));
 const NODES: [&str; 3] = [
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/node1.yaml"
-    )),
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/node2.yaml"
-    )),
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/node3.yaml"
-    )),
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/node1.yaml")),
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/node2.yaml")),
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/node3.yaml")),
 ];
 
 /// BASE with its one occurrence of `from` replaced by `to`.
 fn edit(from: &str, to: &str) -> String {
-    assert_eq!(
-        BASE.matches(from).count(),
-        1,
-        "{from:?} must occur once in BASE"
-    );
+    assert_eq!(BASE.matches(from).count(), 1, "{from:?} must occur once in BASE");
     BASE.replacen(from, to, 1)
 }
 
@@ -77,26 +61,15 @@ fn examples_parse_and_describe_one_farm() {
     let farm = parsed(FARM);
     assert_eq!(farm.cluster.peers.len(), 3);
     assert_eq!(farm.vips.len(), 2);
-    assert_eq!(
-        farm.services[0].weights,
-        BTreeMap::from([(1, 2), (2, 1), (3, 1)])
-    );
+    assert_eq!(farm.services[0].weights, BTreeMap::from([(1, 2), (2, 1), (3, 1)]));
     for (i, text) in NODES.into_iter().enumerate() {
         let node = parsed(text);
         assert_eq!(usize::from(node.cluster.node_id), i + 1);
         let as_node = Config {
-            cluster: Cluster {
-                node_id: node.cluster.node_id,
-                ..farm.cluster.clone()
-            },
+            cluster: Cluster { node_id: node.cluster.node_id, ..farm.cluster.clone() },
             ..farm.clone()
         };
-        assert_eq!(
-            node,
-            as_node,
-            "node{}.yaml differs from farm.yaml beyond node_id",
-            i + 1
-        );
+        assert_eq!(node, as_node, "node{}.yaml differs from farm.yaml beyond node_id", i + 1);
     }
 }
 
@@ -104,10 +77,7 @@ fn examples_parse_and_describe_one_farm() {
 fn defaults_fill_in() {
     let cfg = parsed(BASE);
     let c = &cfg.cluster;
-    assert_eq!(
-        (c.heartbeat_ms, c.failure_threshold, c.buckets, c.seed),
-        (100, 3, 4096, 0)
-    );
+    assert_eq!((c.heartbeat_ms, c.failure_threshold, c.buckets, c.seed), (100, 3, 4096, 0));
     assert_eq!((c.l2_mode, c.key_file.as_ref()), (L2Mode::Multicast, None));
     assert_eq!(c.cluster_mac, mac::derive("demo", L2Mode::Multicast));
     assert_eq!((c.peers[1].weight, c.peers[1].priority), (1, 0));
@@ -115,14 +85,8 @@ fn defaults_fill_in() {
     assert_eq!(cfg.services[0].affinity, Affinity::ClientIp);
     assert!(cfg.services[0].weights.is_empty());
     assert_eq!(cfg.static_owners, None);
-    let unicast = parsed(&edit(
-        "  interface: eth0\n",
-        "  interface: eth0\n  l2_mode: unicast\n",
-    ));
-    assert_eq!(
-        unicast.cluster.cluster_mac,
-        mac::derive("demo", L2Mode::Unicast)
-    );
+    let unicast = parsed(&edit("  interface: eth0\n", "  interface: eth0\n  l2_mode: unicast\n"));
+    assert_eq!(unicast.cluster.cluster_mac, mac::derive("demo", L2Mode::Unicast));
     let no_services = parsed(BASE.split("services:").next().expect("BASE has services"));
     assert!(no_services.services.is_empty());
 }
@@ -134,10 +98,7 @@ fn reads_every_field_as_written() {
         "  interface: eth0\n  heartbeat_ms: 50\n  failure_threshold: 5\n  buckets: 256\n  key_file: /etc/farm/key\n  cluster_mac: \"03:00:5e:00:00:01\"\n",
     ));
     let c = &cfg.cluster;
-    assert_eq!(
-        (c.heartbeat_ms, c.failure_threshold, c.buckets),
-        (50, 5, 256)
-    );
+    assert_eq!((c.heartbeat_ms, c.failure_threshold, c.buckets), (50, 5, 256));
     assert_eq!(c.key_file.as_deref(), Some(Path::new("/etc/farm/key")));
     assert_eq!(c.cluster_mac, [0x03, 0, 0x5e, 0, 0, 1]);
     let cfg = parsed(&edit(
@@ -152,21 +113,13 @@ fn reads_every_field_as_written() {
         (Affinity::ClientIpPort, 0, 1)
     );
     let v6 = parsed(&edit("198.18.0.12:7400", "\"[2001:db8::12]:7400\""));
-    assert_eq!(
-        v6.cluster.peers[1].address,
-        "[2001:db8::12]:7400".parse().expect("literal")
-    );
+    assert_eq!(v6.cluster.peers[1].address, "[2001:db8::12]:7400".parse().expect("literal"));
 }
 
 #[test]
 fn seed_is_decimal_or_hex() {
     let seed = |text: &str| {
-        parsed(&edit(
-            "  node_id: 1\n",
-            &format!("  node_id: 1\n  seed: {text}\n"),
-        ))
-        .cluster
-        .seed
+        parsed(&edit("  node_id: 1\n", &format!("  node_id: 1\n  seed: {text}\n"))).cluster.seed
     };
     assert_eq!(seed("0xdeadbeef"), 0xdead_beef);
     assert_eq!(seed("1234"), 1234);
@@ -184,10 +137,7 @@ fn error_displays_on_one_line() {
         parse(&edit("  name: demo", "  \"na\\nme\": demo"), "t.yaml").expect_err("unknown field");
     let shown = err.to_string();
     assert!(!shown.contains('\n'), "{shown}");
-    assert!(
-        shown.starts_with("t.yaml:2: cluster.na\\nme: unknown field `na\\nme`"),
-        "{shown}"
-    );
+    assert!(shown.starts_with("t.yaml:2: cluster.na\\nme: unknown field `na\\nme`"), "{shown}");
 }
 
 #[test]
@@ -196,10 +146,7 @@ fn load_reads_a_file_and_says_when_it_cannot() {
     assert_eq!(load(&path).expect("example loads"), parsed(FARM));
     let err = load(Path::new("/nonexistent/farm.yaml")).expect_err("no such file");
     assert_eq!((err.line, err.field.as_str()), (0, "(file)"));
-    assert!(
-        err.reason.contains("cannot read") && err.reason.contains("check the path"),
-        "{err}"
-    );
+    assert!(err.reason.contains("cannot read") && err.reason.contains("check the path"), "{err}");
 }
 
 /// Each `(from, to, line, field, reason)`: BASE with `from` replaced by `to` is refused

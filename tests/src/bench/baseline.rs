@@ -18,7 +18,8 @@ pub struct Baseline {
 impl Baseline {
     pub fn load() -> Result<Baseline> {
         let mut ebpf = Ebpf::load(BASELINE_OBJECT).context("load the baseline object")?;
-        let prog: &mut Xdp = ebpf.program_mut(PROGRAM).context("no program `baseline`")?.try_into()?;
+        let prog: &mut Xdp =
+            ebpf.program_mut(PROGRAM).context("no program `baseline`")?.try_into()?;
         prog.load().context("bpf_prog_load baseline")?;
         Ok(Baseline { ebpf })
     }

@@ -12,8 +12,7 @@ use farm_userspace::nic;
 use super::{
     OTHER_NODE,
     baseline::Baseline,
-    live,
-    median,
+    live, median,
     peer::{self, Verdicts},
     signals,
     sink::{self, Delivered, Sink},
@@ -129,9 +128,12 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
         for (p, r) in paths.iter().zip(&mut runs) {
             let frame = datagram(p.client);
             let farm_count = || Ok((p.farm_counter)(&p.farm.dataplane.counters(SLOT_DNS4)?));
-            let farm = run(&mut sink, farm_count, || live::time(p.farm.xdp()?, &frame, farm_if, repeat))?;
+            let farm =
+                run(&mut sink, farm_count, || live::time(p.farm.xdp()?, &frame, farm_if, repeat))?;
             let peer_count = || Ok((p.peer_counter)(&peer::verdicts(ns)?));
-            let peer = run(&mut sink, peer_count, || live::time(baseline.xdp()?, &frame, peer_if, repeat))?;
+            let peer = run(&mut sink, peer_count, || {
+                live::time(baseline.xdp()?, &frame, peer_if, repeat)
+            })?;
             r.push((farm, peer));
         }
     }
@@ -160,7 +162,9 @@ fn clients(ns: &str, baseline: &Baseline, peer_if: u32) -> Result<(Ipv4Addr, Ipv
         match (after.dropped - before.dropped, after.accepted - before.accepted) {
             (1, 0) => outside = outside.or(Some(client)),
             (0, 1) => inside = inside.or(Some(client)),
-            (dropped, accepted) => bail!("one frame from {client}: nft dropped {dropped}, accepted {accepted}"),
+            (dropped, accepted) => {
+                bail!("one frame from {client}: nft dropped {dropped}, accepted {accepted}")
+            }
         }
         if let (Some(inside), Some(outside)) = (inside, outside) {
             return Ok((inside, outside));
@@ -175,7 +179,12 @@ fn clients(ns: &str, baseline: &Baseline, peer_if: u32) -> Result<(Ipv4Addr, Ipv
 fn datagram(client: Ipv4Addr) -> Vec<u8> {
     let payload = [0x5a; 18];
     let len = (8 + payload.len()) as u16;
-    let mut udp = Frame::default().ports(40000, sink::PORT).raw(&len.to_be_bytes()).raw(&[0, 0]).raw(&payload).build();
+    let mut udp = Frame::default()
+        .ports(40000, sink::PORT)
+        .raw(&len.to_be_bytes())
+        .raw(&[0, 0])
+        .raw(&payload)
+        .build();
     let mut pseudo = [client.octets(), VIP4.octets()].concat();
     pseudo.extend([0, UDP]);
     pseudo.extend(len.to_be_bytes());
@@ -185,7 +194,10 @@ fn datagram(client: Ipv4Addr) -> Vec<u8> {
         sum => sum,
     };
     udp[6..8].copy_from_slice(&sum.to_be_bytes());
-    Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IP).ipv4(client, VIP4, UDP, &[], 0, udp.len()).raw(&udp).build()
+    Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IP)
+        .ipv4(client, VIP4, UDP, &[], 0, udp.len())
+        .raw(&udp)
+        .build()
 }
 
 /// One timed live run and what it did.
@@ -196,7 +208,11 @@ struct Run {
 }
 
 /// Times `send` and reads `counter` and the sink around it; the sink starts empty.
-fn run(sink: &mut Sink, counter: impl Fn() -> Result<u64>, send: impl FnOnce() -> Result<Duration>) -> Result<Run> {
+fn run(
+    sink: &mut Sink,
+    counter: impl Fn() -> Result<u64>,
+    send: impl FnOnce() -> Result<Duration>,
+) -> Result<Run> {
     let (count, delivered) = (counter()?, sink.drain()?);
     let ns = send()?.as_nanos() as f64;
     Ok(Run { ns, counted: counter()? - count, delivered: sink.drain()? - delivered })
@@ -211,7 +227,12 @@ fn row(p: &Path, runs: &[(Run, Run)], frames: u64) -> Result<PeerRow> {
     };
     let (farm, peer) = (side(|r| &r.0), side(|r| &r.1));
     for (who, s) in [("farm", &farm), ("peer", &peer)] {
-        ensure!(s.counted == frames, "{} path, {who}: {} of {frames} frames took it", p.name, s.counted);
+        ensure!(
+            s.counted == frames,
+            "{} path, {who}: {} of {frames} frames took it",
+            p.name,
+            s.counted
+        );
         ensure!(
             (s.delivered.received > 0) == p.delivers,
             "{} path, {who}: the socket received {} datagrams",

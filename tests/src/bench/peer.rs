@@ -40,8 +40,10 @@ pub struct Verdicts {
 }
 
 pub fn verdicts(ns: &str) -> Result<Verdicts> {
-    let out = run(command_in(ns, "nft").args(["-j", "list", "counters", "table", "netdev", TABLE]))?;
-    let json: Value = serde_json::from_slice(&out.stdout).context("parse `nft -j list counters`")?;
+    let out =
+        run(command_in(ns, "nft").args(["-j", "list", "counters", "table", "netdev", TABLE]))?;
+    let json: Value =
+        serde_json::from_slice(&out.stdout).context("parse `nft -j list counters`")?;
     let packets = |name: &str| {
         json["nftables"]
             .as_array()

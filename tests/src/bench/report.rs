@@ -34,16 +34,25 @@ pub fn text(m: &Measured) -> String {
         s.push_str(&text);
         s.push('\n');
     };
-    line(format!("A) Per-packet cost under BPF_PROG_TEST_RUN (repeat {}, median of {} rounds)", m.repeat, m.rounds));
+    line(format!(
+        "A) Per-packet cost under BPF_PROG_TEST_RUN (repeat {}, median of {} rounds)",
+        m.repeat, m.rounds
+    ));
     line(format!(
         "   goal: every path within {}x of the baseline program (count one counter, pass) on the same packet",
         cost::GOAL
     ));
-    line(format!("   {:<14} {:>10} {:>12} {:>7}  goal", "path", "ns/packet", "baseline ns", "ratio"));
+    line(format!(
+        "   {:<14} {:>10} {:>12} {:>7}  goal",
+        "path", "ns/packet", "baseline ns", "ratio"
+    ));
     for r in &m.cost {
         let name = format!("{}{}", r.name, if r.fresh { "*" } else { "" });
         let met = verdict(cost_met(r));
-        line(format!("   {name:<14} {:>10.1} {:>12.1} {:>6.2}x  {met}", r.ns, r.baseline_ns, r.ratio));
+        line(format!(
+            "   {name:<14} {:>10.1} {:>12.1} {:>6.2}x  {met}",
+            r.ns, r.baseline_ns, r.ratio
+        ));
     }
     if m.cost.iter().any(|r| r.fresh) {
         line("   * one packet per call: the program rewrites the request into a reply in place, and a".into());
@@ -51,9 +60,14 @@ pub fn text(m: &Measured) -> String {
         line("     taken off".into());
     }
     line(String::new());
-    line(format!("B) Against the nftables successor of CLUSTERIP (netdev ingress, {})", peer::describe()));
+    line(format!(
+        "B) Against the nftables successor of CLUSTERIP (netdev ingress, {})",
+        peer::describe()
+    ));
     let (repeat, rounds) = (m.live_repeat, m.rounds);
-    line(format!("   live frames into a namespace of the bench's own (repeat {repeat}, median of {rounds} rounds)"));
+    line(format!(
+        "   live frames into a namespace of the bench's own (repeat {repeat}, median of {rounds} rounds)"
+    ));
     line(format!(
         "   goals: farm's drop path at least {}x cheaper than the peer's, its accept path no dearer",
         compare::DROP_GOAL
@@ -61,18 +75,36 @@ pub fn text(m: &Measured) -> String {
     line(format!("   {:<8} {:>8} {:>8} {:>10}  goal", "path", "farm ns", "peer ns", "peer/farm"));
     for r in &m.peer {
         let met = verdict(peer_met(r));
-        line(format!("   {:<8} {:>8.1} {:>8.1} {:>9.2}x  >= {}x {met}", r.name, r.farm.ns, r.peer.ns, r.ratio, r.goal));
+        line(format!(
+            "   {:<8} {:>8.1} {:>8.1} {:>9.2}x  >= {}x {met}",
+            r.name, r.farm.ns, r.peer.ns, r.ratio, r.goal
+        ));
     }
-    line("   the peer's frames also run the baseline program (live frames need one), as in table A".into());
-    line("   the socket is never read during a run: once full, it drops each datagram at its door".into());
+    line(
+        "   the peer's frames also run the baseline program (live frames need one), as in table A"
+            .into(),
+    );
+    line(
+        "   the socket is never read during a run: once full, it drops each datagram at its door"
+            .into(),
+    );
     line("   where the frames went (all rounds):".into());
     for r in &m.peer {
         let side = |who: &str, s: &Side| {
             let d = s.delivered;
             let (counted, frames) = (s.counted, r.frames);
-            format!("{who} counted {counted} of {frames}, socket received {} overflowed {}", d.received, d.overflowed)
+            format!(
+                "{who} counted {counted} of {frames}, socket received {} overflowed {}",
+                d.received, d.overflowed
+            )
         };
-        line(format!("   {:<6} from {}: {}; {}", r.name, r.client, side("farm", &r.farm), side("peer", &r.peer)));
+        line(format!(
+            "   {:<6} from {}: {}; {}",
+            r.name,
+            r.client,
+            side("farm", &r.farm),
+            side("peer", &r.peer)
+        ));
     }
     s
 }

@@ -31,14 +31,20 @@ pub struct Delivered {
 impl std::ops::Add for Delivered {
     type Output = Delivered;
     fn add(self, rhs: Delivered) -> Delivered {
-        Delivered { received: self.received + rhs.received, overflowed: self.overflowed + rhs.overflowed }
+        Delivered {
+            received: self.received + rhs.received,
+            overflowed: self.overflowed + rhs.overflowed,
+        }
     }
 }
 
 impl std::ops::Sub for Delivered {
     type Output = Delivered;
     fn sub(self, rhs: Delivered) -> Delivered {
-        Delivered { received: self.received - rhs.received, overflowed: self.overflowed - rhs.overflowed }
+        Delivered {
+            received: self.received - rhs.received,
+            overflowed: self.overflowed - rhs.overflowed,
+        }
     }
 }
 

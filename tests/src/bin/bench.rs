@@ -8,7 +8,9 @@ use clap::Parser;
 use farm_tests::bench::{compare, cost, report};
 
 #[derive(Parser)]
-#[command(about = "Per-packet cost of farm's XDP paths, against a trivial program and against nftables")]
+#[command(
+    about = "Per-packet cost of farm's XDP paths, against a trivial program and against nftables"
+)]
 struct Args {
     /// Runs per BPF_PROG_TEST_RUN call in table A.
     #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -36,7 +38,13 @@ fn main() -> Result<()> {
     let cost = cost::measure(args.repeat, args.rounds as usize)?;
     eprintln!("farm-bench: table B, live frames against nftables...");
     let peer = compare::measure(args.live_repeat, args.rounds as usize)?;
-    let m = report::Measured { repeat: args.repeat, live_repeat: args.live_repeat, rounds: args.rounds, cost, peer };
+    let m = report::Measured {
+        repeat: args.repeat,
+        live_repeat: args.live_repeat,
+        rounds: args.rounds,
+        cost,
+        peer,
+    };
     if args.json {
         println!("{:#}", report::json(&m));
     } else {

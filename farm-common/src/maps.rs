@@ -34,15 +34,20 @@ pub const ALL_MAPS: [&str; 7] =
 /// The XDP program's function name.
 pub const PROGRAM_NAME: &str = "farm_xdp";
 
-/// `FARM_CONTROL` is an array of `u64`, each written with one map update, which is what
-/// makes a lease renewal and a table switch atomic for the packets that read them.
-/// Index of the lease deadline, in jiffies (`bpf_jiffies64`, which the JIT inlines into
-/// one load: a nanosecond clock is a helper call costing as much as the rest of a
-/// verdict, and a lease lasts tens of ticks).
-pub const CONTROL_LEASE: u32 = 0;
-/// Index of the active half of `FARM_OWNERS` (0 or 1).
-pub const CONTROL_ACTIVE_HALF: u32 = 1;
-pub const CONTROL_ENTRIES: u32 = 2;
+/// `FARM_CONTROL[0]`: what changes while the program runs, read once per packet. Each
+/// field is an aligned word that one map update writes whole, which is what makes a
+/// lease renewal and a table switch atomic for the packets that read them.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Control {
+    /// The lease deadline in jiffies (`bpf_jiffies64`, which the JIT inlines into one
+    /// load: a nanosecond clock is a helper call costing as much as the rest of a
+    /// verdict, and a lease lasts tens of ticks).
+    pub lease: u64,
+    /// The half of `FARM_OWNERS` packets read (0 or 1).
+    pub active_half: u32,
+    pub _pad: u32,
+}
 
 /// How a rule picks the bucket, or that it drops.
 pub const MODE_DROP: u8 = 0;
@@ -172,6 +177,7 @@ mod pod {
     use super::*;
     unsafe impl aya::Pod for NodeConfig {}
     unsafe impl aya::Pod for VipEntry {}
+    unsafe impl aya::Pod for Control {}
     unsafe impl aya::Pod for Counters {}
 }
 
@@ -185,6 +191,7 @@ mod tests {
     fn layouts_have_no_hidden_padding() {
         assert_eq!(size_of::<NodeConfig>(), 6 + 6 + 2 + 2 + 4 + 4);
         assert_eq!(size_of::<VipEntry>(), 16 + 1 + 1 + 2);
+        assert_eq!(size_of::<Control>(), 8 + 4 + 4);
         assert_eq!(size_of::<OwnerChunk>(), 8);
         assert_eq!(size_of::<Counters>(), 8 * 8);
     }

@@ -5,7 +5,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
 };
 use farm_common::{
-    CONTROL_ENTRIES, Counters, MAX_SLOTS, MAX_VIPS, NodeConfig, OwnerChunk, SERVICE_ENTRIES,
+    Control, Counters, MAX_SLOTS, MAX_VIPS, NodeConfig, OwnerChunk, SERVICE_ENTRIES,
     VIP_INDEX_ENTRIES, VipEntry, owner_table_entries,
 };
 
@@ -13,7 +13,7 @@ use farm_common::{
 pub static FARM_CONFIG: Array<NodeConfig> = Array::with_max_entries(1, 0);
 
 #[map]
-pub static FARM_CONTROL: Array<u64> = Array::with_max_entries(CONTROL_ENTRIES, 0);
+pub static FARM_CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static FARM_VIPS: Array<VipEntry> = Array::with_max_entries(MAX_VIPS, 0);
@@ -37,10 +37,4 @@ pub fn count(slot: u32, pick: impl FnOnce(&mut Counters) -> &mut u64) {
         // Per-CPU record: no other CPU writes it, so a plain add is enough.
         unsafe { *pick(&mut *c) += 1 };
     }
-}
-
-/// A word of `FARM_CONTROL`, 0 when absent (which reads as "lease expired", "half 0").
-#[inline(always)]
-pub fn control(index: u32) -> u64 {
-    FARM_CONTROL.get(index).copied().unwrap_or(0)
 }

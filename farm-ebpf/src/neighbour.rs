@@ -10,7 +10,7 @@ use network_types::ip::Ipv6Hdr;
 use crate::{
     maps::count,
     parse::{IPPROTO_ICMPV6, addr6_at, be32_at, load, ptr_at, store_addr6, store_mac},
-    steer::{Vip, find_vip, lease_fresh, owns, pass_malformed, pass_not_vip},
+    steer::{Vip, find_vip, may_take, pass_malformed, pass_not_vip},
 };
 
 /// The first 8 bytes of an ARP request for IPv4 over Ethernet: hardware type 1,
@@ -28,16 +28,7 @@ const ND_OPT_TARGET_LL: u32 = 0x0201;
 /// Whether this node is the one to answer `requester` about `vip`, counting why not.
 #[inline(always)]
 fn answers(cfg: &NodeConfig, vip: &Vip, requester: &Addr) -> bool {
-    let slot = vip.slot as u32;
-    if !owns(cfg, slot, flow_hash(requester, 0, cfg.seed)) {
-        count(slot, |c| &mut c.not_owner);
-        return false;
-    }
-    if !lease_fresh() {
-        count(slot, |c| &mut c.lease_expired);
-        return false;
-    }
-    true
+    may_take(cfg, vip.slot as u32, flow_hash(requester, 0, cfg.seed))
 }
 
 pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {

@@ -6,14 +6,14 @@
 //! VIP's entry, the port's rule, the owner table, the control word).
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_jiffies64, programs::XdpContext};
 use farm_common::{
-    Addr, CONTROL_ACTIVE_HALF, CONTROL_LEASE, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT,
-    MODE_DROP, NO_OWNER, NodeConfig, VIP_INDEX_SHARED, bucket_of, flow_hash, owner_position,
-    port_position, port_rule_parts, v4_addr, vip_fold,
+    Addr, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig,
+    VIP_INDEX_SHARED, bucket_of, flow_hash, owner_position, port_position, port_rule_parts,
+    v4_addr, vip_fold,
 };
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
-    maps::{FARM_OWNERS, FARM_SERVICES, FARM_VIP_INDEX, FARM_VIPS, control, count},
+    maps::{FARM_CONTROL, FARM_OWNERS, FARM_SERVICES, FARM_VIP_INDEX, FARM_VIPS, count},
     neighbour,
     parse::{
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, be32_at, byte_at, ipv6_payload,
@@ -311,12 +311,7 @@ fn default_rule(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr) ->
 #[inline(always)]
 fn decide(ctx: &XdpContext, cfg: &NodeConfig, slot: u16, client: &Addr, port: u16) -> u32 {
     let slot = slot as u32;
-    if !owns(cfg, slot, flow_hash(client, port, cfg.seed)) {
-        count(slot, |c| &mut c.not_owner);
-        return xdp_action::XDP_DROP;
-    }
-    if !lease_fresh() {
-        count(slot, |c| &mut c.lease_expired);
+    if !may_take(cfg, slot, flow_hash(client, port, cfg.seed)) {
         return xdp_action::XDP_DROP;
     }
     // Frames for the cluster MAC reach the stack as PACKET_MULTICAST (or OTHERHOST in
@@ -326,27 +321,27 @@ fn decide(ctx: &XdpContext, cfg: &NodeConfig, slot: u16, client: &Addr, port: u1
     xdp_action::XDP_PASS
 }
 
-/// Whether this node owns the bucket `hash` falls in, in the active half of the table.
+/// Whether this node may take a packet of table row `slot` whose hash is `hash`: it owns
+/// the bucket in the active half of the table, and its lease is fresh (past it, this
+/// node's agent is dead or hung, and the node must stop answering before its peers hand
+/// its buckets to others). Counts why not.
 #[inline(always)]
-pub fn owns(cfg: &NodeConfig, slot: u32, hash: u32) -> bool {
-    let half = control(CONTROL_ACTIVE_HALF) as u32 & 1;
+pub fn may_take(cfg: &NodeConfig, slot: u32, hash: u32) -> bool {
+    let Some(ctl) = FARM_CONTROL.get(0) else {
+        return false;
+    };
     let bucket = bucket_of(hash, cfg.bucket_count);
-    let (index, lane) = owner_position(half, slot, bucket, cfg.bucket_count);
-    match FARM_OWNERS.get(index) {
-        Some(chunk) => {
-            let owner = chunk[lane & 3];
-            owner != NO_OWNER && owner == cfg.node_id
-        }
-        None => false,
+    let (index, lane) = owner_position(ctl.active_half & 1, slot, bucket, cfg.bucket_count);
+    let owner = FARM_OWNERS.get(index).map_or(NO_OWNER, |chunk| chunk[lane & 3]);
+    if owner == NO_OWNER || owner != cfg.node_id {
+        count(slot, |c| &mut c.not_owner);
+        return false;
     }
-}
-
-/// The lease userspace renews: past its deadline this node's agent is dead or hung, and
-/// the node must stop answering before its peers hand its buckets to others.
-#[inline(always)]
-pub fn lease_fresh() -> bool {
-    let now = unsafe { bpf_jiffies64() };
-    now < control(CONTROL_LEASE)
+    if unsafe { bpf_jiffies64() } >= ctl.lease {
+        count(slot, |c| &mut c.lease_expired);
+        return false;
+    }
+    true
 }
 
 #[inline(always)]

@@ -7,9 +7,9 @@ use aya::{
     maps::{Array, Map, MapData, MapError, PerCpuArray},
 };
 use farm_common::{
-    ALL_MAPS, CONTROL_ACTIVE_HALF, CONTROL_LEASE, Counters, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS,
-    MAP_OWNERS, MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_SLOTS, MAX_VIPS, NodeConfig,
-    OWNERS_PER_CHUNK, OwnerChunk, PORTS_PER_VIP, VipEntry, chunks_per_row, owner_position,
+    ALL_MAPS, Control, Counters, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_OWNERS, MAP_SERVICES,
+    MAP_VIP_INDEX, MAP_VIPS, MAX_SLOTS, MAX_VIPS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
+    PORTS_PER_VIP, VipEntry, chunks_per_row, owner_position,
 };
 
 use crate::{
@@ -44,7 +44,7 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
 /// The program's maps, typed with the layouts farm-common defines.
 pub struct Dataplane {
     config: Array<MapData, NodeConfig>,
-    control: Array<MapData, u64>,
+    control: Array<MapData, Control>,
     vips: Array<MapData, VipEntry>,
     services: Array<MapData, u64>,
     owners: Array<MapData, OwnerChunk>,
@@ -135,9 +135,15 @@ impl Dataplane {
         Ok(())
     }
 
+    /// The control record. Only one process writes it (the loader, then the agent), so
+    /// reading it back to change one field loses no other writer's change.
+    fn control(&self) -> Result<Control> {
+        self.control.get(&0, 0).map_err(map_err(MAP_CONTROL))
+    }
+
     /// The half of the owner table packets read now.
     pub fn active_half(&self) -> Result<u32> {
-        Ok(self.control.get(&CONTROL_ACTIVE_HALF, 0).map_err(map_err(MAP_CONTROL))? as u32 & 1)
+        Ok(self.control()?.active_half & 1)
     }
 
     /// Writes one row per slot (`rows[slot]`, `bucket_count` owners each) into the half
@@ -160,7 +166,8 @@ impl Dataplane {
                 self.owners.set(base + i as u32, value, 0).map_err(map_err(MAP_OWNERS))?;
             }
         }
-        self.control.set(CONTROL_ACTIVE_HALF, next as u64, 0).map_err(map_err(MAP_CONTROL))
+        let ctl = Control { active_half: next, ..self.control()? };
+        self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))
     }
 
     /// The owner row of `slot` in the active half.
@@ -185,18 +192,14 @@ impl Dataplane {
             }
             None => u64::MAX,
         };
-        self.control.set(CONTROL_LEASE, deadline, 0).map_err(map_err(MAP_CONTROL))
-    }
-
-    /// Time left on the lease; zero once expired, `Duration::MAX` if it never ends.
-    pub fn lease_left(&self) -> Result<Duration> {
-        Ok(self.lease()?.unwrap_or(Duration::MAX))
+        let ctl = Control { lease: deadline, ..self.control()? };
+        self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))
     }
 
     /// Time left on the lease (zero once expired), or `None` for a lease that never
     /// ends (`renew_lease(None)`), whose deadline no clock reading can be subtracted from.
     pub fn lease(&self) -> Result<Option<Duration>> {
-        let deadline = self.control.get(&CONTROL_LEASE, 0).map_err(map_err(MAP_CONTROL))?;
+        let deadline = self.control()?.lease;
         if deadline == u64::MAX {
             return Ok(None);
         }

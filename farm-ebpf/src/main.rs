@@ -24,6 +24,9 @@ pub fn farm_xdp(ctx: XdpContext) -> u32 {
     let Some(cfg) = maps::FARM_CONFIG.get(0) else {
         return xdp_action::XDP_PASS;
     };
+    if let Some(verdict) = steer::plain_ipv4(ctx, cfg) {
+        return verdict;
+    }
     match Frame::parse(ctx) {
         Some(frame) => match frame.ether_type {
             parse::ETH_P_ARP => neighbour::arp(ctx, cfg, frame.l3),

@@ -85,6 +85,32 @@ impl V6 {
     }
 }
 
+/// The common case in one bounds check: an untagged IPv4 frame with a 20-byte header,
+/// read at fixed offsets. It decides traffic for no VIP and TCP or UDP to a service
+/// (what `ipv4` would decide, through the same functions); anything else is `None`,
+/// for the general path.
+#[inline(always)]
+pub fn plain_ipv4(ctx: &XdpContext, cfg: &NodeConfig) -> Option<u32> {
+    // Ethernet 14, IPv4 20, the ports 4.
+    let p = ptr_at::<[u8; 38]>(ctx, 0)? as *const u8;
+    let word = |off: usize| unsafe { u32::from_be(p.add(off).cast::<u32>().read_unaligned()) };
+    // EtherType 0x0800 and version 4, IHL 5: bytes 12 to 15 are 08 00 45 xx.
+    if word(12) >> 8 != 0x08_0045 {
+        return None;
+    }
+    let Some(vip) = find_vip(&v4_addr(word(30))) else {
+        return Some(pass_not_vip());
+    };
+    // Bytes 20 to 23: fragment field, TTL, protocol.
+    let (frags, proto) = ((word(20) >> 16) as u16, word(20) as u8);
+    if frags & IPV4_FRAG_MASK != 0 {
+        return None;
+    }
+    let ports = word(34);
+    let svc = service(&vip, proto, ports as u16)?;
+    Some(decide_service(ctx, cfg, svc, &v4_addr(word(26)), (ports >> 16) as u16))
+}
+
 pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     let Some(ip) = V4::at(ctx, l3) else {
         return pass_malformed();

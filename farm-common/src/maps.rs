@@ -75,26 +75,31 @@ pub struct NodeConfig {
 // Every lookup on the per-packet path is an array read, which the JIT inlines: a hash
 // map lookup (hashing the key, walking a bucket) cost more than the rest of a verdict.
 
-/// `FARM_VIPS[i]`: VIP `i` (slot `i`), as an array the program indexes.
+/// A VIP as the program reads it: `FARM_VIPS[i]` is VIP `i` (slot `i`), and
+/// `FARM_VIP_INDEX[vip_fold(addr)]` a copy of it, so one read finds a packet's VIP.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct VipEntry {
     pub addr: crate::Addr,
     /// What traffic no service matches gets: `MODE_DROP` or `MODE_CLIENT_IP`.
     pub mode: u8,
-    /// 1 when this index holds a VIP.
+    /// `VIP_IN_USE` when the entry holds a VIP; in the index, `VIP_INDEX_SHARED` when
+    /// several VIPs fold alike (the program then compares against each of `FARM_VIPS`).
     pub in_use: u8,
-    pub _pad: [u8; 2],
+    /// The VIP's index, which is also its slot.
+    pub index: u8,
+    pub _pad: u8,
 }
 
-/// `FARM_VIP_INDEX` is a byte per 16-bit fold of an address (`vip_fold`), 8 bytes an
-/// element: 0 for no VIP, `i + 1` for VIP `i`, `VIP_INDEX_SHARED` when several VIPs fold
-/// alike (the program then compares against each). A VIP's address is always compared,
-/// so a fold that matches another address costs a look, never a wrong verdict.
-pub const VIP_INDEX_ENTRIES: u32 = 65_536 / 8;
+pub const VIP_IN_USE: u8 = 1;
 pub const VIP_INDEX_SHARED: u8 = 0xff;
 
-/// An address folded to 16 bits, the position of its byte in `FARM_VIP_INDEX`.
+/// `FARM_VIP_INDEX` has an entry per 16-bit fold of an address (`vip_fold`). A VIP's
+/// address is always compared, so a fold that matches another address costs a look,
+/// never a wrong verdict.
+pub const VIP_INDEX_ENTRIES: u32 = 65_536;
+
+/// An address folded to 16 bits, its entry in `FARM_VIP_INDEX`.
 #[inline(always)]
 pub fn vip_fold(addr: &crate::Addr) -> u32 {
     let x = addr[0] ^ addr[1] ^ addr[2] ^ addr[3];
@@ -190,7 +195,7 @@ mod tests {
     #[test]
     fn layouts_have_no_hidden_padding() {
         assert_eq!(size_of::<NodeConfig>(), 6 + 6 + 2 + 2 + 4 + 4);
-        assert_eq!(size_of::<VipEntry>(), 16 + 1 + 1 + 2);
+        assert_eq!(size_of::<VipEntry>(), 16 + 1 + 1 + 1 + 1);
         assert_eq!(size_of::<Control>(), 8 + 4 + 4);
         assert_eq!(size_of::<OwnerChunk>(), 8);
         assert_eq!(size_of::<Counters>(), 8 * 8);

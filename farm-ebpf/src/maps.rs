@@ -19,7 +19,7 @@ pub static FARM_CONTROL: Array<Control> = Array::with_max_entries(1, 0);
 pub static FARM_VIPS: Array<VipEntry> = Array::with_max_entries(MAX_VIPS, 0);
 
 #[map]
-pub static FARM_VIP_INDEX: Array<u64> = Array::with_max_entries(VIP_INDEX_ENTRIES, 0);
+pub static FARM_VIP_INDEX: Array<VipEntry> = Array::with_max_entries(VIP_INDEX_ENTRIES, 0);
 
 #[map]
 pub static FARM_SERVICES: Array<u64> = Array::with_max_entries(SERVICE_ENTRIES, 0);

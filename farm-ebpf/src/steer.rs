@@ -6,9 +6,9 @@
 //! VIP's entry, the port's rule, the owner table, the control word).
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_jiffies64, programs::XdpContext};
 use farm_common::{
-    Addr, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig,
-    VIP_INDEX_SHARED, bucket_of, flow_hash, owner_position, port_position, port_rule_parts,
-    v4_addr, vip_fold,
+    Addr, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig, VIP_IN_USE,
+    VIP_INDEX_SHARED, VipEntry, bucket_of, flow_hash, owner_position, port_position,
+    port_rule_parts, v4_addr, vip_fold,
 };
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
@@ -263,23 +263,21 @@ struct Service {
     mode: u8,
 }
 
-/// The VIP `addr` is, if any: the index says which VIP an address may be, the entry's
-/// address says whether it is.
+/// The VIP `addr` is, if any: the index entry at the address's fold is the VIP it may
+/// be, and its address says whether it is.
 #[inline(always)]
 pub fn find_vip(addr: &Addr) -> Option<Vip> {
-    let fold = vip_fold(addr);
-    let byte = (*FARM_VIP_INDEX.get(fold / 8)? >> ((fold % 8) * 8)) as u8;
-    match byte {
-        0 => None,
-        VIP_INDEX_SHARED => (0..MAX_VIPS).find_map(|i| vip_at(i, addr)),
-        i => vip_at(i as u32 - 1, addr),
+    let e = FARM_VIP_INDEX.get(vip_fold(addr))?;
+    match e.in_use {
+        VIP_INDEX_SHARED => (0..MAX_VIPS).find_map(|i| FARM_VIPS.get(i).and_then(|e| is(e, addr))),
+        _ => is(e, addr),
     }
 }
 
 #[inline(always)]
-fn vip_at(index: u32, addr: &Addr) -> Option<Vip> {
-    let e = FARM_VIPS.get(index)?;
-    (e.in_use == 1 && e.addr == *addr).then_some(Vip { slot: index as u16, mode: e.mode })
+fn is(e: &VipEntry, addr: &Addr) -> Option<Vip> {
+    (e.in_use == VIP_IN_USE && e.addr == *addr)
+        .then_some(Vip { slot: e.index as u16, mode: e.mode })
 }
 
 /// TCP or UDP to a configured service: decided here; `None` when the packet is anything

@@ -9,7 +9,7 @@ use aya::{
 use farm_common::{
     ALL_MAPS, Control, Counters, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_OWNERS, MAP_SERVICES,
     MAP_VIP_INDEX, MAP_VIPS, MAX_SLOTS, MAX_VIPS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
-    PORTS_PER_VIP, VipEntry, chunks_per_row, owner_position,
+    PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row, owner_position, vip_fold,
 };
 
 use crate::{
@@ -49,7 +49,7 @@ pub struct Dataplane {
     services: Array<MapData, u64>,
     owners: Array<MapData, OwnerChunk>,
     counters: PerCpuArray<MapData, Counters>,
-    vip_index: Array<MapData, u64>,
+    vip_index: Array<MapData, VipEntry>,
 }
 
 impl Dataplane {
@@ -93,18 +93,23 @@ impl Dataplane {
     /// rules are written before the index points at it, and the index stops pointing at a
     /// removed VIP before its entry goes, so a lookup never finds half a VIP.
     pub fn set_rules(&mut self, rules: &Rules) -> Result<()> {
-        let was_used: Vec<bool> = (0..MAX_VIPS)
-            .map(|i| Ok(self.vips.get(&i, 0).map_err(map_err(MAP_VIPS))?.in_use == 1))
+        let old: Vec<VipEntry> = (0..MAX_VIPS)
+            .map(|i| self.vips.get(&i, 0).map_err(map_err(MAP_VIPS)))
             .collect::<Result<_>>()?;
+        let was_used: Vec<bool> = old.iter().map(|e| e.in_use == VIP_IN_USE).collect();
         for (i, entry) in rules.vips.iter().enumerate() {
             self.vips.set(i as u32, entry, 0).map_err(map_err(MAP_VIPS))?;
         }
         self.set_ports(rules, &was_used)?;
         let index = rules.vip_index();
-        for (i, &word) in index.iter().enumerate() {
-            let i = i as u32;
-            if self.vip_index.get(&i, 0).map_err(map_err(MAP_VIP_INDEX))? != word {
-                self.vip_index.set(i, word, 0).map_err(map_err(MAP_VIP_INDEX))?;
+        for (&fold, entry) in &index {
+            self.vip_index.set(fold, entry, 0).map_err(map_err(MAP_VIP_INDEX))?;
+        }
+        // Where an old VIP's fold holds no VIP now, the index entry goes.
+        for e in old.iter().filter(|e| e.in_use == VIP_IN_USE) {
+            let fold = vip_fold(&e.addr);
+            if !index.contains_key(&fold) {
+                self.vip_index.set(fold, VipEntry::default(), 0).map_err(map_err(MAP_VIP_INDEX))?;
             }
         }
         for (i, _) in was_used.iter().enumerate().skip(rules.vips.len()).filter(|(_, used)| **used)

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use farm_common::{
-    Addr, MODE_CLIENT_IP, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig, VIP_INDEX_ENTRIES,
+    Addr, MODE_CLIENT_IP, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig, VIP_IN_USE,
     VIP_INDEX_SHARED, VipEntry, port_position, port_rule, v4_addr, v6_addr, vip_fold,
 };
 
@@ -52,14 +52,16 @@ pub fn rules(cfg: &Config) -> Rules {
     let vips = cfg
         .vips
         .iter()
-        .map(|v| VipEntry {
+        .enumerate()
+        .map(|(i, v)| VipEntry {
             addr: addr_key(v.address),
             mode: match v.default {
                 DefaultAction::Drop => MODE_DROP,
                 DefaultAction::ClientIp => MODE_CLIENT_IP,
             },
-            in_use: 1,
-            _pad: [0; 2],
+            in_use: VIP_IN_USE,
+            index: i as u8,
+            _pad: 0,
         })
         .collect();
     let mut ports = Vec::new();
@@ -85,15 +87,19 @@ pub fn rules(cfg: &Config) -> Rules {
 }
 
 impl Rules {
-    /// `FARM_VIP_INDEX`'s words: each VIP's byte at its fold, `VIP_INDEX_SHARED` where
-    /// several VIPs fold alike.
-    pub fn vip_index(&self) -> Vec<u64> {
-        let mut bytes = vec![0u8; VIP_INDEX_ENTRIES as usize * 8];
-        for (i, v) in self.vips.iter().enumerate() {
-            let b = &mut bytes[vip_fold(&v.addr) as usize];
-            *b = if *b == 0 { i as u8 + 1 } else { VIP_INDEX_SHARED };
+    /// `FARM_VIP_INDEX`'s non-empty entries: each VIP at its fold, a `VIP_INDEX_SHARED`
+    /// marker where several VIPs fold alike.
+    pub fn vip_index(&self) -> std::collections::BTreeMap<u32, VipEntry> {
+        let mut index = std::collections::BTreeMap::new();
+        for v in &self.vips {
+            index
+                .entry(vip_fold(&v.addr))
+                .and_modify(|e: &mut VipEntry| {
+                    *e = VipEntry { in_use: VIP_INDEX_SHARED, ..VipEntry::default() }
+                })
+                .or_insert(*v);
         }
-        bytes.chunks(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
+        index
     }
 
     /// `FARM_SERVICES`'s non-zero elements: element index -> its 8 rule bytes.
@@ -129,4 +135,36 @@ pub fn static_row(cfg: &Config) -> Option<Vec<u16>> {
         }
     }
     Some(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(addr: [u8; 4], index: u8) -> VipEntry {
+        VipEntry {
+            addr: v4_addr(u32::from_be_bytes(addr)),
+            mode: 0,
+            in_use: VIP_IN_USE,
+            index,
+            _pad: 0,
+        }
+    }
+
+    #[test]
+    fn vips_folding_alike_share_a_marked_index_entry() {
+        let rules = Rules {
+            vips: vec![
+                entry([198, 18, 0, 100], 0),
+                entry([198, 19, 0, 101], 1),
+                entry([198, 18, 0, 7], 2),
+            ],
+            ports: vec![],
+            slots: vec![],
+        };
+        let index = rules.vip_index();
+        assert_eq!(index.len(), 2);
+        assert_eq!(index[&vip_fold(&rules.vips[0].addr)].in_use, VIP_INDEX_SHARED);
+        assert_eq!(index[&vip_fold(&rules.vips[2].addr)], rules.vips[2]);
+    }
 }

@@ -487,3 +487,42 @@ fn udp_or_tcp(port: u16, sport: u16) -> Vec<u8> {
     let (c, v): (IpAddr, IpAddr) = (CLIENT4.into(), VIP4.into());
     if port == 80 { tcp(c, sport, v, port) } else { udp(c, sport, v, port) }
 }
+
+/// 198.18.0.100 and 198.19.0.101 fold to the same index entry: the program must compare
+/// both VIPs' addresses, and find each.
+#[test]
+fn vips_that_fold_alike_are_both_found() {
+    if !have_root("vips_that_fold_alike_are_both_found") {
+        return;
+    }
+    let twin = Ipv4Addr::new(198, 19, 0, 101);
+    let mut cfg = config();
+    cfg.vips.push(farm_userspace::config::Vip {
+        address: twin.into(),
+        default: farm_userspace::config::DefaultAction::ClientIp,
+    });
+    let twin_slot = cfg.vips.len() as u32 - 1;
+    let mut h = Harness::new(cfg).expect("load");
+    h.fill(|_, _| ME).unwrap();
+    let rules = h.rules.clone();
+    assert_eq!(
+        farm_common::vip_fold(&rules.vips[0].addr),
+        farm_common::vip_fold(&rules.vips[twin_slot as usize].addr)
+    );
+    // Port 81 has no service: VIP4 drops it (its default), the twin hashes it.
+    assert_eq!(
+        moved(&mut h, SLOT_VIP4, &tcp(CLIENT4.into(), 1, VIP4.into(), 81)).2,
+        ["no_service"]
+    );
+    assert_eq!(moved(&mut h, twin_slot, &tcp(CLIENT4.into(), 1, twin.into(), 81)).2, ["accepted"]);
+    // An address of the same fold that is no VIP passes untouched.
+    let stranger = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0x2001, 0x3431);
+    assert_eq!(
+        farm_common::vip_fold(&farm_userspace::rules::addr_key(stranger.into())),
+        farm_common::vip_fold(&rules.vips[0].addr)
+    );
+    assert_eq!(
+        moved(&mut h, GLOBAL_SLOT, &tcp(CLIENT6.into(), 1, stranger.into(), 80)).2,
+        ["passed"]
+    );
+}

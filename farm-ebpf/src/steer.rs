@@ -356,8 +356,9 @@ pub fn may_take(cfg: &NodeConfig, slot: u32, hash: u32) -> bool {
     };
     let bucket = bucket_of(hash, cfg.bucket_count);
     let (index, lane) = owner_position(ctl.active_half & 1, slot, bucket, cfg.bucket_count);
+    // A node id is never NO_OWNER (the config refuses 65535), so one compare suffices.
     let owner = FARM_OWNERS.get(index).map_or(NO_OWNER, |chunk| chunk[lane & 3]);
-    if owner == NO_OWNER || owner != cfg.node_id {
+    if owner != cfg.node_id {
         count(slot, |c| &mut c.not_owner);
         return false;
     }

@@ -141,10 +141,14 @@ fn sample(h: &mut Harness, baseline: &Baseline, p: &Path, repeat: u32) -> Result
         // baseline, one packet per call too, and take it off farm's figure.
         // A call (syscall, packet copy) costs some fifty packets: this many calls take
         // about as long as one repeated run.
+        // The two alternate call by call, so drift over the run hits both alike.
         let calls = (repeat / 50).max(1);
-        let base_fresh = mean_of_calls(calls, || baseline.time(&p.packet, 1))?;
-        let farm_fresh = mean_of_calls(calls, || h.time(&p.packet, 1))?;
-        (farm_fresh - (base_fresh - base), calls)
+        let (mut base_fresh, mut farm_fresh) = (0.0, 0.0);
+        for _ in 0..calls {
+            base_fresh += ns(baseline.time(&p.packet, 1)?);
+            farm_fresh += ns(h.time(&p.packet, 1)?);
+        }
+        ((farm_fresh - base_fresh) / calls as f64 + base, calls)
     } else {
         (ns(h.time(&p.packet, repeat)?), repeat)
     };
@@ -152,14 +156,6 @@ fn sample(h: &mut Harness, baseline: &Baseline, p: &Path, repeat: u32) -> Result
     let took = (p.counter)(&h.counters(p.slot)?) - before;
     ensure!(took == runs as u64, "path {}: {took} of {runs} runs took the path", p.name);
     Ok(Sample { farm, baseline: base })
-}
-
-fn mean_of_calls(calls: u32, mut call: impl FnMut() -> Result<Duration>) -> Result<f64> {
-    let mut total = 0.0;
-    for _ in 0..calls {
-        total += ns(call()?);
-    }
-    Ok(total / calls as f64)
 }
 
 fn ns(d: Duration) -> f64 {

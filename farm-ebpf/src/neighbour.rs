@@ -9,7 +9,7 @@ use network_types::ip::Ipv6Hdr;
 
 use crate::{
     maps::count,
-    parse::{IPPROTO_ICMPV6, addr6_at, be32_at, load, ptr_at, store_addr6, store_mac},
+    parse::{IPPROTO_ICMPV6, addr6_at, load, ptr_at, store_addr6, store_mac, write_mac},
     steer::{Vip, find_vip, may_take, pass_malformed, pass_not_vip},
 };
 
@@ -32,39 +32,37 @@ fn answers(cfg: &NodeConfig, vip: &Vip, requester: &Addr) -> bool {
 }
 
 pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
-    // Layout after the 8-byte head: sender MAC 8, sender IP 14, target MAC 18, target IP 24.
-    let (Some(head), Some(sha), Some(spa), Some(tpa)) = (
-        load::<u64>(ctx, l3),
-        load::<[u8; 6]>(ctx, l3 + 8),
-        be32_at(ctx, l3 + 14),
-        be32_at(ctx, l3 + 24),
-    ) else {
+    // One bounds check for the 28-byte ARP body; after the 8-byte head come the sender
+    // MAC at 8, sender IP at 14, target MAC at 18 and target IP at 24.
+    let Some(body) = ptr_at::<[u8; 28]>(ctx, l3) else {
         return pass_malformed();
     };
-    if u64::from_be(head) != ARP_REQUEST_HEAD {
+    let a = body as *mut u8;
+    let word = |off: usize| unsafe { u32::from_be(a.add(off).cast::<u32>().read_unaligned()) };
+    if unsafe { u64::from_be(a.cast::<u64>().read_unaligned()) } != ARP_REQUEST_HEAD {
         return pass_not_vip();
     }
+    let (spa, tpa) = (word(14), word(24));
     let Some(vip) = find_vip(&v4_addr(tpa)) else {
         return pass_not_vip();
     };
     if !answers(cfg, &vip, &v4_addr(spa)) {
         return xdp_action::XDP_DROP;
     }
-    let written = (|| {
-        store_mac(ctx, 0, &sha)?;
-        store_mac(ctx, 6, &cfg.own_mac)?;
-        let oper = ptr_at::<u16>(ctx, l3 + 6)?;
-        unsafe { oper.write_unaligned(ARPOP_REPLY.to_be()) };
-        store_mac(ctx, l3 + 8, &cfg.cluster_mac)?;
-        let spa_out = ptr_at::<u32>(ctx, l3 + 14)?;
-        unsafe { spa_out.write_unaligned(tpa.to_be()) };
-        store_mac(ctx, l3 + 18, &sha)?;
-        let tpa_out = ptr_at::<u32>(ctx, l3 + 24)?;
-        unsafe { tpa_out.write_unaligned(spa.to_be()) };
-        Some(())
-    })();
-    if written.is_none() {
+    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
         return xdp_action::XDP_DROP;
+    };
+    let eth = eth as *mut u8;
+    // SAFETY: both regions were bounds-checked above.
+    unsafe {
+        let sha = a.add(8).cast::<[u8; 6]>().read_unaligned();
+        write_mac(eth, &sha);
+        write_mac(eth.add(6), &cfg.own_mac);
+        a.add(6).cast::<u16>().write_unaligned(ARPOP_REPLY.to_be());
+        write_mac(a.add(8), &cfg.cluster_mac);
+        a.add(14).cast::<u32>().write_unaligned(tpa.to_be());
+        write_mac(a.add(18), &sha);
+        a.add(24).cast::<u32>().write_unaligned(spa.to_be());
     }
     count(vip.slot as u32, |c| &mut c.arp_replies);
     xdp_action::XDP_TX

@@ -82,15 +82,24 @@ pub fn store_addr6(ctx: &XdpContext, off: usize, addr: &Addr) -> Option<()> {
     Some(())
 }
 
-/// Writes a MAC as one 4-byte and one 2-byte store.
+/// Writes a MAC at `off` as one 4-byte and one 2-byte store.
 #[inline(always)]
 pub fn store_mac(ctx: &XdpContext, off: usize, mac: &[u8; 6]) -> Option<()> {
     let p = ptr_at::<[u8; 6]>(ctx, off)?;
-    unsafe {
-        (p as *mut u32).write_unaligned(u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]]));
-        (p as *mut u16).byte_add(4).write_unaligned(u16::from_ne_bytes([mac[4], mac[5]]));
-    }
+    unsafe { write_mac(p as *mut u8, mac) };
     Some(())
+}
+
+/// Writes a MAC at `p`.
+///
+/// # Safety
+/// `p` must point at 6 writable bytes (bounds checked against the packet by the caller).
+#[inline(always)]
+pub unsafe fn write_mac(p: *mut u8, mac: &[u8; 6]) {
+    unsafe {
+        p.cast::<u32>().write_unaligned(u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]]));
+        p.add(4).cast::<u16>().write_unaligned(u16::from_ne_bytes([mac[4], mac[5]]));
+    }
 }
 
 /// The Ethernet frame: its (innermost) EtherType and where the L3 header starts.

@@ -133,22 +133,9 @@ pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     if ip.fragment() {
         return decide(ctx, cfg, vip.slot, &client, 0);
     }
-    match ip.proto {
-        IPPROTO_TCP | IPPROTO_UDP => match be32_at(ctx, l4) {
-            // Ports readable, and `known_service` found no service for them.
-            Some(_) => default_rule(ctx, cfg, &vip, &client),
-            None => malformed(vip.slot),
-        },
-        IPPROTO_ICMP => match byte_at(ctx, l4) {
-            Some(ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM) => {
-                icmp4_error(ctx, cfg, &vip, l4 + 8)
-            }
-            // Echo and the rest of ICMP: the client's address decides.
-            Some(_) => decide(ctx, cfg, vip.slot, &client, 0),
-            None => malformed(vip.slot),
-        },
-        _ => default_rule(ctx, cfg, &vip, &client),
-    }
+    let is_error = |t: u8| matches!(t, ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM);
+    let on_error = |inner: usize| icmp4_error(ctx, cfg, &vip, inner);
+    after_header(ctx, cfg, &vip, &client, ip.proto, l4, IPPROTO_ICMP, is_error, on_error)
 }
 
 /// An ICMPv4 error about a flow of ours quotes the header we sent: VIP to client. The
@@ -213,28 +200,56 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     if payload.fragment {
         return decide(ctx, cfg, vip.slot, &src, 0);
     }
-    match payload.proto {
-        IPPROTO_TCP | IPPROTO_UDP => {
-            // Behind extension headers `known_service` has not looked yet.
-            if payload.off != l4
-                && let Some(verdict) =
-                    known_service(ctx, cfg, &vip, &src, payload.proto, payload.off)
-            {
-                return verdict;
-            }
-            match be32_at(ctx, payload.off) {
-                Some(_) => default_rule(ctx, cfg, &vip, &src),
-                None => malformed(vip.slot),
-            }
-        }
-        IPPROTO_ICMPV6 => match byte_at(ctx, payload.off) {
-            Some(ICMPV6_DEST_UNREACH..=ICMPV6_PARAM_PROBLEM) => {
-                icmp6_error(ctx, cfg, &vip, payload.off + 8)
-            }
-            Some(_) => decide(ctx, cfg, vip.slot, &src, 0),
+    // Behind extension headers `known_service` has not looked yet.
+    if payload.off != l4
+        && let Some(verdict) = known_service(ctx, cfg, &vip, &src, payload.proto, payload.off)
+    {
+        return verdict;
+    }
+    let is_error = |t: u8| (ICMPV6_DEST_UNREACH..=ICMPV6_PARAM_PROBLEM).contains(&t);
+    let on_error = |inner: usize| icmp6_error(ctx, cfg, &vip, inner);
+    after_header(
+        ctx,
+        cfg,
+        &vip,
+        &src,
+        payload.proto,
+        payload.off,
+        IPPROTO_ICMPV6,
+        is_error,
+        on_error,
+    )
+}
+
+/// A VIP packet `known_service` did not decide, either family, its upper-layer header at
+/// `l4`: TCP or UDP go by the VIP's default, ICMP errors to the owner of the flow they
+/// quote (`on_error`, given the quote's offset), other ICMP by the client address.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn after_header(
+    ctx: &XdpContext,
+    cfg: &NodeConfig,
+    vip: &Vip,
+    client: &Addr,
+    proto: u8,
+    l4: usize,
+    icmp: u8,
+    is_error: impl Fn(u8) -> bool,
+    on_error: impl Fn(usize) -> u32,
+) -> u32 {
+    match proto {
+        IPPROTO_TCP | IPPROTO_UDP => match be32_at(ctx, l4) {
+            // Ports readable, and no service claims them.
+            Some(_) => default_rule(ctx, cfg, vip, client),
             None => malformed(vip.slot),
         },
-        _ => default_rule(ctx, cfg, &vip, &src),
+        p if p == icmp => match byte_at(ctx, l4) {
+            Some(t) if is_error(t) => on_error(l4 + 8),
+            // Echo and the rest of ICMP: the client's address decides.
+            Some(_) => decide(ctx, cfg, vip.slot, client, 0),
+            None => malformed(vip.slot),
+        },
+        _ => default_rule(ctx, cfg, vip, client),
     }
 }
 

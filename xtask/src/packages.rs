@@ -11,10 +11,12 @@ use crate::{
 /// Each package with a command it provides. The command on PATH is what the tests use,
 /// whoever installed it; dpkg is asked only when it is not there, as non-root users'
 /// PATH lacks the sbin directories most of these live in.
+///
 /// `ip` builds the test farms and joins the cluster MAC; `nft` counts a test client's
 /// packets and is the benchmark's peer; `bpftool` is how an operator inspects what farm
 /// pinned.
-const PACKAGES: &[(&str, &str)] = &[("iproute2", "ip"), ("nftables", "nft"), ("bpftool", "bpftool")];
+const PACKAGES: &[(&str, &str)] =
+    &[("iproute2", "ip"), ("nftables", "nft"), ("bpftool", "bpftool")];
 
 pub fn packages(report: &Report) -> Result<()> {
     let mut missing = Vec::new();

@@ -117,7 +117,7 @@ pub(crate) mod tests {
 
     /// Two peers (weights 2 and 1), two VIPs, one service over 12 buckets.
     pub(crate) fn config() -> Config {
-        let text = "cluster:\n  name: t\n  node_id: 1\n  interface: eth0\n  buckets: 12\n  seed: 7\n  peers:\n    - id: 1\n      address: \"10.0.0.1:7400\"\n      weight: 2\n    - id: 2\n      address: \"10.0.0.2:7400\"\nvips:\n  - address: 198.18.0.100\n  - address: 2001:db8::100\nservices:\n  - name: web\n    vip: 198.18.0.100\n    protocol: tcp\n    ports: [80]\n    affinity: client-ip-port\n    weights: {2: 3}\n";
+        let text = "cluster:\n  name: t\n  node_id: 1\n  interface: eth0\n  buckets: 12\n  seed: 7\n  peers:\n    - id: 1\n      address: \"198.18.0.11:7400\"\n      weight: 2\n    - id: 2\n      address: \"198.18.0.12:7400\"\nvips:\n  - address: 198.18.0.100\n  - address: 2001:db8::100\nservices:\n  - name: web\n    vip: 198.18.0.100\n    protocol: tcp\n    ports: [80]\n    affinity: client-ip-port\n    weights: {2: 3}\n";
         farm_userspace::config::parse(text, "t.yaml").unwrap()
     }
 

@@ -201,6 +201,12 @@ impl Dataplane {
         self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))
     }
 
+    /// Ends the lease now: the program drops all VIP traffic until the next renewal.
+    pub fn fence(&mut self) -> Result<()> {
+        let ctl = Control { lease: 0, ..self.control()? };
+        self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))
+    }
+
     /// Time left on the lease (zero once expired), or `None` for a lease that never
     /// ends (`renew_lease(None)`), whose deadline no clock reading can be subtracted from.
     pub fn lease(&self) -> Result<Option<Duration>> {

@@ -1,5 +1,6 @@
-//! The `farm` binary's library: configuration, bucket assignment, the data plane's maps
+//! The `farm` binary's library: the membership agent, configuration, bucket assignment, the data plane's maps
 //! and the loader that puts the XDP program on a NIC.
+pub mod agent;
 pub mod assign;
 pub mod config;
 pub mod dataplane;

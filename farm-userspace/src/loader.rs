@@ -28,6 +28,11 @@ pub fn pin_dir(iface: &str) -> PathBuf {
     Path::new(PIN_ROOT).join(iface)
 }
 
+/// Whether a program is attached (its link pinned) on `iface`.
+pub fn is_attached(iface: &str) -> bool {
+    pin_dir(iface).join(LINK_PIN).exists()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
     #[error("loading XDP needs root (CAP_BPF and CAP_NET_ADMIN): run as root")]
@@ -73,7 +78,7 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
     let own_mac = nic::mac(iface)?;
     ensure_bpffs()?;
     let dir = pin_dir(iface);
-    if dir.join(LINK_PIN).exists() {
+    if is_attached(iface) {
         return Err(LoaderError::AlreadyLoaded(iface.to_string()));
     }
     // Pins left by a load that died before attaching: their layout may be stale.

@@ -1,11 +1,12 @@
-//! `farm`: load the XDP bucket filter onto a NIC, take it off, check a configuration,
-//! and read what a loaded farm holds (stats, buckets, lookup, status).
+//! `farm`: run the membership agent, load the XDP bucket filter onto a NIC without one,
+//! take it off, check a configuration, read what a loaded farm holds (stats, buckets,
+//! lookup, status), and steer the agent (drain, undrain, weight).
 mod cli;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use farm_userspace::{config, loader};
+use farm_userspace::{agent, agent::control::Request, config, loader};
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +21,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the membership agent: attach (or adopt) the program, hold the VIPs, exchange
+    /// heartbeats with the peers and install the table the farm agrees on. SIGTERM
+    /// leaves the farm (peers take this node's buckets at once); SIGHUP reloads the file.
+    Agent {
+        #[arg(long, value_name = "FILE", default_value = "/etc/farm/farm.yaml")]
+        config: PathBuf,
+    },
     /// Attach the XDP program to the config's interface and pin it under /sys/fs/bpf/farm/IFACE.
     Load {
         /// Interface to attach to (overrides the config's cluster.interface).
@@ -50,6 +58,17 @@ enum Command {
     /// What is loaded on the interface: node, buckets, table half, lease, owners per slot.
     #[command(after_help = cli::status::JSON_HELP)]
     Status(cli::status::StatusArgs),
+    /// Give this node weight 0 in every table: its buckets move to the other nodes.
+    Drain(cli::steer::SteerArgs),
+    /// Undo `farm drain`: this node takes its share again.
+    Undrain(cli::steer::SteerArgs),
+    /// Give this node weight N in every table (`default`: the file's weights again).
+    Weight {
+        #[arg(value_parser = cli::steer::parse_weight, value_name = "N|default")]
+        weight: cli::steer::Weight,
+        #[command(flatten)]
+        args: cli::steer::SteerArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +85,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Agent { config } => agent::run(&config)?,
         Command::Load { iface, config } => {
             let mut cfg = config::load(&config)?;
             if let Some(iface) = iface {
@@ -102,6 +122,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Buckets(args) => emit(&cli::buckets::run(&args)?)?,
         Command::Lookup(args) => emit(&cli::lookup::run(&args)?)?,
         Command::Status(args) => emit(&cli::status::run(&args)?)?,
+        Command::Drain(args) => emit(&cli::steer::run(&args, Request::Drain)?)?,
+        Command::Undrain(args) => emit(&cli::steer::run(&args, Request::Undrain)?)?,
+        Command::Weight { weight, args } => {
+            emit(&cli::steer::run(&args, Request::Weight(weight.0))?)?
+        }
     }
     Ok(())
 }

@@ -77,6 +77,15 @@ pub fn driver(iface: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&info.driver[..len]).into_owned())
 }
 
+/// Whether the NIC is up with a carrier: a node whose link is down cannot serve, and
+/// must not believe itself alone in the farm and take every bucket.
+pub fn is_running(iface: &str) -> Result<bool, NicError> {
+    let req = ioctl(iface, "SIOCGIFFLAGS", libc::SIOCGIFFLAGS, |_| {})?;
+    let flags = i32::from(unsafe { req.ifr_ifru.ifru_flags });
+    let want = libc::IFF_UP | libc::IFF_RUNNING;
+    Ok(flags & want == want)
+}
+
 pub fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

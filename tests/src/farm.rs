@@ -1,7 +1,10 @@
 //! A farm in network namespaces: N nodes and a client host on one bridge, each node with
-//! the VIP on lo, the sysctls that keep its kernel from answering ARP for the VIP, its
-//! own YAML file, and a TCP server answering with the node's name. Dropping it unloads
-//! every node and deletes every namespace and file it made.
+//! its own YAML file, a TCP server answering with the node's name on two ports and a UDP
+//! server recording what it receives. Either `farm load` with a static table runs on
+//! each node (and the harness puts the VIP on lo and sets the ARP sysctls, as an
+//! operator would), or `farm agent` does (see `agents`), which does both itself.
+//! Dropping it kills the agents, unloads every node and deletes every namespace and
+//! file it made.
 use std::{
     fmt::Write as _,
     net::{IpAddr, Ipv4Addr},
@@ -14,7 +17,7 @@ use farm_userspace::{dataplane::Dataplane, loader::pin_dir};
 
 use crate::{
     netns::{Host, Lan, command_in, ip, run, unique_id},
-    traffic::TcpServer,
+    traffic::{TcpServer, UdpRecorder},
 };
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -22,6 +25,10 @@ pub const HEARTBEAT_PORT: u16 = 7400;
 /// Services every node runs: one spreading a client's connections, one sticky.
 pub const SPREAD_PORT: u16 = 80;
 pub const STICKY_PORT: u16 = 8080;
+/// A UDP service (client-ip-port): numbered datagrams show who received what.
+pub const UDP_PORT: u16 = 5353;
+/// The shared heartbeat key of agent farms (written to the farm's directory).
+pub const KEY: &[u8] = b"farm test key, 32 bytes long...!";
 
 pub fn node_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 10 + i as u8)
@@ -36,6 +43,12 @@ pub struct Node {
     pub name: String,
     pub host: Host,
     pub config: PathBuf,
+    /// Every datagram to `UDP_PORT` this node's kernel delivered.
+    pub udp: UdpRecorder,
+    /// The running `farm agent`, if any (agent farms).
+    pub agent: Option<std::process::Child>,
+    /// Where the agent's log goes.
+    pub log: PathBuf,
     _servers: Vec<TcpServer>,
 }
 
@@ -47,7 +60,7 @@ pub struct NsFarm {
     pub buckets: u32,
     pub seed: u32,
     nodes_total: u32,
-    dir: PathBuf,
+    pub dir: PathBuf,
     // Dropped last: the namespaces go after the nodes are unloaded.
     _lan: Lan,
 }
@@ -56,6 +69,9 @@ pub struct NsFarm {
 pub enum Ownership {
     /// `static_owners`: node i gets the i-th contiguous share of the buckets.
     StaticThirds,
+    /// `farm agent` on every node (started with `start_agents`), node i with weight
+    /// `weights[i - 1]`.
+    Agents { weights: Vec<u32> },
 }
 
 impl NsFarm {
@@ -80,6 +96,9 @@ impl NsFarm {
             dir,
             _lan: lan,
         };
+        let key = farm.dir.join("key");
+        std::fs::write(&key, KEY)?;
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         for i in 1..=nodes {
             let node = farm.node(i, nodes, &ownership, &farm._lan)?;
             farm.nodes.push(node);
@@ -91,12 +110,14 @@ impl NsFarm {
         let name = format!("n{i}");
         let host = lan.host(&name, &[format!("{}/16", node_addr(i))])?;
         let ns = &host.ns.name;
-        ip(&["-n", ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
-        // The kernel holds the VIP on lo and must never answer ARP for it (arp_ignore)
-        // nor use it as the source of its own ARP requests (arp_announce).
-        for dev in ["all", host.iface.as_str()] {
-            host.ns.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1")?;
-            host.ns.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2")?;
+        if let Ownership::StaticThirds = ownership {
+            ip(&["-n", ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+            // The kernel holds the VIP on lo and must never answer ARP for it
+            // (arp_ignore) nor use it as the source of its own ARP requests (arp_announce).
+            for dev in ["all", host.iface.as_str()] {
+                host.ns.sysctl(&format!("net.ipv4.conf.{dev}.arp_ignore"), "1")?;
+                host.ns.sysctl(&format!("net.ipv4.conf.{dev}.arp_announce"), "2")?;
+            }
         }
         let config = self.dir.join(format!("{name}.yaml"));
         std::fs::write(&config, self.yaml(i, count, &host.iface, ownership))?;
@@ -104,7 +125,9 @@ impl NsFarm {
             .into_iter()
             .map(|port| TcpServer::start(ns, port, name.clone()))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Node { id: i as u16, name, host, config, _servers: servers })
+        let udp = UdpRecorder::start(ns, UDP_PORT)?;
+        let log = self.dir.join(format!("{name}.log"));
+        Ok(Node { id: i as u16, name, host, config, udp, agent: None, log, _servers: servers })
     }
 
     fn yaml(&self, i: usize, count: usize, iface: &str, ownership: &Ownership) -> String {
@@ -115,12 +138,19 @@ impl NsFarm {
             s = self.seed
         );
         for n in 1..=count {
-            let _ =
-                writeln!(y, "    - id: {n}\n      address: \"{}:{HEARTBEAT_PORT}\"", node_addr(n));
+            let weight = match ownership {
+                Ownership::Agents { weights } => weights[n - 1],
+                Ownership::StaticThirds => 1,
+            };
+            let _ = writeln!(
+                y,
+                "    - id: {n}\n      address: \"{}:{HEARTBEAT_PORT}\"\n      weight: {weight}",
+                node_addr(n)
+            );
         }
         let _ = write!(
             y,
-            "vips:\n  - address: {VIP}\nservices:\n  - name: spread\n    vip: {VIP}\n    protocol: tcp\n    ports: [{SPREAD_PORT}]\n    affinity: client-ip-port\n  - name: sticky\n    vip: {VIP}\n    protocol: tcp\n    ports: [{STICKY_PORT}]\n    affinity: client-ip\n"
+            "vips:\n  - address: {VIP}\nservices:\n  - name: spread\n    vip: {VIP}\n    protocol: tcp\n    ports: [{SPREAD_PORT}]\n    affinity: client-ip-port\n  - name: sticky\n    vip: {VIP}\n    protocol: tcp\n    ports: [{STICKY_PORT}]\n    affinity: client-ip\n  - name: numbered\n    vip: {VIP}\n    protocol: udp\n    ports: [{UDP_PORT}]\n    affinity: client-ip-port\n"
         );
         match ownership {
             Ownership::StaticThirds => {
@@ -130,6 +160,8 @@ impl NsFarm {
                     let _ = writeln!(y, "  {n}: [\"{first}-{}\"]", end - 1);
                 }
             }
+            // Relative to the file's directory, where `new` wrote it.
+            Ownership::Agents { .. } => y = y.replace("  peers:\n", "  key_file: key\n  peers:\n"),
         }
         y
     }
@@ -179,6 +211,11 @@ impl NsFarm {
         Ok(sum)
     }
 
+    /// The namespace of the switch the nodes hang off.
+    pub fn switch_ns(&self) -> String {
+        self._lan.switch.name.clone()
+    }
+
     /// Which node a reply names.
     pub fn node_named(&self, reply: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == reply.trim())
@@ -187,7 +224,15 @@ impl NsFarm {
 
 impl Drop for NsFarm {
     fn drop(&mut self) {
-        for n in &self.nodes {
+        for n in &mut self.nodes {
+            if let Some(mut agent) = n.agent.take() {
+                let _ = agent.kill();
+                let _ = agent.wait();
+            }
+            let run = std::path::Path::new(farm_userspace::agent::control::RUN_DIR);
+            let _ =
+                std::fs::remove_file(farm_userspace::agent::control::socket_path(&n.host.iface));
+            let _ = std::fs::remove_file(run.join(format!("{}.vips", n.host.iface)));
             let _ = std::fs::remove_dir_all(pin_dir(&n.host.iface));
         }
         let _ = std::fs::remove_dir_all(&self.dir);

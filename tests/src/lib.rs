@@ -1,5 +1,6 @@
 //! Test support for farm: packet building, the BPF_PROG_TEST_RUN harness, the standard
 //! fixture configuration, and farms of network namespaces.
+pub mod agents;
 pub mod bench;
 pub mod farm;
 pub mod fixtures;

@@ -1,11 +1,12 @@
 //! Real servers and clients inside namespaces: a TCP server that answers with its node's
-//! name, and clients that connect from chosen source addresses. Every loop is bounded in
+//! name, a UDP server that records numbered datagrams, and clients that connect or send
+//! from chosen source addresses. Every loop is bounded in
 //! count and time.
 use std::{
     io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener},
+    net::{IpAddr, SocketAddr, TcpListener, UdpSocket},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread::{self, JoinHandle},
@@ -97,4 +98,105 @@ pub fn ask_tcp(src: IpAddr, dst: SocketAddr) -> Answer {
     })()
     .map_err(|e| format!("{e:#}"));
     Answer { from, reply }
+}
+
+/// A UDP server in a namespace that records the 8-byte big-endian number at the start
+/// of every datagram it receives. Stops when dropped.
+pub struct UdpRecorder {
+    stop: Arc<AtomicBool>,
+    got: Arc<Mutex<Vec<u64>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpRecorder {
+    pub fn start(ns: &str, port: u16) -> Result<UdpRecorder> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (ns, flag, sink) = (ns.to_string(), stop.clone(), got.clone());
+        let thread = thread::spawn(move || {
+            let bound = enter(&ns).map_err(anyhow::Error::from).and_then(|()| {
+                let s = UdpSocket::bind(("::", port)).context("bind")?;
+                s.set_read_timeout(Some(Duration::from_millis(20)))?;
+                Ok(s)
+            });
+            let socket = match bound {
+                Ok(s) => {
+                    let _ = ready_tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let end = Instant::now() + SERVER_LIFETIME;
+            let mut buf = [0u8; 64];
+            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
+                if let Ok(n) = socket.recv(&mut buf)
+                    && n >= 8
+                {
+                    let number = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
+                    sink.lock().expect("recorder lock").push(number);
+                }
+            }
+        });
+        ready_rx.recv().context("server thread")??;
+        Ok(UdpRecorder { stop, got, thread: Some(thread) })
+    }
+
+    /// The numbers received so far, in arrival order.
+    pub fn numbers(&self) -> Vec<u64> {
+        self.got.lock().expect("recorder lock").clone()
+    }
+}
+
+impl Drop for UdpRecorder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends `count` datagrams numbered 0.. to `dst`, round robin from one socket per
+/// address in `sources`, one every `gap`. Returns each number's source address and port.
+/// Runs in the calling thread's namespace.
+pub fn send_numbered(
+    sources: &[IpAddr],
+    dst: SocketAddr,
+    count: u64,
+    gap: Duration,
+) -> Result<Vec<SocketAddr>> {
+    let sockets: Vec<UdpSocket> = sources
+        .iter()
+        .map(|&src| UdpSocket::bind(SocketAddr::new(src, 0)).context("bind a client socket"))
+        .collect::<Result<_>>()?;
+    let from: Vec<SocketAddr> =
+        sockets.iter().map(UdpSocket::local_addr).collect::<Result<_, _>>()?;
+    let mut sent_from = Vec::with_capacity(count as usize);
+    for number in 0..count {
+        let i = number as usize % sockets.len();
+        // A full socket buffer drops the datagram; the number is then simply never seen.
+        let _ = sockets[i].send_to(&number.to_be_bytes(), dst);
+        sent_from.push(from[i]);
+        thread::sleep(gap);
+    }
+    Ok(sent_from)
+}
+
+/// Connects once from exactly `from` (address and port) to `dst` and reads the reply,
+/// waiting at most `timeout` for each step. The port is reused at once (SO_REUSEADDR),
+/// so a probe can repeat from the same port while the last connection is in TIME_WAIT.
+pub fn ask_tcp_from(from: SocketAddr, dst: SocketAddr, timeout: Duration) -> Option<String> {
+    let s = Socket::new(Domain::for_address(dst), Type::STREAM, None).ok()?;
+    s.set_reuse_address(true).ok()?;
+    s.bind(&from.into()).ok()?;
+    s.connect_timeout(&dst.into(), timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let mut stream: std::net::TcpStream = s.into();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text.trim().to_string())
 }

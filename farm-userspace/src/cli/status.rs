@@ -1,10 +1,15 @@
-//! `farm status`: what the data plane on an interface holds now: this node's record, the
-//! active table half, the lease, and how many buckets each node owns in each slot.
+//! `farm status`: what the data plane on an interface holds now (this node's record, the
+//! active table half, the lease, how many buckets each node owns in each slot) and, when
+//! the agent runs, what it knows: members, their state, incarnation, epoch and heartbeat
+//! age, and the heartbeats it took and ignored.
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Result;
 use clap::Args;
-use farm_userspace::nic::format_mac;
+use farm_userspace::{
+    agent::control::{self, AgentStatus, Reply, Request},
+    nic::format_mac,
+};
 use serde::Serialize;
 
 use super::{
@@ -15,7 +20,11 @@ use super::{
 
 pub const JSON_HELP: &str = "JSON (--json): {interface, pin_dir, config, node_id, bucket_count, seed, own_mac, \
 cluster_mac, active_half, lease_never_expires, lease_left_secs (null when it never expires; 0 once expired), slots: \
-[{slot, kind (vip|service), name, nodes: [{node, weight, owned, quota}], no_owner}]}.";
+[{slot, kind (vip|service), name, nodes: [{node, weight, owned, quota}], no_owner}], agent (null when none \
+answers; then agent_error says why): {node_id, pid, config, incarnation, epoch, phase (proposed|released|installed), \
+converged, members, weight (null: the file's), drained, heartbeat_ms, failure_ms, lease_ms, peers: [{id, state \
+(unknown|alive|failed|left), incarnation, epoch, phase, heartbeat_age_ms, weight, drained, same_config}], \
+heartbeats: {sent, accepted, forged, replayed, malformed, foreign}, view}, agent_error}.";
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -37,11 +46,18 @@ pub struct Status {
     pub lease_never_expires: bool,
     pub lease_left_secs: Option<f64>,
     pub slots: Vec<SlotBuckets>,
+    pub agent: Option<AgentStatus>,
+    pub agent_error: Option<String>,
 }
 
 pub fn run(args: &StatusArgs) -> Result<String> {
     let loaded = args.common.open()?;
     let lease = loaded.dp.lease()?;
+    let (agent, agent_error) = match control::ask(&loaded.iface, &Request::Status) {
+        Ok(Reply::Status(agent)) => (Some(*agent), None),
+        Ok(other) => (None, Some(format!("the agent answered {other:?}"))),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let status = Status {
         node_id: loaded.node.node_id,
         bucket_count: loaded.node.bucket_count,
@@ -52,6 +68,8 @@ pub fn run(args: &StatusArgs) -> Result<String> {
         lease_never_expires: lease.is_none(),
         lease_left_secs: lease.as_ref().map(Duration::as_secs_f64),
         slots: buckets::read(&loaded, &slots::table_slots(&loaded.cfg))?,
+        agent,
+        agent_error,
         interface: loaded.iface,
         pin_dir: loaded.pin_dir,
         config: loaded.config,
@@ -77,8 +95,87 @@ pub fn text(s: &Status) -> String {
         ("lease", lease),
     ];
     let mut out: String = lines.iter().map(|(k, v)| format!("{k:<11} {v}\n")).collect();
+    out.push_str(&match (&s.agent, &s.agent_error) {
+        (Some(a), _) => agent_text(a),
+        (None, e) => format!("agent      {}\n", e.as_deref().unwrap_or("not running")),
+    });
     out.push_str("\nbuckets owned per slot:\n");
     out + &buckets::per_node_table(&s.slots, |n| n.owned.to_string())
+}
+
+fn agent_text(a: &AgentStatus) -> String {
+    let weight = match (a.drained, a.weight) {
+        (true, _) => "drained".to_string(),
+        (false, Some(w)) => format!("weight {w} (farm weight)"),
+        (false, None) => "the file's weights".to_string(),
+    };
+    let h = &a.heartbeats;
+    let lines = [
+        ("agent", format!("pid {}, config {}", a.pid, a.config.display())),
+        (
+            "membership",
+            format!(
+                "epoch {}, {}, {}, members {:?}",
+                a.epoch,
+                phase_name(Some(a.phase)),
+                if a.converged { "converged" } else { "converging" },
+                a.members
+            ),
+        ),
+        ("this node", format!("incarnation {}, {weight}", a.incarnation)),
+        (
+            "timing",
+            format!(
+                "heartbeat {} ms, failure after {} ms, lease {} ms",
+                a.heartbeat_ms, a.failure_ms, a.lease_ms
+            ),
+        ),
+        (
+            "heartbeats",
+            format!(
+                "sent {}, accepted {}, ignored: forged {}, replayed {}, malformed {}, foreign {}",
+                h.sent, h.accepted, h.forged, h.replayed, h.malformed, h.foreign
+            ),
+        ),
+    ];
+    let mut out: String = lines.iter().map(|(k, v)| format!("{k:<11} {v}\n")).collect();
+    let dash = || "-".to_string();
+    let mut rows = vec![vec![
+        a.node_id.to_string(),
+        "self".into(),
+        a.incarnation.to_string(),
+        a.epoch.to_string(),
+        phase_name(Some(a.phase)).into(),
+        dash(),
+        a.weight.map_or(dash(), |w| w.to_string()),
+        a.drained.to_string(),
+    ]];
+    rows.extend(a.peers.iter().map(|p| {
+        vec![
+            p.id.to_string(),
+            format!("{:?}", p.state).to_lowercase(),
+            p.incarnation.map_or(dash(), |i| i.to_string()),
+            p.epoch.map_or(dash(), |e| e.to_string()),
+            phase_name(p.phase).into(),
+            p.heartbeat_age_ms.map_or(dash(), |ms| format!("{ms} ms")),
+            p.weight.map_or(dash(), |w| w.to_string()),
+            p.drained.to_string(),
+        ]
+    }));
+    let header =
+        ["NODE", "STATE", "INCARNATION", "EPOCH", "PHASE", "HEARTBEAT AGE", "WEIGHT", "DRAINED"];
+    out.push('\n');
+    out + &super::table::render(&header, &rows, 2)
+}
+
+fn phase_name(phase: Option<farm_userspace::agent::wire::Phase>) -> &'static str {
+    use farm_userspace::agent::wire::Phase;
+    match phase {
+        None => "-",
+        Some(Phase::Proposed) => "proposed",
+        Some(Phase::Released) => "released",
+        Some(Phase::Installed) => "installed",
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +199,8 @@ mod tests {
             lease_never_expires: lease_left_secs.is_none(),
             lease_left_secs,
             slots: vec![web],
+            agent: None,
+            agent_error: Some("no farm agent is running on eth0".into()),
         }
     }
 
@@ -113,6 +212,7 @@ mod tests {
                     MACs        own 02:00:00:00:00:01, cluster 03:bf:00:00:00:01\n\
                     table half  1 active\n\
                     lease       never expires\n\
+                    agent       no farm agent is running on eth0\n\
                     \n\
                     buckets owned per slot:\n\
                     SLOT  KIND     NAME  NODE 1  NODE 2  NO OWNER\n\
@@ -131,6 +231,8 @@ mod tests {
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         let want = [
             "active_half",
+            "agent",
+            "agent_error",
             "bucket_count",
             "cluster_mac",
             "config",

@@ -2,6 +2,7 @@
 //! reading and validation that refuse a bad file with its line, field and reason.
 mod check;
 mod cluster;
+mod digest;
 mod lines;
 mod mac;
 mod model;
@@ -13,5 +14,6 @@ mod services;
 #[cfg(test)]
 mod tests;
 
+pub use digest::{cluster_id, shared_digest};
 pub use model::*;
 pub use parse::{ConfigError, load, parse};

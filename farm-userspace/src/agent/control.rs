@@ -1,0 +1,167 @@
+//! The agent's Unix socket: `farm status` asks it what the agent knows, `farm drain`,
+//! `undrain` and `weight` steer it. One JSON request line, one JSON reply line. The
+//! socket is root's alone (mode 0600), and the agent also checks the caller's uid.
+use std::{
+    io::{self, BufRead, BufReader, Write},
+    os::unix::{fs::PermissionsExt, net::UnixStream},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt},
+    net::UnixListener,
+    sync::{mpsc, oneshot},
+};
+
+use super::{
+    membership::{PeerStatus, View},
+    wire::Phase,
+};
+
+/// The agent's socket and state, one set per interface.
+pub const RUN_DIR: &str = "/run/farm";
+/// A request is a few dozen bytes; a longer line is no request.
+const MAX_REQUEST: u64 = 4096;
+
+pub fn socket_path(iface: &str) -> PathBuf {
+    Path::new(RUN_DIR).join(format!("{iface}.sock"))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Request {
+    Status,
+    Drain,
+    Undrain,
+    /// `Some(n)`: weight n in every table; `None`: back to the file's weights.
+    Weight(Option<u32>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reply {
+    Status(Box<AgentStatus>),
+    Done(String),
+    Refused(String),
+}
+
+/// What `farm status` shows of the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub node_id: u16,
+    pub pid: u32,
+    pub config: PathBuf,
+    pub incarnation: u64,
+    pub epoch: u64,
+    pub phase: Phase,
+    /// Every member of the view holds the same view and epoch.
+    pub converged: bool,
+    pub members: Vec<u16>,
+    pub weight: Option<u32>,
+    pub drained: bool,
+    pub heartbeat_ms: u64,
+    pub failure_ms: u64,
+    pub lease_ms: u64,
+    pub peers: Vec<PeerStatus>,
+    pub heartbeats: HeartbeatCounters,
+    pub view: View,
+}
+
+/// Datagrams on the heartbeat port, by what became of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatCounters {
+    pub sent: u64,
+    pub accepted: u64,
+    /// Not signed with the shared key.
+    pub forged: u64,
+    /// Signed, but a repeat or older than one already taken.
+    pub replayed: u64,
+    /// Not a heartbeat at all (size), or signed nonsense.
+    pub malformed: u64,
+    /// Another cluster's, an unknown node's, or this node's own id.
+    pub foreign: u64,
+}
+
+/// A request from a connection, and where its reply goes.
+pub type Asked = (Request, oneshot::Sender<Reply>);
+
+/// Binds the socket (replacing one a dead agent left) and serves it: every request goes
+/// to `to_agent`, its reply back to the caller.
+pub fn serve(iface: &str, to_agent: mpsc::Sender<Asked>) -> io::Result<PathBuf> {
+    let path = socket_path(iface);
+    std::fs::create_dir_all(RUN_DIR)?;
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(answer(stream, to_agent.clone()));
+        }
+    });
+    Ok(path)
+}
+
+async fn answer(stream: tokio::net::UnixStream, to_agent: mpsc::Sender<Asked>) {
+    let root = stream.peer_cred().is_ok_and(|c| c.uid() == 0);
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    let reply = match reader.read_line(&mut line).await {
+        _ if !root => Reply::Refused("the agent's socket is for root only: run as root".into()),
+        Err(e) => Reply::Refused(format!("reading the request: {e}")),
+        Ok(_) => match serde_json::from_str::<Request>(&line) {
+            Err(e) => Reply::Refused(format!("not a request ({e})")),
+            Ok(req) => {
+                let (tx, rx) = oneshot::channel();
+                match to_agent.send((req, tx)).await {
+                    Ok(()) => rx.await.unwrap_or(Reply::Refused("the agent is stopping".into())),
+                    Err(_) => Reply::Refused("the agent is stopping".into()),
+                }
+            }
+        },
+    };
+    let mut text = serde_json::to_string(&reply).expect("plain data");
+    text.push('\n');
+    let _ = write.write_all(text.as_bytes()).await;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error(
+        "no farm agent is running on {iface} (no socket at {path}): start one with `farm agent --config FILE`"
+    )]
+    NotRunning { iface: String, path: String },
+    #[error("the farm agent's socket {0} is root's: run this command as root")]
+    NotRoot(String),
+    #[error("talking to the farm agent on {iface} ({path}): {source}")]
+    Io { iface: String, path: String, source: io::Error },
+    #[error("the farm agent sent a reply this farm cannot read ({0}): are both the same version?")]
+    Reply(serde_json::Error),
+}
+
+/// Sends one request to the agent on `iface` and waits (a few seconds at most) for its
+/// reply. Blocking: the CLI has nothing else to do meanwhile.
+pub fn ask(iface: &str, req: &Request) -> Result<Reply, AskError> {
+    let path = socket_path(iface);
+    let shown = path.display().to_string();
+    let io_err = |source: io::Error| match source.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            AskError::NotRunning { iface: iface.into(), path: shown.clone() }
+        }
+        io::ErrorKind::PermissionDenied => AskError::NotRoot(shown.clone()),
+        _ => AskError::Io { iface: iface.into(), path: shown.clone(), source },
+    };
+    let mut stream = UnixStream::connect(&path).map_err(io_err)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(io_err)?;
+    let mut line = serde_json::to_string(req).expect("plain data");
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(io_err)?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).map_err(io_err)?;
+    serde_json::from_str(&reply).map_err(AskError::Reply)
+}

@@ -1,0 +1,469 @@
+//! Membership: which peers are alive, the view this node holds, and when it may install
+//! that view's table. A pure state machine driven by heartbeats and the clock; the agent
+//! does the I/O its events ask for. The simulation tests drive several of these with
+//! lost and late datagrams and check that no bucket ever has two owners.
+//!
+//! The protocol, for the closing note and for whoever changes it:
+//! - A view is this node plus every peer heard within the failure time, each with its
+//!   incarnation and weight override, plus the digest of the shared configuration. Its
+//!   digest is what peers compare.
+//! - When the view changes, its epoch goes past every epoch this node knows; a node that
+//!   hears the same view under a larger epoch takes that epoch. So nodes that see the
+//!   same members end on the same (view, epoch).
+//! - Installing is two-phase, so no bucket is owned twice even while it moves between
+//!   two live nodes: once every member advertises (view, epoch), each node gives up the
+//!   buckets the new table moves away from it (`Release`) and says so; once every member
+//!   says so, each takes its new buckets (`Install`).
+//! - A node that was failed cannot still own anything: its lease ran out before its
+//!   peers' failure timer did (see the agent), and a node that sees a peer settle on a
+//!   view without it fences at once.
+//! - A new node waits one failure time before it considers its view, so it hears the
+//!   farm before it could believe itself alone and take every bucket.
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::wire::{Heartbeat, Kind, Phase};
+
+/// One member of a view, with what decides its share of the table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewMember {
+    pub id: u16,
+    pub incarnation: u64,
+    /// `farm weight N`: this weight in every table instead of the configuration's.
+    pub weight: Option<u32>,
+    /// `farm drain`: weight 0 in every table, until `farm undrain`.
+    pub drained: bool,
+}
+
+/// The members every node must agree on before installing a table, in id order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub members: Vec<ViewMember>,
+    /// Digest of the shared part of the configuration: nodes that read different files
+    /// would compute different tables, so their views never match.
+    pub config: u64,
+}
+
+impl View {
+    pub fn digest(&self) -> u64 {
+        let mut h = Sha256::new();
+        h.update(self.config.to_be_bytes());
+        for m in &self.members {
+            h.update(m.id.to_be_bytes());
+            h.update(m.incarnation.to_be_bytes());
+            h.update(m.weight.map_or(u64::MAX, u64::from).to_be_bytes());
+            h.update([u8::from(m.drained)]);
+        }
+        u64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
+    }
+
+    pub fn ids(&self) -> Vec<u16> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub me: u16,
+    /// The other nodes of the configuration.
+    pub peers: Vec<u16>,
+    /// Silence after which a peer is failed: heartbeat interval x failure threshold.
+    pub failure: Duration,
+    pub config: u64,
+    pub cluster: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerState {
+    /// Never heard from (since this agent started).
+    Unknown,
+    Alive,
+    /// Silent for longer than the failure time.
+    Failed,
+    /// Said it was leaving.
+    Left,
+}
+
+#[derive(Debug, Clone)]
+struct Peer {
+    state: PeerState,
+    last: Option<(Instant, Heartbeat)>,
+    /// The configuration digest last warned about, so a mismatch is logged once.
+    warned_config: Option<u64>,
+}
+
+/// What the agent must do or log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    PeerUp {
+        id: u16,
+        incarnation: u64,
+        restarted: bool,
+    },
+    PeerFailed {
+        id: u16,
+        silent: Duration,
+    },
+    PeerLeft {
+        id: u16,
+    },
+    ConfigDiffers {
+        id: u16,
+    },
+    ViewChanged {
+        epoch: u64,
+        members: Vec<u16>,
+    },
+    /// Give up every bucket the view's table does not give this node.
+    Release {
+        epoch: u64,
+        view: View,
+    },
+    /// Install the view's table.
+    Install {
+        epoch: u64,
+        view: View,
+    },
+    /// Own nothing until the next `Install`.
+    Fence {
+        reason: String,
+    },
+    /// Send a heartbeat now rather than at the next tick: peers are waiting on it.
+    Send,
+}
+
+/// Why a heartbeat was ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("from another cluster, an unknown node, or this node's own id")]
+    Foreign,
+    #[error("from an older incarnation of its sender")]
+    Stale,
+    #[error("a repeat of a heartbeat already seen (replayed)")]
+    Replayed,
+}
+
+/// How a peer looks from here, for `farm status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub id: u16,
+    pub state: PeerState,
+    pub incarnation: Option<u64>,
+    pub epoch: Option<u64>,
+    pub phase: Option<Phase>,
+    pub heartbeat_age_ms: Option<u64>,
+    pub weight: Option<u32>,
+    pub drained: bool,
+    pub same_config: Option<bool>,
+}
+
+pub struct Membership {
+    settings: Settings,
+    incarnation: u64,
+    seq: u64,
+    weight: Option<u32>,
+    drained: bool,
+    peers: BTreeMap<u16, Peer>,
+    epoch: u64,
+    view: View,
+    digest: u64,
+    phase: Phase,
+    started: Instant,
+    joined: bool,
+    /// True while this node owns nothing on purpose (at start, after a fence).
+    fenced: bool,
+}
+
+impl Membership {
+    pub fn new(settings: Settings, incarnation: u64, now: Instant) -> Membership {
+        let peers = settings
+            .peers
+            .iter()
+            .filter(|&&id| id != settings.me)
+            .map(|&id| (id, Peer { state: PeerState::Unknown, last: None, warned_config: None }))
+            .collect();
+        let mut m = Membership {
+            incarnation,
+            seq: 0,
+            weight: None,
+            drained: false,
+            peers,
+            epoch: 0,
+            view: View { members: vec![], config: settings.config },
+            digest: 0,
+            phase: Phase::Proposed,
+            started: now,
+            joined: false,
+            fenced: true,
+            settings,
+        };
+        m.view = m.current_view();
+        m.digest = m.view.digest();
+        m
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// True when every member of this node's view holds the same view and epoch.
+    pub fn converged(&self) -> bool {
+        self.joined && self.others().all(|(_, hb)| hb.view == self.digest && hb.epoch == self.epoch)
+    }
+
+    pub fn weight(&self) -> (Option<u32>, bool) {
+        (self.weight, self.drained)
+    }
+
+    /// The next heartbeat to send.
+    pub fn heartbeat(&mut self, kind: Kind) -> Heartbeat {
+        self.seq += 1;
+        Heartbeat {
+            kind,
+            cluster: self.settings.cluster,
+            node: self.settings.me,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            epoch: self.epoch,
+            view: self.digest,
+            phase: self.phase,
+            config: self.settings.config,
+            weight: self.weight,
+            drained: self.drained,
+            members: self.view.ids(),
+        }
+    }
+
+    /// Takes a heartbeat whose signature checked out.
+    pub fn receive(&mut self, hb: Heartbeat, now: Instant) -> Result<Vec<Event>, Refused> {
+        if hb.cluster != self.settings.cluster {
+            return Err(Refused::Foreign);
+        }
+        let config = self.settings.config;
+        let peer = self.peers.get_mut(&hb.node).ok_or(Refused::Foreign)?;
+        let previous = peer.last.as_ref().map(|(_, last)| (last.incarnation, last.seq));
+        match previous {
+            Some((inc, _)) if hb.incarnation < inc => return Err(Refused::Stale),
+            Some((inc, seq)) if hb.incarnation == inc && hb.seq <= seq => {
+                return Err(Refused::Replayed);
+            }
+            _ => {}
+        }
+        let restarted = previous.is_some_and(|(inc, _)| inc != hb.incarnation);
+        let mut events = Vec::new();
+        match hb.kind {
+            Kind::Leave if peer.state != PeerState::Left => {
+                peer.state = PeerState::Left;
+                events.push(Event::PeerLeft { id: hb.node });
+            }
+            Kind::Leave => {}
+            // A node that left comes back only as a new incarnation.
+            Kind::Alive if peer.state == PeerState::Left && !restarted => {}
+            Kind::Alive if peer.state != PeerState::Alive || restarted => {
+                peer.state = PeerState::Alive;
+                events.push(Event::PeerUp { id: hb.node, incarnation: hb.incarnation, restarted });
+            }
+            Kind::Alive => {}
+        }
+        if hb.config != config && peer.warned_config != Some(hb.config) {
+            events.push(Event::ConfigDiffers { id: hb.node });
+        }
+        peer.warned_config = Some(hb.config).filter(|&c| c != config);
+        // The same view under a larger epoch: take the epoch, so the two converge.
+        if hb.kind == Kind::Alive && hb.view == self.digest && hb.epoch > self.epoch {
+            self.epoch = hb.epoch;
+            self.phase = Phase::Proposed;
+            events.push(Event::Send);
+        }
+        peer.last = Some((now, hb));
+        events.extend(self.settle());
+        Ok(events)
+    }
+
+    /// Fails peers silent for longer than the failure time, ends the joining wait.
+    pub fn tick(&mut self, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (&id, peer) in &mut self.peers {
+            if let (PeerState::Alive, Some((at, _))) = (peer.state, &peer.last) {
+                let silent = now.saturating_duration_since(*at);
+                if silent > self.settings.failure {
+                    peer.state = PeerState::Failed;
+                    events.push(Event::PeerFailed { id, silent });
+                }
+            }
+        }
+        if !self.joined && now.saturating_duration_since(self.started) >= self.settings.failure {
+            self.joined = true;
+        }
+        events.extend(self.settle());
+        events
+    }
+
+    /// When the next peer would be failed, so the agent can wake exactly then.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let failure = self.settings.failure;
+        let joining = (!self.joined).then_some(self.started + failure);
+        self.peers
+            .values()
+            .filter(|p| p.state == PeerState::Alive)
+            .filter_map(|p| p.last.as_ref().map(|(at, _)| *at + failure + Duration::from_millis(1)))
+            .chain(joining)
+            .min()
+    }
+
+    /// `farm weight` / `farm drain` on this node.
+    pub fn set_weight(&mut self, weight: Option<u32>, drained: bool) -> Vec<Event> {
+        self.weight = weight;
+        self.drained = drained;
+        self.settle()
+    }
+
+    /// A reloaded configuration: new digest, maybe other peers.
+    pub fn reconfigure(&mut self, settings: Settings) -> Vec<Event> {
+        self.peers.retain(|id, _| settings.peers.contains(id) && *id != settings.me);
+        for &id in settings.peers.iter().filter(|&&id| id != settings.me) {
+            self.peers.entry(id).or_insert(Peer {
+                state: PeerState::Unknown,
+                last: None,
+                warned_config: None,
+            });
+        }
+        self.settings = settings;
+        self.settle()
+    }
+
+    /// Starts a new incarnation: after the lease ran out (the agent stalled, peers may
+    /// have failed this node) or the link came back. Owns nothing until the farm has
+    /// agreed on a view with the new incarnation in it.
+    pub fn rejoin(&mut self, incarnation: u64, reason: String) -> Vec<Event> {
+        self.incarnation = incarnation;
+        self.seq = 0;
+        let mut events = self.fence(reason);
+        events.extend(self.settle());
+        events
+    }
+
+    /// Owns nothing from now until the next install.
+    pub fn fence(&mut self, reason: String) -> Vec<Event> {
+        self.phase = Phase::Proposed;
+        if self.fenced {
+            return vec![];
+        }
+        self.fenced = true;
+        vec![Event::Fence { reason }]
+    }
+
+    fn others(&self) -> impl Iterator<Item = (u16, &Heartbeat)> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.state == PeerState::Alive)
+            .filter_map(|(&id, p)| p.last.as_ref().map(|(_, hb)| (id, hb)))
+    }
+
+    fn current_view(&self) -> View {
+        let me = ViewMember {
+            id: self.settings.me,
+            incarnation: self.incarnation,
+            weight: self.weight,
+            drained: self.drained,
+        };
+        let mut members: Vec<ViewMember> = self
+            .others()
+            .map(|(id, hb)| ViewMember {
+                id,
+                incarnation: hb.incarnation,
+                weight: hb.weight,
+                drained: hb.drained,
+            })
+            .chain([me])
+            .collect();
+        members.sort_by_key(|m| m.id);
+        View { members, config: self.settings.config }
+    }
+
+    /// Moves the view and the install phases forward as far as what is known allows.
+    fn settle(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        let view = self.current_view();
+        let digest = view.digest();
+        if digest != self.digest {
+            let agreeing =
+                self.others().filter(|(_, hb)| hb.view == digest).map(|(_, hb)| hb.epoch);
+            self.epoch = match agreeing.max() {
+                Some(theirs) => theirs.max(self.epoch + 1),
+                None => self.others().map(|(_, hb)| hb.epoch).fold(self.epoch, u64::max) + 1,
+            };
+            self.digest = digest;
+            self.view = view;
+            self.phase = Phase::Proposed;
+            events.push(Event::ViewChanged { epoch: self.epoch, members: self.view.ids() });
+            events.push(Event::Send);
+        }
+        // A peer that settled on a view without this node will take its buckets.
+        let me = self.settings.me;
+        let excluded = self
+            .others()
+            .find(|(_, hb)| hb.phase >= Phase::Released && hb.members.binary_search(&me).is_err())
+            .map(|(id, _)| id);
+        if let Some(id) = excluded {
+            events.extend(self.fence(format!("node {id} settled on a view without this node")));
+        }
+        if !self.converged() {
+            return events;
+        }
+        if self.phase == Phase::Proposed {
+            self.phase = Phase::Released;
+            events.push(Event::Release { epoch: self.epoch, view: self.view.clone() });
+            events.push(Event::Send);
+        }
+        if self.phase == Phase::Released && self.others().all(|(_, hb)| hb.phase >= Phase::Released)
+        {
+            self.phase = Phase::Installed;
+            self.fenced = false;
+            events.push(Event::Install { epoch: self.epoch, view: self.view.clone() });
+            events.push(Event::Send);
+        }
+        events
+    }
+
+    pub fn peers(&self, now: Instant) -> Vec<PeerStatus> {
+        self.peers
+            .iter()
+            .map(|(&id, p)| {
+                let hb = p.last.as_ref().map(|(_, hb)| hb);
+                PeerStatus {
+                    id,
+                    state: p.state,
+                    incarnation: hb.map(|hb| hb.incarnation),
+                    epoch: hb.map(|hb| hb.epoch),
+                    phase: hb.map(|hb| hb.phase),
+                    heartbeat_age_ms: p
+                        .last
+                        .as_ref()
+                        .map(|(at, _)| now.saturating_duration_since(*at).as_millis() as u64),
+                    weight: hb.and_then(|hb| hb.weight),
+                    drained: hb.is_some_and(|hb| hb.drained),
+                    same_config: hb.map(|hb| hb.config == self.settings.config),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,507 @@
+//! `farm agent`: the membership agent. It puts the program on the NIC (or adopts the one
+//! pinned there), holds the VIPs on the host, exchanges signed heartbeats with its peers,
+//! installs the table of the view the farm agrees on, and renews the data plane's lease
+//! on every tick. The lease lasts two thirds of the time peers take to fail this node,
+//! so an agent that dies or hangs stops its node accepting before anyone takes over.
+//!
+//! The I/O is here; the decisions are in `membership` (who is alive, when to install)
+//! and `tables` (what to install), both pure.
+pub mod control;
+mod host;
+mod key;
+pub mod membership;
+#[cfg(test)]
+mod simulation;
+mod tables;
+pub mod wire;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result, bail};
+use log::{debug, error, info, warn};
+use tokio::{
+    net::UdpSocket,
+    signal::unix::{SignalKind, signal},
+    sync::mpsc,
+    time::sleep_until,
+};
+
+use self::{
+    control::{AgentStatus, Asked, HeartbeatCounters, Reply, Request},
+    host::Host,
+    membership::{Event, Membership, Refused, Settings},
+    wire::{Heartbeat, Kind, WireError},
+};
+use crate::{
+    config::{self, Config},
+    dataplane::Dataplane,
+    loader, nic, rules,
+};
+
+/// Leave datagrams sent on SIGTERM: UDP may lose one.
+const LEAVE_COPIES: usize = 3;
+
+/// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
+pub fn run(config: &Path) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut agent = Agent::start(config).await?;
+        let outcome = agent.serve().await;
+        agent.stop(outcome.is_ok()).await;
+        outcome
+    })
+}
+
+struct Agent {
+    path: PathBuf,
+    cfg: Config,
+    key: Vec<u8>,
+    dp: Dataplane,
+    /// Dropped with the agent: removes the VIPs and restores the sysctls.
+    _host: Host,
+    socket: UdpSocket,
+    requests: mpsc::Receiver<Asked>,
+    membership: Membership,
+    counters: HeartbeatCounters,
+    /// The rows the data plane holds now, and those of the last full install.
+    rows: Vec<Vec<u16>>,
+    installed: Vec<Vec<u16>>,
+    last_renewal: Option<Instant>,
+    link_up: bool,
+    send_now: bool,
+}
+
+fn settings(cfg: &Config) -> Settings {
+    Settings {
+        me: cfg.cluster.node_id,
+        peers: cfg.cluster.peers.iter().map(|p| p.id).collect(),
+        failure: failure_time(cfg),
+        config: config::shared_digest(cfg),
+        cluster: config::cluster_id(&cfg.cluster.name),
+    }
+}
+
+fn interval(cfg: &Config) -> Duration {
+    Duration::from_millis(cfg.cluster.heartbeat_ms)
+}
+
+fn failure_time(cfg: &Config) -> Duration {
+    interval(cfg) * cfg.cluster.failure_threshold
+}
+
+/// Two thirds of the failure time: renewed every interval (the threshold is at least 2,
+/// so it outlasts a tick), and over a third of the failure time before peers act.
+fn lease_time(cfg: &Config) -> Duration {
+    failure_time(cfg) * 2 / 3
+}
+
+/// A fresh incarnation: the wall clock in microseconds, and always past the last one.
+fn incarnation(after: u64) -> u64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    now.max(after + 1)
+}
+
+impl Agent {
+    async fn start(path: &Path) -> Result<Agent> {
+        let cfg = config::load(path)?;
+        let key = key::read(path, cfg.cluster.key_file.as_deref())?;
+        let iface = cfg.cluster.interface.clone();
+        if cfg.static_owners.is_some() {
+            warn!(
+                "{}: static_owners is for `farm load` alone; the agent computes the tables",
+                path.display()
+            );
+        }
+        let mut dp = adopt_or_attach(&cfg)?;
+        let slots = rules::rules(&cfg).slots.len();
+        // Own nothing until the farm agrees on a view: the pinned table may be a static
+        // one or a dead agent's.
+        let rows = tables::empty(slots, cfg.cluster.buckets);
+        dp.install(&rows)?;
+        dp.fence()?;
+        let me = cfg.this_node().address;
+        let socket = UdpSocket::bind(me).await.with_context(|| {
+            format!("bind the heartbeat socket to {me} (this node's peers[].address): is that address on this host?")
+        })?;
+        let vips: Vec<_> = cfg.vips.iter().map(|v| v.address).collect();
+        std::fs::create_dir_all(control::RUN_DIR)
+            .with_context(|| format!("create {}", control::RUN_DIR))?;
+        let host = Host::setup(&iface, &vips, Path::new(control::RUN_DIR))?;
+        let (tx, requests) = mpsc::channel(16);
+        let sock = control::serve(&iface, tx).with_context(|| {
+            format!("create the control socket {}", control::socket_path(&iface).display())
+        })?;
+        let membership = Membership::new(settings(&cfg), incarnation(0), Instant::now());
+        info!(
+            "agent for node {} on {iface} (cluster {}, {} peers, heartbeat {} ms, failure after {} ms, lease {} ms, control socket {})",
+            cfg.cluster.node_id,
+            cfg.cluster.name,
+            cfg.cluster.peers.len() - 1,
+            cfg.cluster.heartbeat_ms,
+            failure_time(&cfg).as_millis(),
+            lease_time(&cfg).as_millis(),
+            sock.display()
+        );
+        Ok(Agent {
+            path: path.to_path_buf(),
+            installed: rows.clone(),
+            rows,
+            cfg,
+            key,
+            dp,
+            _host: host,
+            socket,
+            requests,
+            membership,
+            counters: HeartbeatCounters::default(),
+            last_renewal: None,
+            link_up: true,
+            send_now: true,
+        })
+    }
+
+    /// The loop: datagrams, requests, signals and the clock, until a leave signal.
+    async fn serve(&mut self) -> Result<()> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut buf = vec![0u8; 2048];
+        let mut next_beat = Instant::now();
+        loop {
+            let wake = self.membership.next_deadline().map_or(next_beat, |d| d.min(next_beat));
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM: leaving the farm"); return Ok(()) }
+                _ = int.recv() => { info!("SIGINT: leaving the farm"); return Ok(()) }
+                _ = hup.recv() => self.reload()?,
+                Some((req, reply)) = self.requests.recv() => {
+                    let answer = self.request(req)?;
+                    let _ = reply.send(answer);
+                }
+                got = self.socket.recv_from(&mut buf) => match got {
+                    Ok((len, from)) => self.datagram(&buf[..len], from)?,
+                    Err(e) => debug!("heartbeat socket: {e}"),
+                },
+                _ = sleep_until(wake.into()) => {}
+            }
+            let now = Instant::now();
+            if now >= next_beat {
+                self.beat(now)?;
+                next_beat = now + interval(&self.cfg);
+            }
+            let events = self.membership.tick(now);
+            self.handle(events)?;
+            if std::mem::take(&mut self.send_now) && self.link_up {
+                self.send(Kind::Alive);
+            }
+        }
+    }
+
+    /// Every tick: check the link and the lease's continuity, renew the lease, beat.
+    fn beat(&mut self, now: Instant) -> Result<()> {
+        let up = nic::is_running(&self.cfg.cluster.interface)?;
+        if up != self.link_up {
+            self.link_up = up;
+            let events = match up {
+                false => self.membership.fence(format!("{} is down", self.cfg.cluster.interface)),
+                true => self.membership.rejoin(
+                    incarnation(self.membership.incarnation()),
+                    format!("{} is back up", self.cfg.cluster.interface),
+                ),
+            };
+            if up {
+                info!(
+                    "{} is up again: rejoining the farm as a new incarnation",
+                    self.cfg.cluster.interface
+                );
+            }
+            self.handle(events)?;
+        }
+        if !up {
+            return Ok(());
+        }
+        let lease = lease_time(&self.cfg);
+        if let Some(gap) = self.last_renewal.map(|t| now.saturating_duration_since(t))
+            && gap >= lease
+        {
+            // The lease ran out while this agent was not running: peers may have failed
+            // this node and taken its buckets. Start over rather than take them back.
+            let events = self.membership.rejoin(
+                incarnation(self.membership.incarnation()),
+                format!(
+                    "the agent stalled for {} ms, past its {} ms lease",
+                    gap.as_millis(),
+                    lease.as_millis()
+                ),
+            );
+            self.handle(events)?;
+        }
+        self.dp.renew_lease(Some(lease))?;
+        self.last_renewal = Some(now);
+        self.send(Kind::Alive);
+        Ok(())
+    }
+
+    fn send(&mut self, kind: Kind) {
+        let datagram = self.membership.heartbeat(kind).encode(&self.key);
+        let me = self.cfg.cluster.node_id;
+        for peer in self.cfg.cluster.peers.iter().filter(|p| p.id != me) {
+            match self.socket.try_send_to(&datagram, peer.address) {
+                Ok(_) => self.counters.sent += 1,
+                Err(e) => debug!("heartbeat to node {} at {}: {e}", peer.id, peer.address),
+            }
+        }
+    }
+
+    fn datagram(&mut self, bytes: &[u8], from: SocketAddr) -> Result<()> {
+        let c = &mut self.counters;
+        let hb = match Heartbeat::decode(bytes, &self.key) {
+            Ok(hb) => hb,
+            Err(e) => {
+                match e {
+                    WireError::Forged => c.forged += 1,
+                    WireError::Length(_) | WireError::Malformed => c.malformed += 1,
+                }
+                debug!("ignored a datagram from {from}: {e}");
+                return Ok(());
+            }
+        };
+        let node = hb.node;
+        match self.membership.receive(hb, Instant::now()) {
+            Ok(events) => {
+                c.accepted += 1;
+                self.handle(events)
+            }
+            Err(refused) => {
+                match refused {
+                    Refused::Foreign => c.foreign += 1,
+                    Refused::Stale | Refused::Replayed => c.replayed += 1,
+                }
+                debug!("ignored a heartbeat from {from} (node {node}): {refused}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Logs what happened and does what the membership asks.
+    fn handle(&mut self, events: Vec<Event>) -> Result<()> {
+        for event in events {
+            match event {
+                Event::PeerUp { id, incarnation, restarted: false } => {
+                    info!("node {id} is up (incarnation {incarnation})")
+                }
+                Event::PeerUp { id, incarnation, restarted: true } => {
+                    info!("node {id} restarted (incarnation {incarnation})")
+                }
+                Event::PeerFailed { id, silent } => {
+                    warn!("node {id} failed: no heartbeat for {} ms", silent.as_millis())
+                }
+                Event::PeerLeft { id } => info!("node {id} left the farm"),
+                Event::ConfigDiffers { id } => warn!(
+                    "node {id} runs a different configuration: tables stay as they are until every node has the same file"
+                ),
+                Event::ViewChanged { epoch, members } => {
+                    info!("view of epoch {epoch}: members {members:?}")
+                }
+                Event::Release { epoch, view } => {
+                    let next = tables::rows(&self.cfg, &view);
+                    let released = tables::release(&self.rows, &next);
+                    let given = tables::owned(&self.rows, self.cfg.cluster.node_id)
+                        - tables::owned(&released, self.cfg.cluster.node_id);
+                    self.write(released)?;
+                    debug!("epoch {epoch}: released {given} buckets");
+                }
+                Event::Install { epoch, view } => {
+                    let next = tables::rows(&self.cfg, &view);
+                    let moved = tables::moved(&self.installed, &next);
+                    let me = self.cfg.cluster.node_id;
+                    let total: usize = next.iter().map(Vec::len).sum();
+                    self.write(next.clone())?;
+                    info!(
+                        "installed epoch {epoch}: members {:?}, {moved} buckets moved, this node owns {} of {total}",
+                        view.ids(),
+                        tables::owned(&next, me)
+                    );
+                    if next.iter().flatten().all(|&o| o == farm_common::NO_OWNER) {
+                        warn!(
+                            "every member has weight 0: no node owns a bucket and all VIP traffic is dropped"
+                        );
+                    }
+                    self.installed = next;
+                }
+                Event::Fence { reason } => {
+                    let empty = tables::empty(self.rows.len(), self.cfg.cluster.buckets);
+                    self.write(empty)?;
+                    warn!("fenced, this node owns no bucket: {reason}");
+                }
+                Event::Send => self.send_now = true,
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, rows: Vec<Vec<u16>>) -> Result<()> {
+        if rows != self.rows {
+            self.dp.install(&rows).context("write the owner table")?;
+            self.rows = rows;
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, req: Request) -> Result<Reply> {
+        let (weight, drained) = self.membership.weight();
+        let me = self.cfg.cluster.node_id;
+        let (events, done) = match req {
+            Request::Status => return Ok(Reply::Status(Box::new(self.status()))),
+            Request::Drain => (
+                self.membership.set_weight(weight, true),
+                format!("node {me} drained: its buckets move to the other nodes"),
+            ),
+            Request::Undrain => (
+                self.membership.set_weight(weight, false),
+                format!("node {me} undrained: it takes its share again"),
+            ),
+            Request::Weight(w) => (
+                self.membership.set_weight(w, drained),
+                match w {
+                    Some(w) => format!("node {me} has weight {w} in every table"),
+                    None => format!("node {me} has the configuration's weights again"),
+                },
+            ),
+        };
+        info!("{done}");
+        self.handle(events)?;
+        Ok(Reply::Done(done))
+    }
+
+    fn status(&self) -> AgentStatus {
+        let (weight, drained) = self.membership.weight();
+        AgentStatus {
+            node_id: self.cfg.cluster.node_id,
+            pid: std::process::id(),
+            config: self.path.clone(),
+            incarnation: self.membership.incarnation(),
+            epoch: self.membership.epoch(),
+            phase: self.membership.phase(),
+            converged: self.membership.converged(),
+            members: self.membership.view().ids(),
+            weight,
+            drained,
+            heartbeat_ms: self.cfg.cluster.heartbeat_ms,
+            failure_ms: failure_time(&self.cfg).as_millis() as u64,
+            lease_ms: lease_time(&self.cfg).as_millis() as u64,
+            peers: self.membership.peers(Instant::now()),
+            heartbeats: self.counters.clone(),
+            view: self.membership.view().clone(),
+        }
+    }
+
+    /// SIGHUP: read the file again. A bad file, or one that changes what only a restart
+    /// can change, is refused and the running configuration stays.
+    fn reload(&mut self) -> Result<()> {
+        let path = self.path.display().to_string();
+        let new = match config::load(&self.path) {
+            Ok(new) => new,
+            Err(e) => {
+                error!("reload refused, the running configuration stays: {e}");
+                return Ok(());
+            }
+        };
+        let (old, c) = (&self.cfg.cluster, &new.cluster);
+        let fixed = [
+            ("node_id", old.node_id.to_string(), c.node_id.to_string()),
+            ("interface", old.interface.clone(), c.interface.clone()),
+            ("buckets", old.buckets.to_string(), c.buckets.to_string()),
+            ("l2_mode", format!("{:?}", old.l2_mode), format!("{:?}", c.l2_mode)),
+            ("cluster_mac", nic::format_mac(&old.cluster_mac), nic::format_mac(&c.cluster_mac)),
+            (
+                "peers[].address of this node",
+                self.cfg.this_node().address.to_string(),
+                new.this_node().address.to_string(),
+            ),
+        ];
+        if let Some((field, was, is)) = fixed.iter().find(|(_, was, is)| was != is) {
+            error!(
+                "reload refused, the running configuration stays: {path}: cluster.{field} changed from {was} to {is}, which needs a restart of the agent"
+            );
+            return Ok(());
+        }
+        let key = match key::read(&self.path, new.cluster.key_file.as_deref()) {
+            Ok(key) => key,
+            Err(e) => {
+                error!("reload refused, the running configuration stays: {e}");
+                return Ok(());
+            }
+        };
+        let vips: Vec<_> = new.vips.iter().map(|v| v.address).collect();
+        self._host.set_vips(&vips)?;
+        self.dp.set_rules(&rules::rules(&new))?;
+        // The slots may have moved: hold the running view's table in the new layout
+        // now, rather than old rows under new slots; the farm re-agrees once every
+        // node has the new file.
+        let rows = match self.membership.phase() {
+            wire::Phase::Installed => tables::rows(&new, self.membership.view()),
+            _ => tables::empty(rules::rules(&new).slots.len(), new.cluster.buckets),
+        };
+        self.key = key;
+        self.cfg = new;
+        self.write(rows.clone())?;
+        self.installed = rows;
+        let events = self.membership.reconfigure(settings(&self.cfg));
+        self.handle(events)?;
+        info!("configuration reloaded from {path}");
+        Ok(())
+    }
+
+    /// Leaves the farm: fences first, so no moment has this node and a peer owning one
+    /// bucket, then tells the peers (who take its buckets at once), then detaches.
+    async fn stop(&mut self, clean: bool) {
+        if let Err(e) = self.dp.fence() {
+            error!("fencing the data plane: {e}");
+        }
+        if clean {
+            for _ in 0..LEAVE_COPIES {
+                self.send(Kind::Leave);
+            }
+        }
+        let _ = std::fs::remove_file(control::socket_path(&self.cfg.cluster.interface));
+        match loader::detach(&self.cfg.cluster.interface, Some(&self.cfg)) {
+            Ok(()) => info!("detached from {}", self.cfg.cluster.interface),
+            Err(e) => error!("detaching: {e}"),
+        }
+    }
+}
+
+/// The data plane: the program pinned for this interface if there is one (a restarted
+/// agent, or `cargo xtask load`), else a fresh load and attach.
+fn adopt_or_attach(cfg: &Config) -> Result<Dataplane> {
+    let iface = &cfg.cluster.interface;
+    let dir = loader::pin_dir(iface);
+    if !loader::is_attached(iface) {
+        let attached = loader::attach(cfg)?;
+        info!(
+            "attached to {iface} ({:?} mode), pinned in {}",
+            attached.mode,
+            attached.pin_dir.display()
+        );
+        return Ok(attached.dataplane);
+    }
+    let mut dp = Dataplane::open_pinned(&dir)?;
+    let node = dp.node_config()?;
+    if node.bucket_count != cfg.cluster.buckets {
+        bail!(
+            "the program pinned in {} was loaded for {} buckets, the configuration says {}: run `farm unload --iface {iface}` first",
+            dir.display(),
+            node.bucket_count,
+            cfg.cluster.buckets
+        );
+    }
+    dp.set_node_config(&rules::node_config(cfg, nic::mac(iface)?))?;
+    dp.set_rules(&rules::rules(cfg))?;
+    nic::join_cluster_mac(cfg, true)?;
+    info!("adopted the program pinned in {}", dir.display());
+    Ok(dp)
+}

@@ -1,0 +1,1 @@
+//! Simulation of the membership protocol: being written.

@@ -1,0 +1,127 @@
+//! From a view to the rows of the owner table: one row per slot, each the assignment of
+//! the view's members at their weight for that slot. Pure: every node holding the same
+//! view and configuration computes the same rows.
+use farm_common::NO_OWNER;
+
+use super::membership::{View, ViewMember};
+use crate::{
+    assign::{self, Member},
+    config::Config,
+    rules::{self, SlotUse},
+};
+
+/// A member's weight in one slot: drained is 0, an override replaces the file's weight.
+fn weight(cfg: &Config, slot: &SlotUse, m: &ViewMember) -> u32 {
+    if m.drained {
+        return 0;
+    }
+    m.weight.unwrap_or_else(|| match slot {
+        SlotUse::Vip(_) => cfg.cluster.peers.iter().find(|p| p.id == m.id).map_or(0, |p| p.weight),
+        SlotUse::Service(i) => cfg.weight(&cfg.services[*i], m.id),
+    })
+}
+
+/// The members of `view` with their weights in each slot of `cfg`.
+pub fn members(cfg: &Config, view: &View) -> Vec<Vec<Member>> {
+    rules::rules(cfg)
+        .slots
+        .iter()
+        .map(|slot| {
+            view.members.iter().map(|m| Member { id: m.id, weight: weight(cfg, slot, m) }).collect()
+        })
+        .collect()
+}
+
+/// The owner rows of `view`'s table, slot `i` at index `i`.
+pub fn rows(cfg: &Config, view: &View) -> Vec<Vec<u16>> {
+    members(cfg, view)
+        .iter()
+        .map(|members| {
+            assign::assign(members, cfg.cluster.buckets, cfg.cluster.seed).owners().to_vec()
+        })
+        .collect()
+}
+
+/// The table of the release phase: a bucket keeps its owner only where `current` and
+/// `next` agree, so no node keeps a bucket `next` gives to another. Slots `current` lacks
+/// (a reload added them) start with no owner.
+pub fn release(current: &[Vec<u16>], next: &[Vec<u16>]) -> Vec<Vec<u16>> {
+    next.iter()
+        .enumerate()
+        .map(|(slot, row)| match current.get(slot) {
+            Some(cur) if cur.len() == row.len() => {
+                cur.iter().zip(row).map(|(&c, &n)| if c == n { c } else { NO_OWNER }).collect()
+            }
+            _ => vec![NO_OWNER; row.len()],
+        })
+        .collect()
+}
+
+/// Rows with no owner at all: a fenced node's table.
+pub fn empty(slots: usize, buckets: u32) -> Vec<Vec<u16>> {
+    vec![vec![NO_OWNER; buckets as usize]; slots]
+}
+
+/// Buckets whose owner differs between two tables of the same shape, over all slots.
+pub fn moved(before: &[Vec<u16>], after: &[Vec<u16>]) -> usize {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| b.iter().zip(a).filter(|(x, y)| x != y).count())
+        .sum::<usize>()
+        + after.iter().skip(before.len()).map(Vec::len).sum::<usize>()
+}
+
+/// Buckets `node` owns, over all slots.
+pub fn owned(rows: &[Vec<u16>], node: u16) -> usize {
+    rows.iter().flatten().filter(|&&o| o == node).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(members: &[(u16, Option<u32>, bool)]) -> View {
+        View {
+            members: members
+                .iter()
+                .map(|&(id, weight, drained)| ViewMember { id, incarnation: 1, weight, drained })
+                .collect(),
+            config: 0,
+        }
+    }
+
+    fn config() -> Config {
+        crate::config::parse(
+            "cluster:\n  name: t\n  node_id: 1\n  interface: eth0\n  peers:\n    - {id: 1, address: \"198.18.0.1:7400\"}\n    - {id: 2, address: \"198.18.0.2:7400\", weight: 2}\n    - {id: 3, address: \"198.18.0.3:7400\"}\nvips:\n  - address: 198.18.0.100\nservices:\n  - {name: web, vip: 198.18.0.100, protocol: tcp, ports: [80], weights: {3: 0}}\n",
+            "t.yaml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn weights_come_from_the_file_unless_overridden_or_drained() {
+        let cfg = config();
+        let counts = |v: &View| -> Vec<Vec<usize>> {
+            rows(&cfg, v)
+                .iter()
+                .map(|r| (1..=3).map(|n| owned(&[r.clone()], n)).collect())
+                .collect()
+        };
+        let all = view(&[(1, None, false), (2, None, false), (3, None, false)]);
+        assert_eq!(counts(&all), [vec![1024, 2048, 1024], vec![1365, 2731, 0]]);
+        let drained = view(&[(1, None, false), (2, None, true), (3, Some(3), false)]);
+        assert_eq!(counts(&drained), [vec![1024, 0, 3072], vec![1024, 0, 3072]]);
+        let nobody = view(&[(1, None, true), (3, Some(0), false)]);
+        assert!(rows(&cfg, &nobody).iter().flatten().all(|&o| o == NO_OWNER));
+    }
+
+    #[test]
+    fn release_keeps_only_what_stays() {
+        let cur = vec![vec![1, 2, 3, NO_OWNER]];
+        let next = vec![vec![1, 3, 3, 2], vec![1, 1, 1, 1]];
+        let want = vec![vec![1, NO_OWNER, 3, NO_OWNER], vec![NO_OWNER; 4]];
+        assert_eq!(release(&cur, &next), want);
+        assert_eq!(moved(&cur, &next), 2 + 4);
+    }
+}

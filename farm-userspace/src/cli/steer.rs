@@ -1,0 +1,48 @@
+//! `farm drain`, `farm undrain`, `farm weight`: ask the agent on this node, through its
+//! Unix socket, to change this node's weight in every table. The farm agrees on the new
+//! view and moves the buckets as for any membership change.
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use farm_userspace::{
+    agent::control::{self, Reply, Request},
+    config,
+};
+
+#[derive(Args)]
+pub struct SteerArgs {
+    /// The farm's configuration file (names the interface the agent runs on).
+    #[arg(long, value_name = "FILE", default_value = "/etc/farm/farm.yaml")]
+    pub config: PathBuf,
+    /// The interface the agent runs on [default: the config's cluster.interface].
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+}
+
+pub fn run(args: &SteerArgs, req: Request) -> Result<String> {
+    let iface = match &args.iface {
+        Some(iface) => iface.clone(),
+        None => config::load(&args.config)?.cluster.interface,
+    };
+    match control::ask(&iface, &req)? {
+        Reply::Done(text) => Ok(text + "\n"),
+        Reply::Refused(why) => bail!("the agent refused: {why}"),
+        Reply::Status(_) => bail!(
+            "the agent answered a status to {req:?}: are the agent and this farm the same version?"
+        ),
+    }
+}
+
+/// `farm weight`'s argument: a weight, or `default` (`None`) for the file's weights.
+#[derive(Debug, Clone, Copy)]
+pub struct Weight(pub Option<u32>);
+
+pub fn parse_weight(text: &str) -> Result<Weight, String> {
+    match text {
+        "default" => Ok(Weight(None)),
+        n => n.parse().map(|w| Weight(Some(w))).map_err(|_| {
+            format!("{n:?} is not a weight: give a whole number from 0 to 4294967295, or `default`")
+        }),
+    }
+}

@@ -1,0 +1,50 @@
+//! Digests of the configuration that nodes compare in their heartbeats: the cluster's
+//! name (a heartbeat of another farm sharing a key and port is not ours) and the part of
+//! the file that every node must hold alike for all of them to compute the same tables.
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Cluster, Config, L2Mode, Peer, Service, Vip};
+
+fn digest(value: &impl Serialize) -> u64 {
+    let bytes = serde_json::to_vec(value).expect("plain data");
+    let hash = Sha256::digest(bytes);
+    u64::from_be_bytes(hash[..8].try_into().expect("8 bytes"))
+}
+
+/// Identifies the cluster in every heartbeat.
+pub fn cluster_id(name: &str) -> u64 {
+    digest(&name)
+}
+
+/// Everything that shapes the tables or the timing, and nothing that is per node
+/// (`node_id`, `interface`, `key_file`, `static_owners`).
+pub fn shared_digest(cfg: &Config) -> u64 {
+    #[derive(Serialize)]
+    struct Shared<'a> {
+        name: &'a str,
+        peers: &'a [Peer],
+        heartbeat_ms: u64,
+        failure_threshold: u32,
+        buckets: u32,
+        seed: u32,
+        l2_mode: L2Mode,
+        cluster_mac: [u8; 6],
+        vips: &'a [Vip],
+        services: &'a [Service],
+    }
+    let Cluster { name, peers, heartbeat_ms, failure_threshold, buckets, seed, l2_mode, .. } =
+        &cfg.cluster;
+    digest(&Shared {
+        name,
+        peers,
+        heartbeat_ms: *heartbeat_ms,
+        failure_threshold: *failure_threshold,
+        buckets: *buckets,
+        seed: *seed,
+        l2_mode: *l2_mode,
+        cluster_mac: cfg.cluster.cluster_mac,
+        vips: &cfg.vips,
+        services: &cfg.services,
+    })
+}

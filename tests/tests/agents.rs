@@ -1,0 +1,465 @@
+//! Farms run by `farm agent`: three node namespaces and a client on a bridge, each node
+//! with its own YAML file, the shared key and real TCP and UDP servers. What a user would
+//! see: one table all nodes agree on, every connection answered by exactly one node,
+//! failures and leaves healed by the survivors, and never two nodes answering one flow.
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use farm_common::{NO_OWNER, bucket_of, flow_hash};
+use farm_tests::{
+    farm::UDP_PORT,
+    farm::{NsFarm, Ownership, SPREAD_PORT, VIP},
+    have_root,
+    netns::{in_ns, ip, wait_for},
+    traffic::{ask_tcp, send_numbered},
+};
+use farm_userspace::rules::addr_key;
+
+const CLIENTS: usize = 12;
+const BUCKETS: u32 = 4096;
+/// Slots: the VIP's, then spread (tcp 80), sticky (tcp 8080), numbered (udp 5353).
+const SLOTS: usize = 4;
+const SPREAD_SLOT: usize = 1;
+
+fn agent_farm(weights: &[u32]) -> NsFarm {
+    let mut farm = NsFarm::new(
+        weights.len(),
+        CLIENTS,
+        BUCKETS,
+        Ownership::Agents { weights: weights.to_vec() },
+    )
+    .expect("build the namespace farm");
+    farm.start_agents().expect("start the agents");
+    farm
+}
+
+/// Every node's table, slot by slot; they must all be the same.
+fn agreed_rows(farm: &NsFarm, nodes: &[usize]) -> Vec<Vec<u16>> {
+    let tables: Vec<Vec<Vec<u16>>> = nodes
+        .iter()
+        .map(|&i| {
+            let dp = farm.dataplane(&farm.nodes[i]).expect("pinned maps");
+            (0..SLOTS).map(|s| dp.row(s).expect("row")).collect()
+        })
+        .collect();
+    for (t, &i) in tables.iter().zip(nodes).skip(1) {
+        assert!(t == &tables[0], "node {} holds another table than node {}", i + 1, nodes[0] + 1);
+    }
+    tables[0].clone()
+}
+
+/// Connects from every client address to the spread service; checks each answer came
+/// from the node `row` names; returns connections answered per node.
+fn check_answers(farm: &NsFarm, row: &[u16]) -> BTreeMap<u16, usize> {
+    let clients = farm.clients.clone();
+    let answers = in_ns(&farm.client.ns.name, move || {
+        clients
+            .iter()
+            .flat_map(|&c| {
+                (0..4).map(move |_| ask_tcp(c, SocketAddr::new(VIP.into(), SPREAD_PORT)))
+            })
+            .collect::<Vec<_>>()
+    })
+    .unwrap();
+    let mut per_node = BTreeMap::new();
+    for a in answers {
+        let reply =
+            a.reply.unwrap_or_else(|e| panic!("{}: no answer: {e}\n{}", a.from, farm.report()));
+        let node = farm.node_named(&reply).unwrap_or_else(|| panic!("unknown reply {reply:?}"));
+        let bucket =
+            bucket_of(flow_hash(&addr_key(a.from.ip()), a.from.port(), farm.seed), BUCKETS);
+        assert_eq!(
+            node.id, row[bucket as usize],
+            "{}: bucket {bucket} answered by {}",
+            a.from, node.name
+        );
+        *per_node.entry(node.id).or_default() += 1;
+    }
+    per_node
+}
+
+#[test]
+fn agents_agree_on_one_table_and_the_vip_is_theirs() {
+    if !have_root("agents_agree_on_one_table_and_the_vip_is_theirs") {
+        return;
+    }
+    let farm = agent_farm(&[1, 1, 1]);
+    let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
+    let rows = agreed_rows(&farm, &[0, 1, 2]);
+    for (slot, row) in rows.iter().enumerate() {
+        let mut counts: BTreeMap<u16, usize> = BTreeMap::new();
+        for &o in row {
+            assert_ne!(o, NO_OWNER, "slot {slot}: a bucket with no owner");
+            *counts.entry(o).or_default() += 1;
+        }
+        assert_eq!(counts.keys().copied().collect::<Vec<_>>(), [1, 2, 3], "slot {slot}");
+        assert!(
+            counts.values().all(|&c| c.abs_diff(BUCKETS as usize / 3) <= 1),
+            "slot {slot}: {counts:?}"
+        );
+    }
+    eprintln!("all three nodes on epoch {epoch}, one table");
+    // The agent put the VIP on lo and the ARP sysctls in place.
+    for n in &farm.nodes {
+        let lo = ip(&["-n", &n.host.ns.name, "addr", "show", "dev", "lo"]).unwrap();
+        assert!(lo.contains(&format!("{VIP}/32")), "{}: VIP not on lo: {lo}", n.name);
+    }
+    let per_node = check_answers(&farm, &rows[SPREAD_SLOT]);
+    eprintln!("connections answered per node: {per_node:?}");
+}
+
+/// Clients of the spread service whose bucket `row` gives to `node`, one per address:
+/// (source address, source port) pairs fixed by binding, so their owner is known.
+fn probes_owned_by(farm: &NsFarm, row: &[u16], node: u16, count: usize) -> Vec<SocketAddr> {
+    let mut probes = Vec::new();
+    for port in 20_000u16..30_000 {
+        for &c in &farm.clients {
+            let b = bucket_of(flow_hash(&addr_key(c), port, farm.seed), BUCKETS);
+            if row[b as usize] == node && probes.len() < count {
+                probes.push(SocketAddr::new(c, port));
+            }
+        }
+    }
+    probes
+}
+
+/// Connects from each fixed (address, port) once; the names of the nodes that answered
+/// (None for no answer).
+fn ask_from(farm: &NsFarm, probes: &[SocketAddr], timeout: Duration) -> Vec<Option<String>> {
+    let probes = probes.to_vec();
+    in_ns(&farm.client.ns.name, move || {
+        probes
+            .iter()
+            .map(|&p| {
+                farm_tests::traffic::ask_tcp_from(
+                    p,
+                    SocketAddr::new(VIP.into(), SPREAD_PORT),
+                    timeout,
+                )
+            })
+            .collect()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_failed_node_is_replaced_then_gets_its_share_back() {
+    if !have_root("a_failed_node_is_replaced_then_gets_its_share_back") {
+        return;
+    }
+    let mut farm = agent_farm(&[1, 1, 1]);
+    let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
+    let before = agreed_rows(&farm, &[0, 1, 2]);
+    let probes = probes_owned_by(&farm, &before[SPREAD_SLOT], 3, 8);
+    assert!(
+        ask_from(&farm, &probes, Duration::from_secs(3)).iter().all(|a| a.as_deref() == Some("n3"))
+    );
+
+    // Node 3 fails: its cable is pulled and its agent dies.
+    farm.link(2, false).unwrap();
+    let failed = Instant::now();
+    farm.kill_agent(2).unwrap();
+    // Its clients are answered by the survivors again: poll with short connects.
+    let served = wait_for(Duration::from_secs(20), || {
+        let answers = ask_from(&farm, &probes, Duration::from_millis(100));
+        answers.iter().all(|a| matches!(a.as_deref(), Some("n1" | "n2"))).then(Instant::now)
+    });
+    let served = served
+        .unwrap_or_else(|| panic!("node 3's clients were not served again\n{}", farm.report()));
+    let after = farm.wait_converged(&[1, 2]).unwrap();
+    assert!(after > epoch);
+    eprintln!(
+        "node 3 failed: its clients answered by the survivors {} ms later (epoch {epoch} -> {after})",
+        served.duration_since(failed).as_millis()
+    );
+    let rows = agreed_rows(&farm, &[0, 1]);
+    assert!(rows.iter().flatten().all(|&o| o == 1 || o == 2), "a bucket left to node 3 or nobody");
+
+    // It comes back and owns a share again.
+    farm.link(2, true).unwrap();
+    farm.start_agent(2).unwrap();
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    let rows = agreed_rows(&farm, &[0, 1, 2]);
+    let owned = rows[SPREAD_SLOT].iter().filter(|&&o| o == 3).count();
+    assert!(owned.abs_diff(BUCKETS as usize / 3) <= 1, "node 3 owns {owned} buckets on its return");
+    assert_eq!(rows, before, "the same members give the same table");
+    check_answers(&farm, &rows[SPREAD_SLOT]);
+}
+
+#[test]
+fn a_killed_agent_fences_its_node_before_anyone_takes_over() {
+    if !have_root("a_killed_agent_fences_its_node_before_anyone_takes_over") {
+        return;
+    }
+    let mut farm = agent_farm(&[1, 1, 1]);
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    let udp_row = agreed_rows(&farm, &[0, 1, 2])[3].clone();
+    // Numbered datagrams from every client address, one per millisecond, while node 2's
+    // agent is SIGKILLed with its program left attached.
+    const COUNT: u64 = 2500;
+    let clients = farm.clients.clone();
+    let ns = farm.client.ns.name.clone();
+    let sender = std::thread::spawn(move || {
+        in_ns(&ns, move || {
+            send_numbered(
+                &clients,
+                SocketAddr::new(VIP.into(), UDP_PORT),
+                COUNT,
+                Duration::from_millis(1),
+            )
+        })
+    });
+    std::thread::sleep(Duration::from_millis(600));
+    farm.kill_agent(1).unwrap();
+    let sent_from = sender.join().unwrap().unwrap().unwrap();
+    farm.wait_converged(&[1, 3]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    let mut receiver: BTreeMap<u64, Vec<u16>> = BTreeMap::new();
+    for n in &farm.nodes {
+        for number in n.udp.numbers() {
+            receiver.entry(number).or_default().push(n.id);
+        }
+    }
+    let twice: Vec<_> = receiver.iter().filter(|(_, nodes)| nodes.len() > 1).collect();
+    assert!(twice.is_empty(), "datagrams received by two nodes: {twice:?}");
+    // Node 2's clients were served before the kill and, by the others, after it.
+    let owner = |n: u64| {
+        let from = sent_from[n as usize];
+        udp_row
+            [bucket_of(flow_hash(&addr_key(from.ip()), from.port(), farm.seed), BUCKETS) as usize]
+    };
+    let of_node_2: Vec<u64> = (0..COUNT).filter(|&n| owner(n) == 2).collect();
+    assert!(!of_node_2.is_empty(), "some client sockets hash to node 2");
+    let by_node_2 = of_node_2.iter().filter(|n| receiver.get(n).is_some_and(|r| r == &[2])).count();
+    let by_others = of_node_2.iter().filter(|n| receiver.get(n).is_some_and(|r| r != &[2])).count();
+    let lost = COUNT as usize - receiver.len();
+    eprintln!(
+        "{COUNT} datagrams: {} received once, none twice; of node 2's {}: {by_node_2} by node 2, then {by_others} by the survivors; {lost} lost around the kill",
+        receiver.len(),
+        of_node_2.len()
+    );
+    assert!(by_node_2 > 0 && by_others > 0, "node 2 served its clients, then the survivors did");
+    let last = of_node_2.iter().rev().find_map(|n| receiver.get(n)).unwrap();
+    assert!(last != &[2], "node 2's last datagrams went to a survivor");
+}
+
+/// Buckets each node owns in `slot`, from an agreed table.
+fn shares(rows: &[Vec<u16>], slot: usize) -> BTreeMap<u16, usize> {
+    let mut counts = BTreeMap::new();
+    for &o in &rows[slot] {
+        *counts.entry(o).or_default() += 1;
+    }
+    counts
+}
+
+fn log_of(farm: &NsFarm, i: usize) -> String {
+    std::fs::read_to_string(&farm.nodes[i].log).unwrap_or_default()
+}
+
+#[test]
+fn sigterm_hands_over_at_once_and_cleans_up() {
+    if !have_root("sigterm_hands_over_at_once_and_cleans_up") {
+        return;
+    }
+    let mut farm = agent_farm(&[1, 1, 1]);
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    let ns3 = farm.nodes[2].host.ns.name.clone();
+    let stopped = Instant::now();
+    let status = farm.stop_agent(2).unwrap();
+    assert!(status.success(), "the agent exits cleanly on SIGTERM: {status}");
+    farm.wait_converged(&[1, 2]).unwrap();
+    eprintln!("node 3 left: survivors installed within {} ms", stopped.elapsed().as_millis());
+    for i in [0, 1] {
+        let log = log_of(&farm, i);
+        assert!(log.contains("node 3 left the farm"), "node {}: {log}", i + 1);
+        assert!(!log.contains("node 3 failed"), "node {} waited for the failure timeout", i + 1);
+        let peers = farm.status(i).unwrap()["agent"]["peers"].clone();
+        let three = peers.as_array().unwrap().iter().find(|p| p["id"] == 3).unwrap().clone();
+        assert_eq!(three["state"], "left");
+    }
+    // Node 3 let go of everything: program, pins, VIP, sysctls, socket.
+    assert!(!farm_userspace::loader::pin_dir(&farm.nodes[2].host.iface).exists());
+    let lo = ip(&["-n", &ns3, "addr", "show", "dev", "lo"]).unwrap();
+    assert!(!lo.contains(&VIP.to_string()), "VIP still on node 3's lo: {lo}");
+    let link = ip(&["-n", &ns3, "link", "show", "dev", &farm.nodes[2].host.iface]).unwrap();
+    assert!(!link.contains("xdp"), "program still attached: {link}");
+    let arp_ignore =
+        in_ns(&ns3, || std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/arp_ignore"))
+            .unwrap()
+            .unwrap();
+    assert_eq!(arp_ignore.trim(), "0", "arp_ignore restored");
+    let rows = agreed_rows(&farm, &[0, 1]);
+    check_answers(&farm, &rows[SPREAD_SLOT]);
+}
+
+#[test]
+fn weights_one_two_one_give_quarter_half_quarter() {
+    if !have_root("weights_one_two_one_give_quarter_half_quarter") {
+        return;
+    }
+    let farm = agent_farm(&[1, 2, 1]);
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    let rows = agreed_rows(&farm, &[0, 1, 2]);
+    for slot in 0..SLOTS {
+        let s = shares(&rows, slot);
+        let want = [(1, 1024), (2, 2048), (3, 1024)];
+        for (node, quota) in want {
+            assert!(s[&node].abs_diff(quota) <= 1, "slot {slot}: {s:?}");
+        }
+    }
+    eprintln!("weights 1:2:1 -> {:?} of {BUCKETS}", shares(&rows, SPREAD_SLOT));
+}
+
+#[test]
+fn forged_replayed_and_garbage_heartbeats_change_nothing() {
+    use farm_userspace::agent::wire::{Heartbeat, Kind, Phase};
+    if !have_root("forged_replayed_and_garbage_heartbeats_change_nothing") {
+        return;
+    }
+    let farm = agent_farm(&[1, 1, 1]);
+    let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
+    let cfg = farm_userspace::config::load(&farm.nodes[0].config).unwrap();
+    let leave = |incarnation| Heartbeat {
+        kind: Kind::Leave,
+        cluster: farm_userspace::config::cluster_id(&cfg.cluster.name),
+        node: 2,
+        incarnation,
+        seq: 1,
+        epoch: epoch + 1,
+        view: 0,
+        phase: Phase::Installed,
+        config: farm_userspace::config::shared_digest(&cfg),
+        weight: None,
+        drained: false,
+        members: vec![1, 3],
+    };
+    // "Node 2 leaves": signed with another key, then with the right key but an
+    // incarnation older than node 2's, then bytes that are no heartbeat at all.
+    let forged = leave(u64::MAX).encode(b"not the farm's key, though 32 by");
+    let stale = leave(1).encode(farm_tests::farm::KEY);
+    let garbage = vec![0x55u8; 40];
+    let to =
+        SocketAddr::new(farm_tests::farm::node_addr(1).into(), farm_tests::farm::HEARTBEAT_PORT);
+    let src = farm.clients[0];
+    in_ns(&farm.client.ns.name, move || {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(src, 0)).unwrap();
+        for d in [&forged, &stale, &garbage] {
+            for _ in 0..3 {
+                s.send_to(d, to).unwrap();
+            }
+        }
+    })
+    .unwrap();
+    let counted = wait_for(Duration::from_secs(10), || {
+        let h = farm.status(0).ok()?["agent"]["heartbeats"].clone();
+        (h["forged"] == 3 && h["replayed"] == 3 && h["malformed"] == 3).then_some(h)
+    });
+    assert!(
+        counted.is_some(),
+        "node 1 counts 3 forged, 3 replayed, 3 malformed\n{}",
+        farm.report()
+    );
+    assert_eq!(farm.wait_converged(&[1, 2, 3]).unwrap(), epoch, "the view did not change");
+    assert!(!log_of(&farm, 0).contains("node 2 left"));
+}
+
+#[test]
+fn a_bad_config_is_refused_at_start_and_on_reload() {
+    if !have_root("a_bad_config_is_refused_at_start_and_on_reload") {
+        return;
+    }
+    let mut farm = agent_farm(&[1, 1, 1]);
+    let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
+    let good: Vec<String> =
+        farm.nodes.iter().map(|n| std::fs::read_to_string(&n.config).unwrap()).collect();
+    // A service on a VIP nobody declared.
+    let bad = good[0].replace(
+        "  - name: sticky\n    vip: 198.18.0.100",
+        "  - name: sticky\n    vip: 198.18.0.200",
+    );
+    let line = bad.lines().position(|l| l.contains("198.18.0.200")).unwrap() + 1;
+    let bad_file = farm.dir.join("bad.yaml");
+    std::fs::write(&bad_file, &bad).unwrap();
+    let out = farm_tests::netns::command_in(
+        &farm.nodes[0].host.ns.name,
+        farm_tests::farm::farm_bin().unwrap().to_str().unwrap(),
+    )
+    .args(["agent", "--config", bad_file.to_str().unwrap()])
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let want = format!("bad.yaml:{line}: services[1].vip:");
+    assert!(
+        err.contains(&want) && err.trim().lines().count() == 1,
+        "want one line with {want:?}, got {err:?}"
+    );
+
+    // The running agent on node 1 is handed the bad file and keeps its configuration.
+    std::fs::write(&farm.nodes[0].config, &bad).unwrap();
+    farm.signal_agent(0, libc::SIGHUP).unwrap();
+    let refused = wait_for(Duration::from_secs(10), || {
+        log_of(&farm, 0).contains("reload refused").then_some(())
+    });
+    assert!(refused.is_some(), "{}", log_of(&farm, 0));
+    assert!(
+        log_of(&farm, 0)
+            .contains(&format!("bad.yaml:{line}: services[1].vip:").replace("bad.yaml", "n1.yaml"))
+    );
+    assert!(farm.agent_running(0));
+    // (The read commands read the file too: put the good one back to ask.)
+    std::fs::write(&farm.nodes[0].config, &good[0]).unwrap();
+    assert_eq!(farm.wait_converged(&[1, 2, 3]).unwrap(), epoch, "nothing changed");
+
+    // A good change (node 1 weight 2) reaches every node by SIGHUP and moves buckets.
+    for (i, text) in good.iter().enumerate() {
+        let reweighed = text.replacen(
+            "address: \"198.18.0.11:7400\"\n      weight: 1",
+            "address: \"198.18.0.11:7400\"\n      weight: 2",
+            1,
+        );
+        assert_ne!(&reweighed, text);
+        std::fs::write(&farm.nodes[i].config, reweighed).unwrap();
+        farm.signal_agent(i, libc::SIGHUP).unwrap();
+    }
+    let after = farm.wait_converged(&[1, 2, 3]).unwrap();
+    assert!(after > epoch);
+    let s = shares(&agreed_rows(&farm, &[0, 1, 2]), SPREAD_SLOT);
+    assert!(s[&1].abs_diff(2048) <= 1 && s[&2].abs_diff(1024) <= 1, "{s:?}");
+}
+
+#[test]
+fn drain_undrain_and_weight_through_the_cli() {
+    if !have_root("drain_undrain_and_weight_through_the_cli") {
+        return;
+    }
+    let farm = agent_farm(&[1, 1, 1]);
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    let n2 = &farm.nodes[1];
+    let config = n2.config.to_str().unwrap();
+    let said = farm.farm(n2, &["drain", "--config", config]).unwrap();
+    assert!(said.contains("node 2 drained"), "{said}");
+    let drained = wait_for(Duration::from_secs(20), || {
+        farm.wait_converged(&[1, 2, 3]).ok()?;
+        let s = shares(&agreed_rows(&farm, &[0, 1, 2]), SPREAD_SLOT);
+        (!s.contains_key(&2)).then_some(s)
+    });
+    let s = drained.unwrap_or_else(|| panic!("node 2 kept buckets after drain\n{}", farm.report()));
+    assert!(s[&1].abs_diff(2048) <= 1 && s[&3].abs_diff(2048) <= 1, "{s:?}");
+    assert_eq!(farm.status(1).unwrap()["agent"]["drained"], true);
+
+    farm.farm(n2, &["undrain", "--config", config]).unwrap();
+    farm.farm(n2, &["weight", "2", "--config", config]).unwrap();
+    let reweighed = wait_for(Duration::from_secs(20), || {
+        farm.wait_converged(&[1, 2, 3]).ok()?;
+        let s = shares(&agreed_rows(&farm, &[0, 1, 2]), SPREAD_SLOT);
+        (s.get(&2).is_some_and(|&c| c.abs_diff(2048) <= 1)).then_some(s)
+    });
+    assert!(reweighed.is_some(), "node 2 undrained with weight 2\n{}", farm.report());
+    let rows = agreed_rows(&farm, &[0, 1, 2]);
+    check_answers(&farm, &rows[SPREAD_SLOT]);
+}

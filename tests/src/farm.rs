@@ -239,14 +239,16 @@ impl Drop for NsFarm {
     }
 }
 
-/// The `farm` binary of this build: tests run from target/PROFILE/deps/.
+/// The `farm` binary of this build, beside the running one: tests run from
+/// target/PROFILE/deps/, farm-demo and farm-bench from target/PROFILE/.
 pub fn farm_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let profile_dir = exe.parent().and_then(Path::parent).context("test binary location")?;
+    let dir = exe.parent().context("test binary location")?;
+    let profile_dir = if dir.ends_with("deps") { dir.parent().context("deps/..")? } else { dir };
     let bin = profile_dir.join("farm");
     anyhow::ensure!(
         bin.exists(),
-        "{} is missing: build it first (`cargo xtask test` does)",
+        "{} is missing: build it first (`cargo xtask test` and `cargo xtask demo` do)",
         bin.display()
     );
     Ok(bin)

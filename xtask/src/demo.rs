@@ -1,24 +1,13 @@
-//! `cargo xtask demo`: a demo farm in network namespaces.
+//! `cargo xtask demo`: a three-node farm run by `farm agent` in network namespaces, with
+//! real traffic, a failure and a return (farm-tests' farm-demo binary).
 use anyhow::Result;
 
 use crate::{cargo, process::run};
 
-/// Until the farm-demo binary exists, the demo is the namespace farm test: it builds a
-/// farm of namespaces and shows it at work. When farm-demo lands, run it from here
-/// (`cargo::release_dir().join("farm-demo")`) instead; nothing else refers to the demo.
 pub fn demo() -> Result<()> {
     cargo::build()?;
     run(
-        cargo::cargo().args([
-            "test",
-            "--release",
-            "-p",
-            "farm-tests",
-            "--test",
-            "farm",
-            "--",
-            "--nocapture",
-        ]),
+        cargo::cargo().args(["run", "--release", "-q", "-p", "farm-tests", "--bin", "farm-demo"]),
         "the demo",
         "see its output above",
     )

@@ -12,7 +12,7 @@ mod key;
 pub mod membership;
 #[cfg(test)]
 mod simulation;
-mod tables;
+pub mod tables;
 pub mod wire;
 
 use std::{

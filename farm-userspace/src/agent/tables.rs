@@ -21,6 +21,18 @@ fn weight(cfg: &Config, slot: &SlotUse, m: &ViewMember) -> u32 {
     })
 }
 
+/// Every peer of `cfg` as a member with the file's weights: the view of a farm with
+/// every node alive, which the CLI measures quotas against when no agent answers.
+pub fn everyone(cfg: &Config) -> View {
+    let members = cfg
+        .cluster
+        .peers
+        .iter()
+        .map(|p| ViewMember { id: p.id, incarnation: 0, weight: None, drained: false })
+        .collect();
+    View { members, config: crate::config::shared_digest(cfg) }
+}
+
 /// The members of `view` with their weights in each slot of `cfg`.
 pub fn members(cfg: &Config, view: &View) -> Vec<Vec<Member>> {
     rules::rules(cfg)

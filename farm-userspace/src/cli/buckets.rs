@@ -18,7 +18,8 @@ use super::{
 
 pub const JSON_HELP: &str = "JSON (--json): {interface, bucket_count, active_half, slots: [{slot, kind (vip|service), name, \
 nodes: [{node, weight, owned, quota}], no_owner, owners (with --map: the owner of every bucket, null for none)}]}. \
-quota: the node's weight-proportional share of the buckets with every peer alive.";
+quota: the node's weight-proportional share of the buckets among the members of the agent's view (every peer, at the \
+file's weights, when no agent answers).";
 
 #[derive(Args)]
 pub struct BucketsArgs {
@@ -55,9 +56,10 @@ pub struct SlotBuckets {
 
 pub fn run(args: &BucketsArgs) -> Result<String> {
     let loaded = args.common.open()?;
+    let all = slots::slots_of(&loaded.cfg, &loaded.view());
     let chosen = match &args.service {
-        Some(name) => vec![slots::find(&loaded.cfg, &loaded.config, name)?],
-        None => slots::table_slots(&loaded.cfg),
+        Some(name) => vec![slots::find(&all, &loaded.config, name)?],
+        None => all,
     };
     let summaries = read(&loaded, &chosen)?;
     let half = loaded.dp.active_half()?;
@@ -94,8 +96,8 @@ pub fn run(args: &BucketsArgs) -> Result<String> {
     Ok(out)
 }
 
-const QUOTA_NOTE: &str =
-    "cells: buckets owned/quota (the weight-proportional share with every peer alive)\n";
+const QUOTA_NOTE: &str = "cells: buckets owned/quota (the weight-proportional share among the agent's live members, \
+or among every peer when no agent answers)\n";
 
 /// The rows of `chosen`, summarized.
 pub fn read(loaded: &Loaded, chosen: &[Slot]) -> Result<Vec<SlotBuckets>> {

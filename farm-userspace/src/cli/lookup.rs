@@ -51,7 +51,7 @@ pub struct Lookup {
 pub fn run(args: &LookupArgs) -> Result<String> {
     let (ip, port) = client::parse(&args.client).map_err(anyhow::Error::msg)?;
     let loaded = args.common.open()?;
-    let slot = slots::find(&loaded.cfg, &loaded.config, &args.service)?;
+    let slot = slots::find(&slots::table_slots(&loaded.cfg), &loaded.config, &args.service)?;
     let found = locate(ip, port, &slot, &loaded.node, &loaded.dp.row(slot.id.slot as usize)?)?;
     Ok(match args.common.json {
         true => format!("{:#}\n", serde_json::to_value(&found).expect("plain data")),

@@ -5,6 +5,7 @@ use std::{net::IpAddr, path::Path};
 use anyhow::{Result, bail};
 use farm_common::GLOBAL_SLOT;
 use farm_userspace::{
+    agent::{membership::View, tables},
     assign::Member,
     config::{Affinity, Config},
     rules::{self, SlotUse},
@@ -46,34 +47,34 @@ pub struct Slot {
     /// own slot hashes the address alone: its default rule is client-ip, and fragments
     /// and ICMP carry no port to hash.
     pub hashes_port: bool,
-    /// Every peer with its weight here: the service's override, else its peer weight.
+    /// Every member with its weight here (see `agent::tables::members`): the agent's
+    /// view when it answers, else every peer at the file's weights.
     pub members: Vec<Member>,
 }
 
-/// Every table slot of `cfg`, slot `i` at index `i`.
+/// Every table slot of `cfg` with every peer alive at the file's weights, slot `i` at
+/// index `i`.
 pub fn table_slots(cfg: &Config) -> Vec<Slot> {
+    slots_of(cfg, &tables::everyone(cfg))
+}
+
+/// Every table slot of `cfg` with the members of `view` at their weights there.
+pub fn slots_of(cfg: &Config, view: &View) -> Vec<Slot> {
     rules::rules(cfg)
         .slots
         .iter()
+        .zip(tables::members(cfg, view))
         .enumerate()
-        .map(|(i, serves)| slot(cfg, i as u32, serves))
+        .map(|(i, (serves, members))| slot(cfg, i as u32, serves, members))
         .collect()
 }
 
-fn slot(cfg: &Config, index: u32, serves: &SlotUse) -> Slot {
-    let peers = &cfg.cluster.peers;
-    let (kind, name, hashes_port, members) = match serves {
-        SlotUse::Vip(addr) => (
-            Kind::Vip,
-            addr.to_string(),
-            false,
-            peers.iter().map(|p| Member { id: p.id, weight: p.weight }).collect(),
-        ),
+fn slot(cfg: &Config, index: u32, serves: &SlotUse, members: Vec<Member>) -> Slot {
+    let (kind, name, hashes_port) = match serves {
+        SlotUse::Vip(addr) => (Kind::Vip, addr.to_string(), false),
         SlotUse::Service(i) => {
             let svc = &cfg.services[*i];
-            let members =
-                peers.iter().map(|p| Member { id: p.id, weight: cfg.weight(svc, p.id) }).collect();
-            (Kind::Service, svc.name.clone(), svc.affinity == Affinity::ClientIpPort, members)
+            (Kind::Service, svc.name.clone(), svc.affinity == Affinity::ClientIpPort)
         }
     };
     Slot { id: SlotId { slot: index, kind, name }, hashes_port, members }
@@ -84,9 +85,9 @@ pub fn global() -> SlotId {
     SlotId { slot: GLOBAL_SLOT, kind: Kind::Global, name: "(not a VIP)".into() }
 }
 
-/// The slot `name` designates: a service by name, or a VIP (by address) for its own slot.
-pub fn find(cfg: &Config, file: &Path, name: &str) -> Result<Slot> {
-    let slots = table_slots(cfg);
+/// The slot of `slots` that `name` designates: a service by name, or a VIP (by address)
+/// for its own slot.
+pub fn find(slots: &[Slot], file: &Path, name: &str) -> Result<Slot> {
     let by_name = slots.iter().find(|s| s.id.kind == Kind::Service && s.id.name == name);
     let by_vip = || {
         let addr: IpAddr = name.parse().ok()?;
@@ -143,11 +144,11 @@ pub(crate) mod tests {
 
     #[test]
     fn find_takes_a_service_name_or_a_vip_address() {
-        let cfg = config();
+        let slots = table_slots(&config());
         let file = Path::new("t.yaml");
-        assert_eq!(find(&cfg, file, "web").unwrap().id.slot, 2);
-        assert_eq!(find(&cfg, file, "2001:0db8::0100").unwrap().id.slot, 1);
-        let err = find(&cfg, file, "mail").unwrap_err().to_string();
+        assert_eq!(find(&slots, file, "web").unwrap().id.slot, 2);
+        assert_eq!(find(&slots, file, "2001:0db8::0100").unwrap().id.slot, 1);
+        let err = find(&slots, file, "mail").unwrap_err().to_string();
         assert_eq!(
             err,
             "t.yaml: no service named \"mail\": pick one of web (or a VIP address for the VIP's own slot: 198.18.0.100, 2001:db8::100)"

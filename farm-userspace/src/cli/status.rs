@@ -6,10 +6,7 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Result;
 use clap::Args;
-use farm_userspace::{
-    agent::control::{self, AgentStatus, Reply, Request},
-    nic::format_mac,
-};
+use farm_userspace::{agent::control::AgentStatus, nic::format_mac};
 use serde::Serialize;
 
 use super::{
@@ -53,10 +50,10 @@ pub struct Status {
 pub fn run(args: &StatusArgs) -> Result<String> {
     let loaded = args.common.open()?;
     let lease = loaded.dp.lease()?;
-    let (agent, agent_error) = match control::ask(&loaded.iface, &Request::Status) {
-        Ok(Reply::Status(agent)) => (Some(*agent), None),
-        Ok(other) => (None, Some(format!("the agent answered {other:?}"))),
-        Err(e) => (None, Some(e.to_string())),
+    let slots = buckets::read(&loaded, &slots::slots_of(&loaded.cfg, &loaded.view()))?;
+    let (agent, agent_error) = match loaded.agent.clone() {
+        Ok(agent) => (Some(agent), None),
+        Err(e) => (None, Some(e)),
     };
     let status = Status {
         node_id: loaded.node.node_id,
@@ -67,7 +64,7 @@ pub fn run(args: &StatusArgs) -> Result<String> {
         active_half: loaded.dp.active_half()?,
         lease_never_expires: lease.is_none(),
         lease_left_secs: lease.as_ref().map(Duration::as_secs_f64),
-        slots: buckets::read(&loaded, &slots::table_slots(&loaded.cfg))?,
+        slots,
         agent,
         agent_error,
         interface: loaded.iface,

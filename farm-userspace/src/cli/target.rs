@@ -9,6 +9,11 @@ use anyhow::{Result, bail};
 use clap::Args;
 use farm_common::NodeConfig;
 use farm_userspace::{
+    agent::{
+        control::{self, AgentStatus, Reply, Request},
+        membership::View,
+        tables,
+    },
     config::{self, Config},
     dataplane::Dataplane,
     loader::pin_dir,
@@ -38,6 +43,18 @@ pub struct Loaded {
     /// This node's record as the data plane holds it: its bucket count and seed are the
     /// ones packets are hashed with, even if the file changed since the load.
     pub node: NodeConfig,
+    /// What the agent on the interface says, or why it says nothing.
+    pub agent: Result<AgentStatus, String>,
+}
+
+impl Loaded {
+    /// The members quotas are measured against: the agent's view, else every peer.
+    pub fn view(&self) -> View {
+        match &self.agent {
+            Ok(agent) => agent.view.clone(),
+            Err(_) => tables::everyone(&self.cfg),
+        }
+    }
 }
 
 impl Common {
@@ -61,7 +78,12 @@ impl Common {
             false => anyhow::anyhow!(needs_root(&dir)),
         })?;
         let node = dp.node_config()?;
-        Ok(Loaded { cfg, config: self.config.clone(), iface, pin_dir: dir, dp, node })
+        let agent = match control::ask(&iface, &Request::Status) {
+            Ok(Reply::Status(agent)) => Ok(*agent),
+            Ok(other) => Err(format!("the agent answered {other:?} to a status request")),
+            Err(e) => Err(e.to_string()),
+        };
+        Ok(Loaded { cfg, config: self.config.clone(), iface, pin_dir: dir, dp, node, agent })
     }
 }
 

@@ -94,7 +94,7 @@ pub fn text(s: &Status) -> String {
     let mut out: String = lines.iter().map(|(k, v)| format!("{k:<11} {v}\n")).collect();
     out.push_str(&match (&s.agent, &s.agent_error) {
         (Some(a), _) => agent_text(a),
-        (None, e) => format!("agent      {}\n", e.as_deref().unwrap_or("not running")),
+        (None, e) => format!("{:<11} {}\n", "agent", e.as_deref().unwrap_or("not running")),
     });
     out.push_str("\nbuckets owned per slot:\n");
     out + &buckets::per_node_table(&s.slots, |n| n.owned.to_string())

@@ -3,16 +3,21 @@
 //! out says what each node believed and shows the end of its log.
 use std::{
     fs::File,
+    net::SocketAddr,
     process::{Child, ExitStatus},
+    thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail};
+use farm_common::{bucket_of, flow_hash};
+use farm_userspace::rules::addr_key;
 use serde_json::Value;
 
 use crate::{
-    farm::{NsFarm, farm_bin},
-    netns::{command_in, ip, wait_for},
+    farm::{NsFarm, SPREAD_PORT, VIP, farm_bin},
+    netns::{command_in, enter, in_ns, ip, wait_for},
+    traffic::ask_tcp_from,
 };
 
 /// Longest any wait for the farm to settle may take (generous: machines are shared).
@@ -112,6 +117,69 @@ impl NsFarm {
         agreed.with_context(|| {
             format!("the farm did not settle on members {members:?}:\n{}", self.report())
         })
+    }
+
+    /// Up to `count` client endpoints of the spread service (client-ip-port) whose bucket
+    /// `row` gives to `node`: fixed (address, port) pairs, so their owner is known.
+    pub fn probes_owned_by(&self, row: &[u16], node: u16, count: usize) -> Vec<SocketAddr> {
+        let buckets = row.len() as u32;
+        (20_000u16..30_000)
+            .flat_map(|port| self.clients.iter().map(move |&c| SocketAddr::new(c, port)))
+            .filter(|p| {
+                let bucket = bucket_of(flow_hash(&addr_key(p.ip()), p.port(), self.seed), buckets);
+                row[bucket as usize] == node
+            })
+            .take(count)
+            .collect()
+    }
+
+    /// Connects to the spread service once from each probe; the name of the node that
+    /// answered each (None: no answer within `timeout`).
+    pub fn ask_from(&self, probes: &[SocketAddr], timeout: Duration) -> Vec<Option<String>> {
+        let (owned, count) = (probes.to_vec(), probes.len());
+        let vip = SocketAddr::new(VIP.into(), SPREAD_PORT);
+        in_ns(&self.client.ns.name, move || {
+            owned.iter().map(|&p| ask_tcp_from(p, vip, timeout)).collect()
+        })
+        .unwrap_or_else(|_| vec![None; count])
+    }
+
+    /// How long after `since` every probe was answered by one of the nodes named `by`:
+    /// each probe retries on a thread of its own with short connects, so the figure is
+    /// within a few tens of milliseconds of the moment service came back.
+    pub fn served_after(
+        &self,
+        since: Instant,
+        probes: &[SocketAddr],
+        by: &[&str],
+    ) -> Result<Duration> {
+        let vip = SocketAddr::new(VIP.into(), SPREAD_PORT);
+        let end = Instant::now() + SETTLE;
+        let threads: Vec<_> = probes
+            .iter()
+            .map(|&probe| {
+                let ns = self.client.ns.name.clone();
+                let by: Vec<String> = by.iter().map(|s| s.to_string()).collect();
+                thread::spawn(move || -> Option<Instant> {
+                    enter(&ns).ok()?;
+                    while Instant::now() < end {
+                        let answer = ask_tcp_from(probe, vip, Duration::from_millis(20));
+                        if answer.is_some_and(|a| by.contains(&a)) {
+                            return Some(Instant::now());
+                        }
+                    }
+                    None
+                })
+            })
+            .collect();
+        let mut last = since;
+        for t in threads {
+            let served = t.join().ok().flatten().with_context(|| {
+                format!("a client was not served by {by:?} within {SETTLE:?}\n{}", self.report())
+            })?;
+            last = last.max(served);
+        }
+        Ok(last.duration_since(since))
     }
 
     /// What each node's agent says, and the end of its log: for failure messages.

@@ -111,40 +111,6 @@ fn agents_agree_on_one_table_and_the_vip_is_theirs() {
     eprintln!("connections answered per node: {per_node:?}");
 }
 
-/// Clients of the spread service whose bucket `row` gives to `node`, one per address:
-/// (source address, source port) pairs fixed by binding, so their owner is known.
-fn probes_owned_by(farm: &NsFarm, row: &[u16], node: u16, count: usize) -> Vec<SocketAddr> {
-    let mut probes = Vec::new();
-    for port in 20_000u16..30_000 {
-        for &c in &farm.clients {
-            let b = bucket_of(flow_hash(&addr_key(c), port, farm.seed), BUCKETS);
-            if row[b as usize] == node && probes.len() < count {
-                probes.push(SocketAddr::new(c, port));
-            }
-        }
-    }
-    probes
-}
-
-/// Connects from each fixed (address, port) once; the names of the nodes that answered
-/// (None for no answer).
-fn ask_from(farm: &NsFarm, probes: &[SocketAddr], timeout: Duration) -> Vec<Option<String>> {
-    let probes = probes.to_vec();
-    in_ns(&farm.client.ns.name, move || {
-        probes
-            .iter()
-            .map(|&p| {
-                farm_tests::traffic::ask_tcp_from(
-                    p,
-                    SocketAddr::new(VIP.into(), SPREAD_PORT),
-                    timeout,
-                )
-            })
-            .collect()
-    })
-    .unwrap()
-}
-
 #[test]
 fn a_failed_node_is_replaced_then_gets_its_share_back() {
     if !have_root("a_failed_node_is_replaced_then_gets_its_share_back") {
@@ -153,27 +119,21 @@ fn a_failed_node_is_replaced_then_gets_its_share_back() {
     let mut farm = agent_farm(&[1, 1, 1]);
     let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
     let before = agreed_rows(&farm, &[0, 1, 2]);
-    let probes = probes_owned_by(&farm, &before[SPREAD_SLOT], 3, 8);
-    assert!(
-        ask_from(&farm, &probes, Duration::from_secs(3)).iter().all(|a| a.as_deref() == Some("n3"))
-    );
+    let probes = farm.probes_owned_by(&before[SPREAD_SLOT], 3, 8);
+    let answers = farm.ask_from(&probes, Duration::from_secs(3));
+    assert!(answers.iter().all(|a| a.as_deref() == Some("n3")), "{answers:?}");
 
     // Node 3 fails: its cable is pulled and its agent dies.
     farm.link(2, false).unwrap();
     let failed = Instant::now();
     farm.kill_agent(2).unwrap();
-    // Its clients are answered by the survivors again: poll with short connects.
-    let served = wait_for(Duration::from_secs(20), || {
-        let answers = ask_from(&farm, &probes, Duration::from_millis(100));
-        answers.iter().all(|a| matches!(a.as_deref(), Some("n1" | "n2"))).then(Instant::now)
-    });
-    let served = served
-        .unwrap_or_else(|| panic!("node 3's clients were not served again\n{}", farm.report()));
+    // Its clients are answered by the survivors again.
+    let took = farm.served_after(failed, &probes, &["n1", "n2"]).unwrap();
     let after = farm.wait_converged(&[1, 2]).unwrap();
     assert!(after > epoch);
     eprintln!(
         "node 3 failed: its clients answered by the survivors {} ms later (epoch {epoch} -> {after})",
-        served.duration_since(failed).as_millis()
+        took.as_millis()
     );
     let rows = agreed_rows(&farm, &[0, 1]);
     assert!(rows.iter().flatten().all(|&o| o == 1 || o == 2), "a bucket left to node 3 or nobody");

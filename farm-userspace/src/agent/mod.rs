@@ -47,6 +47,7 @@ const LEAVE_COPIES: usize = 3;
 
 /// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
 pub fn run(config: &Path) -> Result<()> {
+    unblock_signals()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut agent = Agent::start(config).await?;
@@ -473,6 +474,22 @@ impl Agent {
             Err(e) => error!("detaching: {e}"),
         }
     }
+}
+
+/// A parent may have blocked the signals the agent acts on (the mask survives exec);
+/// blocked, SIGTERM would never make the agent leave.
+fn unblock_signals() -> Result<()> {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut())
+    };
+    anyhow::ensure!(rc == 0, "pthread_sigmask: {}", std::io::Error::from_raw_os_error(rc));
+    Ok(())
 }
 
 /// The data plane: the program pinned for this interface if there is one (a restarted

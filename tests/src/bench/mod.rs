@@ -1,10 +1,12 @@
-//! `farm-bench`: what one farm verdict costs. Table A times each program path under
-//! BPF_PROG_TEST_RUN against a trivial program (`cost`); table B sends live frames
-//! into a namespace of its own and compares farm with the nftables filter that replaced
-//! CLUSTERIP (`compare`). `report` prints both, as tables or JSON.
+//! `farm-bench`: what one farm verdict costs, and how fast a farm heals. Table A times
+//! each program path under BPF_PROG_TEST_RUN against a trivial program (`cost`); table B
+//! sends live frames into a namespace of its own and compares farm with the nftables
+//! filter that replaced CLUSTERIP (`compare`); table C times a node's failure and leave
+//! in a farm of agents (`failover`). `report` prints them, as tables or JSON.
 pub mod baseline;
 pub mod compare;
 pub mod cost;
+pub mod failover;
 pub mod live;
 pub mod peer;
 pub mod report;

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 use super::{
     compare::{self, PeerRow, Side},
     cost::{self, CostRow},
+    failover::{self, FailoverRow},
     peer,
 };
 
@@ -14,6 +15,7 @@ pub struct Measured {
     pub rounds: u32,
     pub cost: Vec<CostRow>,
     pub peer: Vec<PeerRow>,
+    pub failover: Vec<FailoverRow>,
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -26,6 +28,10 @@ fn cost_met(r: &CostRow) -> bool {
 
 fn peer_met(r: &PeerRow) -> bool {
     r.ratio >= r.goal
+}
+
+fn failover_met(r: &FailoverRow) -> bool {
+    r.median < failover::GOAL_MS
 }
 
 pub fn text(m: &Measured) -> String {
@@ -106,6 +112,25 @@ pub fn text(m: &Measured) -> String {
             side("peer", &r.peer)
         ));
     }
+    line(String::new());
+    line(format!(
+        "C) Failover in a three-node farm of agents (defaults: heartbeat 100 ms, failed after 3 missed; {} rounds)",
+        m.rounds
+    ));
+    line("   from the event to every probe client of the node answered by a survivor".into());
+    line(format!("   {:<8} {:>10} {:>18}  goal", "event", "median ms", "range ms"));
+    for r in &m.failover {
+        let (lo, hi) = r.ms.iter().fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let met = verdict(failover_met(r));
+        line(format!(
+            "   {:<8} {:>10.0} {:>18}  < {} ms {met}",
+            r.name,
+            r.median,
+            format!("{lo:.0}-{hi:.0}"),
+            failover::GOAL_MS
+        ));
+    }
+    line("   failure: cable pulled and agent killed; leave: agent stopped with SIGTERM".into());
     s
 }
 
@@ -146,6 +171,16 @@ pub fn json(m: &Measured) -> Value {
                 "within_goal": peer_met(r),
                 "farm": side(&r.farm),
                 "peer": side(&r.peer),
+            })).collect::<Vec<_>>(),
+        },
+        "failover": {
+            "rounds": m.rounds,
+            "goal_max_ms": failover::GOAL_MS,
+            "events": m.failover.iter().map(|r| json!({
+                "name": r.name,
+                "median_ms": r.median,
+                "ms": r.ms,
+                "within_goal": failover_met(r),
             })).collect::<Vec<_>>(),
         },
     })

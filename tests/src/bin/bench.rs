@@ -1,11 +1,11 @@
 //! `farm-bench` (`cargo xtask bench [--json]`, as root): what a farm verdict costs, per
 //! packet, against a trivial XDP program (table A) and against the nftables filter that
-//! replaced CLUSTERIP (table B). A measurement, not a test: it exits 0 whether or not the
+//! replaced CLUSTERIP (table B), and how long a farm of agents takes to heal (table C). A measurement, not a test: it exits 0 whether or not the
 //! goals are met, and fails only when it cannot measure or a path does not do what its
 //! name says.
 use anyhow::Result;
 use clap::Parser;
-use farm_tests::bench::{compare, cost, report};
+use farm_tests::bench::{compare, cost, failover, report};
 
 #[derive(Parser)]
 #[command(
@@ -38,12 +38,15 @@ fn main() -> Result<()> {
     let cost = cost::measure(args.repeat, args.rounds as usize)?;
     eprintln!("farm-bench: table B, live frames against nftables...");
     let peer = compare::measure(args.live_repeat, args.rounds as usize)?;
+    eprintln!("farm-bench: table C, failover in a farm of agents...");
+    let failover = failover::measure(args.rounds as usize)?;
     let m = report::Measured {
         repeat: args.repeat,
         live_repeat: args.live_repeat,
         rounds: args.rounds,
         cost,
         peer,
+        failover,
     };
     if args.json {
         println!("{:#}", report::json(&m));

@@ -1,0 +1,63 @@
+//! Table C: how long a farm of agents leaves a node's clients unanswered, at the default
+//! settings (heartbeat 100 ms, failure after 3 missed). Each round builds a three-node
+//! farm in namespaces and times, from the event to the moment every probe client of
+//! node 3 is answered by a survivor:
+//! - failure: node 3's cable pulled and its agent killed (peers must time it out);
+//! - leave: node 3's agent stopped with SIGTERM (peers take over at once).
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::farm::{NsFarm, Ownership};
+
+/// The goal for a failure, from the event to full service.
+pub const GOAL_MS: f64 = 500.0;
+const PROBES: usize = 6;
+const SURVIVORS: [&str; 2] = ["n1", "n2"];
+
+pub struct FailoverRow {
+    pub name: &'static str,
+    /// Milliseconds in each round.
+    pub ms: Vec<f64>,
+    pub median: f64,
+}
+
+pub fn measure(rounds: usize) -> Result<Vec<FailoverRow>> {
+    let (mut failure, mut leave) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (f, l) = round()?;
+        failure.push(f.as_secs_f64() * 1e3);
+        leave.push(l.as_secs_f64() * 1e3);
+    }
+    let row = |name, ms: Vec<f64>| FailoverRow { name, median: super::median(ms.clone()), ms };
+    Ok(vec![row("failure", failure), row("leave", leave)])
+}
+
+fn round() -> Result<(Duration, Duration)> {
+    let mut farm = NsFarm::new(3, 8, 4096, Ownership::Agents { weights: vec![1, 1, 1] })?;
+    farm.start_agents()?;
+    farm.wait_converged(&[1, 2, 3])?;
+    let row = farm.dataplane(&farm.nodes[0])?.row(1)?;
+    let probes = farm.probes_owned_by(&row, 3, PROBES);
+    // Served once before, as a client in steady state is: its neighbour entry for the
+    // VIP is resolved (an ARP request whose bucket is the failed node's waits for the
+    // takeover and then for the kernel's 1 s retry).
+    let before = farm.ask_from(&probes, Duration::from_secs(3));
+    anyhow::ensure!(
+        before.iter().all(|a| a.as_deref() == Some("n3")),
+        "node 3's clients were answered by {before:?}"
+    );
+
+    farm.link(2, false)?;
+    let failed = Instant::now();
+    farm.kill_agent(2)?;
+    let failure = farm.served_after(failed, &probes, &SURVIVORS)?;
+
+    farm.link(2, true)?;
+    farm.start_agent(2)?;
+    farm.wait_converged(&[1, 2, 3])?;
+    let left = Instant::now();
+    farm.stop_agent(2)?;
+    let leave = farm.served_after(left, &probes, &SURVIVORS)?;
+    Ok((failure, leave))
+}

@@ -7,7 +7,7 @@
 //! file it made.
 use std::{
     fmt::Write as _,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::PathBuf,
 };
 
@@ -21,6 +21,10 @@ use crate::{
 };
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+/// The IPv6 VIP of agent farms: no service, its default rule hashes the client address.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+/// The client's IPv6 address (agent farms).
+pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, 1);
 pub const HEARTBEAT_PORT: u16 = 7400;
 /// Services every node runs: one spreading a client's connections, one sticky.
 pub const SPREAD_PORT: u16 = 80;
@@ -32,6 +36,10 @@ pub const KEY: &[u8] = b"farm test key, 32 bytes long...!";
 
 pub fn node_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 10 + i as u8)
+}
+
+pub fn node_addr6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10 + i as u16)
 }
 
 pub fn client_addr(i: usize) -> Ipv4Addr {
@@ -81,8 +89,10 @@ impl NsFarm {
         let lan = Lan::new(&id)?;
         let dir = std::env::temp_dir().join(format!("farm-test-{id}"));
         std::fs::create_dir_all(&dir)?;
-        let client_cidrs: Vec<String> =
-            (0..clients).map(|i| format!("{}/16", client_addr(i))).collect();
+        let client_cidrs: Vec<String> = (0..clients)
+            .map(|i| format!("{}/16", client_addr(i)))
+            .chain([format!("{CLIENT6}/64")])
+            .collect();
         let client = lan.host("c", &client_cidrs)?;
         let seed = 0x5eed;
         let mut farm = NsFarm {
@@ -108,7 +118,8 @@ impl NsFarm {
 
     fn node(&self, i: usize, count: usize, ownership: &Ownership, lan: &Lan) -> Result<Node> {
         let name = format!("n{i}");
-        let host = lan.host(&name, &[format!("{}/16", node_addr(i))])?;
+        let host =
+            lan.host(&name, &[format!("{}/16", node_addr(i)), format!("{}/64", node_addr6(i))])?;
         let ns = &host.ns.name;
         if let Ownership::StaticThirds = ownership {
             ip(&["-n", ns, "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
@@ -160,8 +171,13 @@ impl NsFarm {
                     let _ = writeln!(y, "  {n}: [\"{first}-{}\"]", end - 1);
                 }
             }
-            // Relative to the file's directory, where `new` wrote it.
-            Ownership::Agents { .. } => y = y.replace("  peers:\n", "  key_file: key\n  peers:\n"),
+            // The key is relative to the file's directory, where `new` wrote it.
+            Ownership::Agents { .. } => {
+                y = y.replace("  peers:\n", "  key_file: key\n  peers:\n").replace(
+                    "services:\n",
+                    &format!("  - address: {VIP6}\n    default: client-ip\nservices:\n"),
+                )
+            }
         }
         y
     }
@@ -209,6 +225,17 @@ impl NsFarm {
             sum.arp_replies += c.arp_replies;
         }
         Ok(sum)
+    }
+
+    /// The table slot of a VIP (by address) or service (by name), as the agents lay
+    /// them out.
+    pub fn slot(&self, name: &str) -> usize {
+        let cfg = farm_userspace::config::load(&self.nodes[0].config).expect("the farm's file");
+        let index = farm_userspace::rules::rules(&cfg).slots.iter().position(|s| match s {
+            farm_userspace::rules::SlotUse::Vip(a) => a.to_string() == name,
+            farm_userspace::rules::SlotUse::Service(i) => cfg.services[*i].name == name,
+        });
+        index.unwrap_or_else(|| panic!("no slot {name}"))
     }
 
     /// The namespace of the switch the nodes hang off.

@@ -144,7 +144,9 @@ impl Lan {
         ])?;
         ip(&["-n", sw, "link", "set", &port, "master", &self.bridge, "up"])?;
         for a in addrs {
-            ip(&["-n", &ns.name, "addr", "add", a, "dev", &iface])?;
+            // No duplicate address detection: the address is usable at once.
+            let nodad = if a.contains(':') { &["nodad"][..] } else { &[] };
+            ip(&[&["-n", &ns.name, "addr", "add", a, "dev", &iface][..], nodad].concat())?;
         }
         ip(&["-n", &ns.name, "link", "set", &iface, "up"])?;
         Ok(Host { ns, iface })

@@ -11,7 +11,7 @@ use std::{
 use farm_common::{NO_OWNER, bucket_of, flow_hash};
 use farm_tests::{
     farm::UDP_PORT,
-    farm::{NsFarm, Ownership, SPREAD_PORT, VIP},
+    farm::{CLIENT6, NsFarm, Ownership, SPREAD_PORT, VIP, VIP6},
     have_root,
     netns::{in_ns, ip, wait_for},
     traffic::{ask_tcp, send_numbered},
@@ -20,9 +20,12 @@ use farm_userspace::rules::addr_key;
 
 const CLIENTS: usize = 12;
 const BUCKETS: u32 = 4096;
-/// Slots: the VIP's, then spread (tcp 80), sticky (tcp 8080), numbered (udp 5353).
-const SLOTS: usize = 4;
-const SPREAD_SLOT: usize = 1;
+/// Slots: the two VIPs' own, then spread (tcp 80), sticky (tcp 8080), numbered (udp
+/// 5353), as `NsFarm::slot` finds them.
+const SLOTS: usize = 5;
+const VIP6_SLOT: usize = 1;
+const SPREAD_SLOT: usize = 2;
+const UDP_SLOT: usize = 4;
 
 fn agent_farm(weights: &[u32]) -> NsFarm {
     let mut farm = NsFarm::new(
@@ -107,8 +110,35 @@ fn agents_agree_on_one_table_and_the_vip_is_theirs() {
         let lo = ip(&["-n", &n.host.ns.name, "addr", "show", "dev", "lo"]).unwrap();
         assert!(lo.contains(&format!("{VIP}/32")), "{}: VIP not on lo: {lo}", n.name);
     }
+    assert_eq!(
+        [VIP6_SLOT, SPREAD_SLOT, UDP_SLOT],
+        [farm.slot("2001:db8::100"), farm.slot("spread"), farm.slot("numbered")]
+    );
     let per_node = check_answers(&farm, &rows[SPREAD_SLOT]);
     eprintln!("connections answered per node: {per_node:?}");
+
+    // IPv6: the VIP's neighbour solicitation is answered with the cluster MAC, and a
+    // connection to a port no service claims follows the VIP's default rule: the owner
+    // of the client address's bucket in the VIP's own table answers.
+    let vip6 = SocketAddr::new(VIP6.into(), SPREAD_PORT);
+    let answer = in_ns(&farm.client.ns.name, move || ask_tcp(CLIENT6.into(), vip6)).unwrap();
+    let reply =
+        answer.reply.unwrap_or_else(|e| panic!("[{VIP6}]:80: no answer: {e}\n{}", farm.report()));
+    let bucket = bucket_of(flow_hash(&addr_key(CLIENT6.into()), 0, farm.seed), BUCKETS);
+    let owner = rows[VIP6_SLOT][bucket as usize];
+    assert_eq!(farm.node_named(&reply).map(|n| n.id), Some(owner), "answered by {reply}");
+    let neigh =
+        ip(&["-n", &farm.client.ns.name, "-6", "neigh", "show", &VIP6.to_string()]).unwrap();
+    let cfg = farm_userspace::config::load(&farm.nodes[0].config).unwrap();
+    let cluster_mac = farm_userspace::nic::format_mac(&cfg.cluster.cluster_mac);
+    assert!(
+        neigh.contains(&cluster_mac),
+        "ND for the VIP resolved to {neigh:?}, want {cluster_mac}"
+    );
+    for n in &farm.nodes {
+        let lo = ip(&["-n", &n.host.ns.name, "-6", "addr", "show", "dev", "lo"]).unwrap();
+        assert!(lo.contains(&format!("{VIP6}/128")), "{}: VIP6 not on lo: {lo}", n.name);
+    }
 }
 
 #[test]
@@ -156,7 +186,7 @@ fn a_killed_agent_fences_its_node_before_anyone_takes_over() {
     }
     let mut farm = agent_farm(&[1, 1, 1]);
     farm.wait_converged(&[1, 2, 3]).unwrap();
-    let udp_row = agreed_rows(&farm, &[0, 1, 2])[3].clone();
+    let udp_row = agreed_rows(&farm, &[0, 1, 2])[UDP_SLOT].clone();
     // Numbered datagrams from every client address, one per millisecond, while node 2's
     // agent is SIGKILLed with its program left attached.
     const COUNT: u64 = 2500;

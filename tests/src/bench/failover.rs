@@ -37,7 +37,7 @@ fn round() -> Result<(Duration, Duration)> {
     let mut farm = NsFarm::new(3, 8, 4096, Ownership::Agents { weights: vec![1, 1, 1] })?;
     farm.start_agents()?;
     farm.wait_converged(&[1, 2, 3])?;
-    let row = farm.dataplane(&farm.nodes[0])?.row(1)?;
+    let row = farm.dataplane(&farm.nodes[0])?.row(farm.slot("spread"))?;
     let probes = farm.probes_owned_by(&row, 3, PROBES);
     // Served once before, as a client in steady state is: its neighbour entry for the
     // VIP is resolved (an ARP request whose bucket is the failed node's waits for the

@@ -22,28 +22,28 @@ use crate::netns::enter;
 const SERVER_LIFETIME: Duration = Duration::from_secs(300);
 const IO_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A TCP server in a namespace answering every connection with `reply` and closing.
-/// Stops when dropped.
-pub struct TcpServer {
+/// A server thread in a namespace: binds with `bind` there, then calls `step` until
+/// stopped (by drop) or `SERVER_LIFETIME` ends. `step` must return within a few ms.
+struct Server {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl TcpServer {
-    pub fn start(ns: &str, port: u16, reply: String) -> Result<TcpServer> {
+impl Server {
+    fn start<S: 'static>(
+        ns: &str,
+        bind: impl FnOnce() -> Result<S> + Send + 'static,
+        mut step: impl FnMut(&S) + Send + 'static,
+    ) -> Result<Server> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (ns, flag) = (ns.to_string(), stop.clone());
         let thread = thread::spawn(move || {
-            let bound = enter(&ns).map_err(anyhow::Error::from).and_then(|()| {
-                let l = TcpListener::bind(("::", port)).context("bind")?;
-                l.set_nonblocking(true)?;
-                Ok(l)
-            });
-            let listener = match bound {
-                Ok(l) => {
+            let bound = enter(&ns).map_err(anyhow::Error::from).and_then(|()| bind());
+            let socket = match bound {
+                Ok(s) => {
                     let _ = ready_tx.send(Ok(()));
-                    l
+                    s
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -52,26 +52,44 @@ impl TcpServer {
             };
             let end = Instant::now() + SERVER_LIFETIME;
             while !flag.load(Ordering::Relaxed) && Instant::now() < end {
-                match listener.accept() {
-                    Ok((mut s, _)) => {
-                        let _ = s.set_nonblocking(false);
-                        let _ = s.write_all(reply.as_bytes());
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(2)),
-                }
+                step(&socket);
             }
         });
         ready_rx.recv().context("server thread")??;
-        Ok(TcpServer { stop, thread: Some(thread) })
+        Ok(Server { stop, thread: Some(thread) })
     }
 }
 
-impl Drop for TcpServer {
+impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A TCP server in a namespace answering every connection with `reply` and closing.
+/// Stops when dropped.
+pub struct TcpServer {
+    _server: Server,
+}
+
+impl TcpServer {
+    pub fn start(ns: &str, port: u16, reply: String) -> Result<TcpServer> {
+        let bind = move || {
+            let l = TcpListener::bind(("::", port)).context("bind")?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        };
+        let serve = move |listener: &TcpListener| match listener.accept() {
+            Ok((mut s, _)) => {
+                let _ = s.set_nonblocking(false);
+                let _ = s.write_all(reply.as_bytes());
+            }
+            Err(_) => thread::sleep(Duration::from_millis(2)),
+        };
+        Ok(TcpServer { _server: Server::start(ns, bind, serve)? })
     }
 }
 
@@ -103,60 +121,34 @@ pub fn ask_tcp(src: IpAddr, dst: SocketAddr) -> Answer {
 /// A UDP server in a namespace that records the 8-byte big-endian number at the start
 /// of every datagram it receives. Stops when dropped.
 pub struct UdpRecorder {
-    stop: Arc<AtomicBool>,
     got: Arc<Mutex<Vec<u64>>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 impl UdpRecorder {
     pub fn start(ns: &str, port: u16) -> Result<UdpRecorder> {
-        let stop = Arc::new(AtomicBool::new(false));
         let got = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (ns, flag, sink) = (ns.to_string(), stop.clone(), got.clone());
-        let thread = thread::spawn(move || {
-            let bound = enter(&ns).map_err(anyhow::Error::from).and_then(|()| {
-                let s = UdpSocket::bind(("::", port)).context("bind")?;
-                s.set_read_timeout(Some(Duration::from_millis(20)))?;
-                Ok(s)
-            });
-            let socket = match bound {
-                Ok(s) => {
-                    let _ = ready_tx.send(Ok(()));
-                    s
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return;
-                }
-            };
-            let end = Instant::now() + SERVER_LIFETIME;
+        let sink = got.clone();
+        let bind = move || {
+            let s = UdpSocket::bind(("::", port)).context("bind")?;
+            s.set_read_timeout(Some(Duration::from_millis(20)))?;
+            Ok(s)
+        };
+        let record = move |socket: &UdpSocket| {
             let mut buf = [0u8; 64];
-            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
-                if let Ok(n) = socket.recv(&mut buf)
-                    && n >= 8
-                {
-                    let number = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
-                    sink.lock().expect("recorder lock").push(number);
-                }
+            if let Ok(n) = socket.recv(&mut buf)
+                && n >= 8
+            {
+                let number = u64::from_be_bytes(buf[..8].try_into().expect("8 bytes"));
+                sink.lock().expect("recorder lock").push(number);
             }
-        });
-        ready_rx.recv().context("server thread")??;
-        Ok(UdpRecorder { stop, got, thread: Some(thread) })
+        };
+        Ok(UdpRecorder { got, _server: Server::start(ns, bind, record)? })
     }
 
     /// The numbers received so far, in arrival order.
     pub fn numbers(&self) -> Vec<u64> {
         self.got.lock().expect("recorder lock").clone()
-    }
-}
-
-impl Drop for UdpRecorder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

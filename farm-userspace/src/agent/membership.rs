@@ -18,7 +18,8 @@
 //!   peers' failure timer did (see the agent), and a node that sees a peer settle on a
 //!   view without it fences at once.
 //! - A new node waits one failure time before it considers its view, so it hears the
-//!   farm before it could believe itself alone and take every bucket.
+//!   farm before it could believe itself alone and take every bucket. So does a node
+//!   that fenced (its link went down) or rejoined: it has failed peers that may be alive.
 use std::{
     collections::BTreeMap,
     time::{Duration, Instant},
@@ -174,7 +175,8 @@ pub struct Membership {
     view: View,
     digest: u64,
     phase: Phase,
-    started: Instant,
+    /// When the joining wait began; `None` from a fence until the next tick starts it.
+    started: Option<Instant>,
     joined: bool,
     /// True while this node owns nothing on purpose (at start, after a fence).
     fenced: bool,
@@ -198,7 +200,7 @@ impl Membership {
             view: View { members: vec![], config: settings.config },
             digest: 0,
             phase: Phase::Proposed,
-            started: now,
+            started: Some(now),
             joined: false,
             fenced: true,
             settings,
@@ -310,7 +312,8 @@ impl Membership {
                 }
             }
         }
-        if !self.joined && now.saturating_duration_since(self.started) >= self.settings.failure {
+        let started = *self.started.get_or_insert(now);
+        if !self.joined && now.saturating_duration_since(started) >= self.settings.failure {
             self.joined = true;
         }
         events.extend(self.settle());
@@ -320,7 +323,7 @@ impl Membership {
     /// When the next peer would be failed, so the agent can wake exactly then.
     pub fn next_deadline(&self) -> Option<Instant> {
         let failure = self.settings.failure;
-        let joining = (!self.joined).then_some(self.started + failure);
+        let joining = self.started.filter(|_| !self.joined).map(|at| at + failure);
         self.peers
             .values()
             .filter(|p| p.state == PeerState::Alive)
@@ -361,8 +364,18 @@ impl Membership {
         events
     }
 
-    /// Owns nothing from now until the next install.
+    /// Owns nothing from now until the farm agrees on a view again, which it first waits
+    /// a failure time to hear, as a new node does. The agent fences when its link goes
+    /// down: cut off, this node fails every peer and would settle alone on every bucket
+    /// while its lease still runs; back, the peers it failed are alive for all it knows.
     pub fn fence(&mut self, reason: String) -> Vec<Event> {
+        self.joined = false;
+        self.started = None;
+        self.drop_rows(reason)
+    }
+
+    /// Owns nothing from now until the next install.
+    fn drop_rows(&mut self, reason: String) -> Vec<Event> {
         self.phase = Phase::Proposed;
         if self.fenced {
             return vec![];
@@ -424,7 +437,7 @@ impl Membership {
             .find(|(_, hb)| hb.phase >= Phase::Released && hb.members.binary_search(&me).is_err())
             .map(|(id, _)| id);
         if let Some(id) = excluded {
-            events.extend(self.fence(format!("node {id} settled on a view without this node")));
+            events.extend(self.drop_rows(format!("node {id} settled on a view without this node")));
         }
         if !self.converged() {
             return events;

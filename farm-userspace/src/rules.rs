@@ -57,7 +57,8 @@ pub fn rules(cfg: &Config) -> Rules {
             addr: addr_key(v.address),
             mode: match v.default {
                 DefaultAction::Drop => MODE_DROP,
-                DefaultAction::ClientIp => MODE_CLIENT_IP,
+                // The table gives every bucket to the one node (`agent::tables`).
+                DefaultAction::ClientIp | DefaultAction::Priority => MODE_CLIENT_IP,
             },
             in_use: VIP_IN_USE,
             index: i as u8,

@@ -6,7 +6,7 @@ use farm_common::NO_OWNER;
 use super::membership::{View, ViewMember};
 use crate::{
     assign::{self, Member},
-    config::Config,
+    config::{Config, DefaultAction},
     rules::{self, SlotUse},
 };
 
@@ -33,15 +33,40 @@ pub fn everyone(cfg: &Config) -> View {
     View { members, config: crate::config::shared_digest(cfg) }
 }
 
-/// The members of `view` with their weights in each slot of `cfg`.
+/// The members of `view` with their weights in each slot of `cfg`. A VIP whose default
+/// is `priority` weighs 1 for its one chosen node and 0 for the others, so its table
+/// (and its quotas in the CLI) give that node every bucket.
 pub fn members(cfg: &Config, view: &View) -> Vec<Vec<Member>> {
     rules::rules(cfg)
         .slots
         .iter()
         .map(|slot| {
-            view.members.iter().map(|m| Member { id: m.id, weight: weight(cfg, slot, m) }).collect()
+            let mut members: Vec<Member> = view
+                .members
+                .iter()
+                .map(|m| Member { id: m.id, weight: weight(cfg, slot, m) })
+                .collect();
+            if let SlotUse::Vip(addr) = slot
+                && cfg
+                    .vips
+                    .iter()
+                    .any(|v| v.address == *addr && v.default == DefaultAction::Priority)
+            {
+                keep_first_by_priority(cfg, &mut members);
+            }
+            members
         })
         .collect()
+}
+
+/// Weight 1 for the member with weight > 0 and the lowest (priority, id), 0 for all others.
+fn keep_first_by_priority(cfg: &Config, members: &mut [Member]) {
+    let priority =
+        |id: u16| cfg.cluster.peers.iter().find(|p| p.id == id).map_or(u32::MAX, |p| p.priority);
+    let chosen = members.iter().filter(|m| m.weight > 0).map(|m| (priority(m.id), m.id)).min();
+    for m in members {
+        m.weight = u32::from(chosen.is_some_and(|(_, id)| id == m.id));
+    }
 }
 
 /// The owner rows of `view`'s table, slot `i` at index `i`.
@@ -126,6 +151,21 @@ mod tests {
         assert_eq!(counts(&drained), [vec![1024, 0, 3072], vec![1024, 0, 3072]]);
         let nobody = view(&[(1, None, true), (3, Some(0), false)]);
         assert!(rows(&cfg, &nobody).iter().flatten().all(|&o| o == NO_OWNER));
+    }
+
+    #[test]
+    fn a_priority_default_gives_the_vip_to_one_node() {
+        let text = "cluster:\n  name: t\n  node_id: 1\n  interface: eth0\n  peers:\n    - {id: 1, address: \"198.18.0.1:7400\", priority: 5}\n    - {id: 2, address: \"198.18.0.2:7400\", priority: 1}\n    - {id: 3, address: \"198.18.0.3:7400\", priority: 1}\nvips:\n  - {address: 198.18.0.100, default: priority}\n";
+        let cfg = crate::config::parse(text, "t.yaml").unwrap();
+        let owner = |v: &View| {
+            let row = &rows(&cfg, v)[0];
+            assert!(row.iter().all(|&o| o == row[0]), "one node owns every bucket");
+            row[0]
+        };
+        let all = view(&[(1, None, false), (2, None, false), (3, None, false)]);
+        assert_eq!(owner(&all), 2, "lowest priority value, then lowest id");
+        assert_eq!(owner(&view(&[(1, None, false), (2, None, true), (3, None, false)])), 3);
+        assert_eq!(owner(&view(&[(1, None, false)])), 1);
     }
 
     #[test]

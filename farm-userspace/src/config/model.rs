@@ -65,6 +65,9 @@ pub struct Vip {
 pub enum DefaultAction {
     Drop,
     ClientIp,
+    /// All of it to one node: the live node with the lowest `priority` (then the lowest
+    /// id) among those with weight > 0, as Windows NLB's default host.
+    Priority,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

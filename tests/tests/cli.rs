@@ -61,7 +61,7 @@ fn read_commands_show_what_is_loaded() {
 
     farm.load_all().expect("farm load on every node");
 
-    // Every slot (the VIP's, then spread and sticky) holds the static thirds.
+    // Every slot (the VIP's, then spread, sticky and numbered) holds the static thirds.
     let mut thirds: BTreeMap<u16, u64> = BTreeMap::new();
     for b in 0..farm.buckets {
         *thirds.entry(farm.static_owner(b)).or_default() += 1;
@@ -71,7 +71,7 @@ fn read_commands_show_what_is_loaded() {
     assert_eq!(buckets["bucket_count"], 4096);
     let slots = buckets["slots"].as_array().unwrap();
     let names: Vec<&str> = slots.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, [VIP.to_string().as_str(), "spread", "sticky"]);
+    assert_eq!(names, [VIP.to_string().as_str(), "spread", "sticky", "numbered"]);
     for s in slots {
         let owned: BTreeMap<u16, u64> = s["nodes"]
             .as_array()
@@ -123,7 +123,9 @@ fn read_commands_show_what_is_loaded() {
         (status["lease_never_expires"].clone(), status["lease_left_secs"].clone()),
         (json!(true), json!(null))
     );
-    assert_eq!(status["slots"].as_array().unwrap().len(), 3);
+    assert_eq!(status["slots"].as_array().unwrap().len(), 4);
+    assert!(status["agent"].is_null(), "no agent runs: {status}");
+    assert!(status["agent_error"].as_str().unwrap().contains("no farm agent is running"));
 
     let accepted = |node: &Node| -> Vec<u64> {
         let stats = json_of(&farm, node, &["stats", "--config", node.config.to_str().unwrap()]);
@@ -136,8 +138,8 @@ fn read_commands_show_what_is_loaded() {
     };
     assert_eq!(
         accepted(node),
-        [0, 0, 0, 0],
-        "nothing accepted before traffic (3 slots and the global row)"
+        [0, 0, 0, 0, 0],
+        "nothing accepted before traffic (4 slots and the global row)"
     );
 
     // One connection: the node lookup names is the one that answers, and counts it.

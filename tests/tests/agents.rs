@@ -405,21 +405,71 @@ fn a_bad_config_is_refused_at_start_and_on_reload() {
     std::fs::write(&farm.nodes[0].config, &good[0]).unwrap();
     assert_eq!(farm.wait_converged(&[1, 2, 3]).unwrap(), epoch, "nothing changed");
 
-    // A good change (node 1 weight 2) reaches every node by SIGHUP and moves buckets.
+    // A good change reaches every node by SIGHUP: node 1 weighs 2, and a third VIP
+    // (which moves the services one slot on).
     for (i, text) in good.iter().enumerate() {
-        let reweighed = text.replacen(
-            "address: \"198.18.0.11:7400\"\n      weight: 1",
-            "address: \"198.18.0.11:7400\"\n      weight: 2",
-            1,
-        );
-        assert_ne!(&reweighed, text);
-        std::fs::write(&farm.nodes[i].config, reweighed).unwrap();
+        let changed = text
+            .replacen(
+                "address: \"198.18.0.11:7400\"\n      weight: 1",
+                "address: \"198.18.0.11:7400\"\n      weight: 2",
+                1,
+            )
+            .replacen("services:\n", "  - address: 198.18.0.101\nservices:\n", 1);
+        assert_ne!(&changed, text);
+        std::fs::write(&farm.nodes[i].config, changed).unwrap();
         farm.signal_agent(i, libc::SIGHUP).unwrap();
     }
     let after = farm.wait_converged(&[1, 2, 3]).unwrap();
     assert!(after > epoch);
-    let s = shares(&agreed_rows(&farm, &[0, 1, 2]), SPREAD_SLOT);
+    let spread = farm.slot("spread");
+    assert_eq!(spread, SPREAD_SLOT + 1);
+    let dp = farm.dataplane(&farm.nodes[0]).unwrap();
+    let s = shares(&[dp.row(spread).unwrap()], 0);
     assert!(s[&1].abs_diff(2048) <= 1 && s[&2].abs_diff(1024) <= 1, "{s:?}");
+    for n in &farm.nodes {
+        let lo = ip(&["-n", &n.host.ns.name, "addr", "show", "dev", "lo"]).unwrap();
+        assert!(lo.contains("198.18.0.101/32"), "{}: the new VIP is not on lo: {lo}", n.name);
+    }
+    check_answers(&farm, &dp.row(spread).unwrap());
+}
+
+#[test]
+fn the_agent_adopts_what_farm_load_attached() {
+    if !have_root("the_agent_adopts_what_farm_load_attached") {
+        return;
+    }
+    let mut farm = NsFarm::new(3, CLIENTS, BUCKETS, Ownership::Agents { weights: vec![1, 1, 1] })
+        .expect("build the namespace farm");
+    farm.load_all().expect("farm load on every node");
+    let prog_before: Vec<String> = farm
+        .nodes
+        .iter()
+        .map(|n| ip(&["-n", &n.host.ns.name, "link", "show", &n.host.iface]).unwrap())
+        .collect();
+    farm.start_agents().unwrap();
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    for (i, n) in farm.nodes.iter().enumerate() {
+        let log = log_of(&farm, i);
+        assert!(log.contains("adopted the program pinned"), "{}: {log}", n.name);
+        let link = ip(&["-n", &n.host.ns.name, "link", "show", &n.host.iface]).unwrap();
+        assert_eq!(
+            prog_id(&link),
+            prog_id(&prog_before[i]),
+            "{}: the same program stays attached",
+            n.name
+        );
+        assert!(
+            farm.status(i).unwrap()["lease_never_expires"] == false,
+            "the agent's lease is finite"
+        );
+    }
+    let rows = agreed_rows(&farm, &[0, 1, 2]);
+    check_answers(&farm, &rows[SPREAD_SLOT]);
+}
+
+/// The id of the XDP program `ip link show` reports on an interface.
+fn prog_id(link: &str) -> Option<&str> {
+    link.split_whitespace().skip_while(|w| *w != "id").nth(1)
 }
 
 #[test]

@@ -138,8 +138,8 @@ pub enum AskError {
     NotRunning { iface: String, path: String },
     #[error("the farm agent's socket {0} is root's: run this command as root")]
     NotRoot(String),
-    #[error("talking to the farm agent on {iface} ({path}): {source}")]
-    Io { iface: String, path: String, source: io::Error },
+    #[error("talking to the farm agent on {iface} ({path}): {error}")]
+    Io { iface: String, path: String, error: io::Error },
     #[error("the farm agent sent a reply this farm cannot read ({0}): are both the same version?")]
     Reply(serde_json::Error),
 }
@@ -154,7 +154,7 @@ pub fn ask(iface: &str, req: &Request) -> Result<Reply, AskError> {
             AskError::NotRunning { iface: iface.into(), path: shown.clone() }
         }
         io::ErrorKind::PermissionDenied => AskError::NotRoot(shown.clone()),
-        _ => AskError::Io { iface: iface.into(), path: shown.clone(), source },
+        _ => AskError::Io { iface: iface.into(), path: shown.clone(), error: source },
     };
     let mut stream = UnixStream::connect(&path).map_err(io_err)?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(io_err)?;

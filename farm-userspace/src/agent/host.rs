@@ -21,8 +21,8 @@ use log::{info, warn};
 pub enum HostError {
     #[error("`{cmd}` failed: {reason}")]
     Command { cmd: String, reason: String },
-    #[error("write {path}: {source}")]
-    Sysctl { path: String, source: std::io::Error },
+    #[error("write {path}: {error}")]
+    Write { path: String, error: std::io::Error },
 }
 
 pub struct Host {
@@ -73,14 +73,14 @@ impl Host {
         }
         let list: String = self.added.iter().map(|v| format!("{v}\n")).collect();
         fs::write(&self.record, list)
-            .map_err(|source| HostError::Sysctl { path: self.record.display().to_string(), source })
+            .map_err(|error| HostError::Write { path: self.record.display().to_string(), error })
     }
 
     /// Sets a sysctl to at least `want` (the kernel uses the larger of `all` and the
     /// interface's value for these two).
     fn raise(&mut self, key: &str, want: u32) -> Result<(), HostError> {
         let path = PathBuf::from("/proc/sys").join(key);
-        let err = |source| HostError::Sysctl { path: path.display().to_string(), source };
+        let err = |error| HostError::Write { path: path.display().to_string(), error };
         let old = fs::read_to_string(&path).map_err(err)?.trim().to_string();
         if old.parse::<u32>().is_ok_and(|v| v >= want) {
             return Ok(());

@@ -16,8 +16,8 @@ pub enum KeyError {
         "{0}: cluster.key_file is not set, and the agent signs heartbeats with a shared key: create one with `head -c 32 /dev/urandom > /etc/farm/key`, copy it to every node and name it in cluster.key_file"
     )]
     NotSet(String),
-    #[error("read key file {path}: {source} (cluster.key_file)")]
-    Read { path: String, source: std::io::Error },
+    #[error("read key file {path} (cluster.key_file): {error}")]
+    Read { path: String, error: std::io::Error },
     #[error(
         "key file {path} holds {len} bytes, fewer than {MIN_KEY}: make a longer one with `head -c 32 /dev/urandom > {path}`"
     )]
@@ -32,7 +32,7 @@ pub fn read(config: &Path, key_file: Option<&Path>) -> Result<Vec<u8>, KeyError>
     };
     let shown = path.display().to_string();
     let key =
-        std::fs::read(&path).map_err(|source| KeyError::Read { path: shown.clone(), source })?;
+        std::fs::read(&path).map_err(|error| KeyError::Read { path: shown.clone(), error })?;
     if key.len() < MIN_KEY {
         return Err(KeyError::Short { path: shown, len: key.len() });
     }

@@ -108,6 +108,10 @@ fn incarnation(after: u64) -> u64 {
 
 impl Agent {
     async fn start(path: &Path) -> Result<Agent> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            bail!("farm agent needs root (it attaches XDP, adds the VIPs, sets sysctls): run it as root");
+        }
         let cfg = config::load(path)?;
         let key = key::read(path, cfg.cluster.key_file.as_deref())?;
         let iface = cfg.cluster.interface.clone();

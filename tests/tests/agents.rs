@@ -325,7 +325,9 @@ fn forged_replayed_and_garbage_heartbeats_change_nothing() {
         config: farm_userspace::config::shared_digest(&cfg),
         weight: None,
         drained: false,
+        reply: false,
         members: vec![1, 3],
+        acks: vec![],
     };
     // "Node 2 leaves": signed with another key, then with the right key but an
     // incarnation older than node 2's, then bytes that are no heartbeat at all.

@@ -14,14 +14,20 @@
 //!   two live nodes: once every member advertises (view, epoch), each node gives up the
 //!   buckets the new table moves away from it (`Release`) and says so; once every member
 //!   says so, each takes its new buckets (`Install`).
-//! - A node that was failed cannot still own anything: its lease ran out before its
-//!   peers' failure timer did (see the agent), and a node that sees a peer settle on a
-//!   view without it fences at once.
+//! - A node that was failed cannot still own anything. Its lease is never more than two
+//!   thirds of the failure time ahead, so an agent that dies or hangs stops its node
+//!   accepting before anyone takes over. Every heartbeat also acknowledges the newest
+//!   heartbeat heard from each peer (a peer answers each heartbeat at once), and the
+//!   lease ends before the failure time counted from the sending of the newest heartbeat
+//!   that each peer heard lately acknowledged: a live node whose heartbeats to a peer are
+//!   lost stops accepting before that peer fails it (see `lease_deadline`). A node whose
+//!   lease ran out while it owned buckets rejoins as a new incarnation, and a node that
+//!   sees a peer settle on a view without it fences at once.
 //! - A new node waits one failure time before it considers its view, so it hears the
 //!   farm before it could believe itself alone and take every bucket. So does a node
 //!   that fenced (its link went down) or rejoined: it has failed peers that may be alive.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -91,10 +97,18 @@ pub enum PeerState {
     Left,
 }
 
+/// How many sent heartbeats are remembered to date acknowledgements: several failure
+/// times' worth at the default settings (an older acknowledgement only shortens the
+/// lease).
+const SENT_MEMORY: usize = 256;
+
 #[derive(Debug, Clone)]
 struct Peer {
     state: PeerState,
     last: Option<(Instant, Heartbeat)>,
+    /// When this node sent the newest heartbeat the peer acknowledged; raised to the
+    /// moment the peer came up if it had not heard this node then.
+    acked: Option<Instant>,
     /// The configuration digest last warned about, so a mismatch is logged once.
     warned_config: Option<u64>,
 }
@@ -164,10 +178,20 @@ pub struct PeerStatus {
     pub same_config: Option<bool>,
 }
 
+impl Peer {
+    fn unknown() -> Peer {
+        Peer { state: PeerState::Unknown, last: None, acked: None, warned_config: None }
+    }
+}
+
 pub struct Membership {
     settings: Settings,
     incarnation: u64,
+    /// Counts every heartbeat of this process, across incarnations, so that an
+    /// acknowledgement names one heartbeat only.
     seq: u64,
+    /// The newest heartbeats sent: (seq, when).
+    sent: VecDeque<(u64, Instant)>,
     weight: Option<u32>,
     drained: bool,
     peers: BTreeMap<u16, Peer>,
@@ -188,11 +212,12 @@ impl Membership {
             .peers
             .iter()
             .filter(|&&id| id != settings.me)
-            .map(|&id| (id, Peer { state: PeerState::Unknown, last: None, warned_config: None }))
+            .map(|&id| (id, Peer::unknown()))
             .collect();
         let mut m = Membership {
             incarnation,
             seq: 0,
+            sent: VecDeque::with_capacity(SENT_MEMORY),
             weight: None,
             drained: false,
             peers,
@@ -235,9 +260,24 @@ impl Membership {
         (self.weight, self.drained)
     }
 
-    /// The next heartbeat to send.
-    pub fn heartbeat(&mut self, kind: Kind) -> Heartbeat {
+    /// Whether this node may own buckets now (it is not fenced).
+    pub fn owns(&self) -> bool {
+        !self.fenced
+    }
+
+    /// The next heartbeat to send, at `now`; `reply` for the answer to one peer's.
+    pub fn heartbeat(&mut self, kind: Kind, now: Instant, reply: bool) -> Heartbeat {
         self.seq += 1;
+        if self.sent.len() == SENT_MEMORY {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((self.seq, now));
+        let acks = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.state == PeerState::Alive)
+            .filter_map(|(&id, p)| p.last.as_ref().map(|(_, hb)| (id, hb.seq)))
+            .collect();
         Heartbeat {
             kind,
             cluster: self.settings.cluster,
@@ -250,8 +290,38 @@ impl Membership {
             config: self.settings.config,
             weight: self.weight,
             drained: self.drained,
+            reply,
             members: self.view.ids(),
+            acks,
         }
+    }
+
+    /// Until when this node may accept: never more than two thirds of the failure time
+    /// ahead, and, for each peer heard within half the failure time, before that peer
+    /// could fail this node by the acknowledgements it sent (a small margin covers the
+    /// data plane's clock ticks).
+    ///
+    /// Why only peers heard lately: a peer that this node hears but that does not hear
+    /// it (loss one way) would fail it while it still accepts, were its lease not bound
+    /// by that peer's acknowledgements. A peer silent both ways is dead, or cut off as by
+    /// a partition, where no protocol without a quorum keeps both sides from serving;
+    /// bounding by a dead peer's last acknowledgement would only make every survivor's
+    /// lease run out just before it fails that peer.
+    pub fn lease_deadline(&self, now: Instant) -> Instant {
+        let failure = self.settings.failure;
+        let margin = (failure / 30).max(Duration::from_millis(10));
+        self.peers
+            .values()
+            .filter(|p| p.state == PeerState::Alive)
+            .filter(|p| p.last.as_ref().is_some_and(|(at, _)| now < *at + failure / 2))
+            .map(|p| p.acked.map_or(now, |at| at + failure - margin))
+            .fold(now + failure * 2 / 3, Instant::min)
+    }
+
+    /// How long since `id` was last heard from, if ever.
+    pub fn silent_for(&self, id: u16, now: Instant) -> Option<Duration> {
+        let (at, _) = self.peers.get(&id)?.last.as_ref()?;
+        Some(now.saturating_duration_since(*at))
     }
 
     /// Takes a heartbeat whose signature checked out.
@@ -270,6 +340,12 @@ impl Membership {
             _ => {}
         }
         let restarted = previous.is_some_and(|(inc, _)| inc != hb.incarnation);
+        let me = self.settings.me;
+        if let Some(&(_, seq)) = hb.acks.iter().find(|(id, _)| *id == me)
+            && let Some(&(_, at)) = self.sent.iter().find(|(s, _)| *s == seq)
+        {
+            peer.acked = peer.acked.max(Some(at));
+        }
         let mut events = Vec::new();
         match hb.kind {
             Kind::Leave if peer.state != PeerState::Left => {
@@ -281,6 +357,12 @@ impl Membership {
             Kind::Alive if peer.state == PeerState::Left && !restarted => {}
             Kind::Alive if peer.state != PeerState::Alive || restarted => {
                 peer.state = PeerState::Alive;
+                // A peer that has not heard this node yet (a new process, or back from
+                // a cut) counts it from now; one that has keeps what it acknowledged,
+                // as its failure timer kept running (a rejoin keeps its process).
+                if hb.members.binary_search(&me).is_err() {
+                    peer.acked = peer.acked.max(Some(now));
+                }
                 events.push(Event::PeerUp { id: hb.node, incarnation: hb.incarnation, restarted });
             }
             Kind::Alive => {}
@@ -343,23 +425,24 @@ impl Membership {
     pub fn reconfigure(&mut self, settings: Settings) -> Vec<Event> {
         self.peers.retain(|id, _| settings.peers.contains(id) && *id != settings.me);
         for &id in settings.peers.iter().filter(|&&id| id != settings.me) {
-            self.peers.entry(id).or_insert(Peer {
-                state: PeerState::Unknown,
-                last: None,
-                warned_config: None,
-            });
+            self.peers.entry(id).or_insert(Peer::unknown());
         }
         self.settings = settings;
         self.settle()
     }
 
-    /// Starts a new incarnation: after the lease ran out (the agent stalled, peers may
-    /// have failed this node) or the link came back. Owns nothing until the farm has
-    /// agreed on a view with the new incarnation in it.
-    pub fn rejoin(&mut self, incarnation: u64, reason: String) -> Vec<Event> {
+    /// Starts a new incarnation after the lease ran out (peers may have failed this node
+    /// and taken its buckets) or the link came back. Owns nothing until the farm has
+    /// agreed on a view with the new incarnation in it. `wait`: first wait a failure time
+    /// to hear the farm, as a new node does, where this node itself may have failed live
+    /// peers (its agent stalled, its link was down); without it, a lease that ran out
+    /// for lack of acknowledgements costs this node's buckets one round of agreement.
+    pub fn rejoin(&mut self, incarnation: u64, reason: String, wait: bool) -> Vec<Event> {
         self.incarnation = incarnation;
-        self.seq = 0;
-        let mut events = self.fence(reason);
+        let mut events = match wait {
+            true => self.fence(reason),
+            false => self.drop_rows(reason),
+        };
         events.extend(self.settle());
         events
     }

@@ -1,8 +1,10 @@
 //! `farm agent`: the membership agent. It puts the program on the NIC (or adopts the one
 //! pinned there), holds the VIPs on the host, exchanges signed heartbeats with its peers,
-//! installs the table of the view the farm agrees on, and renews the data plane's lease
-//! on every tick. The lease lasts two thirds of the time peers take to fail this node,
-//! so an agent that dies or hangs stops its node accepting before anyone takes over.
+//! installs the table of the view the farm agrees on, and keeps the data plane's lease
+//! where the membership allows: two thirds of the time peers take to fail this node at
+//! most, and never past the moment a peer that stopped hearing it could fail it. So an
+//! agent that dies or hangs, or whose heartbeats are lost, stops its node accepting
+//! before anyone takes over.
 //!
 //! The I/O is here; the decisions are in `membership` (who is alive, when to install)
 //! and `tables` (what to install), both pure.
@@ -71,7 +73,9 @@ struct Agent {
     /// The rows the data plane holds now, and those of the last full install.
     rows: Vec<Vec<u16>>,
     installed: Vec<Vec<u16>>,
-    last_renewal: Option<Instant>,
+    /// The lease's end as last written to the data plane, and when `renew` last ran.
+    lease_until: Option<Instant>,
+    last_renew: Option<Instant>,
     link_up: bool,
     send_now: bool,
 }
@@ -94,8 +98,8 @@ fn failure_time(cfg: &Config) -> Duration {
     interval(cfg) * cfg.cluster.failure_threshold
 }
 
-/// Two thirds of the failure time: renewed every interval (the threshold is at least 2,
-/// so it outlasts a tick), and over a third of the failure time before peers act.
+/// The longest lease: two thirds of the failure time (the threshold is at least 2, so it
+/// outlasts a tick). Peers' acknowledgements may end it sooner.
 fn lease_time(cfg: &Config) -> Duration {
     failure_time(cfg) * 2 / 3
 }
@@ -110,7 +114,9 @@ impl Agent {
     async fn start(path: &Path) -> Result<Agent> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
-            bail!("farm agent needs root (it attaches XDP, adds the VIPs, sets sysctls): run it as root");
+            bail!(
+                "farm agent needs root (it attaches XDP, adds the VIPs, sets sysctls): run it as root"
+            );
         }
         let cfg = config::load(path)?;
         let key = key::read(path, cfg.cluster.key_file.as_deref())?;
@@ -163,7 +169,8 @@ impl Agent {
             requests,
             membership,
             counters: HeartbeatCounters::default(),
-            last_renewal: None,
+            lease_until: None,
+            last_renew: None,
             link_up: true,
             send_now: true,
         })
@@ -194,70 +201,104 @@ impl Agent {
             }
             let now = Instant::now();
             if now >= next_beat {
-                self.beat(now)?;
+                self.beat()?;
                 next_beat = now + interval(&self.cfg);
             }
             let events = self.membership.tick(now);
             self.handle(events)?;
+            self.renew(now)?;
             if std::mem::take(&mut self.send_now) && self.link_up {
                 self.send(Kind::Alive);
             }
         }
     }
 
-    /// Every tick: check the link and the lease's continuity, renew the lease, beat.
-    fn beat(&mut self, now: Instant) -> Result<()> {
+    /// Every tick: check the link, then beat.
+    fn beat(&mut self) -> Result<()> {
         let up = nic::is_running(&self.cfg.cluster.interface)?;
         if up != self.link_up {
             self.link_up = up;
+            let iface = &self.cfg.cluster.interface;
             let events = match up {
-                false => self.membership.fence(format!("{} is down", self.cfg.cluster.interface)),
-                true => self.membership.rejoin(
-                    incarnation(self.membership.incarnation()),
-                    format!("{} is back up", self.cfg.cluster.interface),
-                ),
+                false => self.membership.fence(format!("{iface} is down")),
+                true => {
+                    info!("{iface} is up again: rejoining the farm as a new incarnation");
+                    let reason = format!("{iface} is back up");
+                    self.membership.rejoin(incarnation(self.membership.incarnation()), reason, true)
+                }
             };
-            if up {
-                info!(
-                    "{} is up again: rejoining the farm as a new incarnation",
-                    self.cfg.cluster.interface
-                );
-            }
             self.handle(events)?;
         }
-        if !up {
-            return Ok(());
+        if up {
+            self.send(Kind::Alive);
         }
-        let lease = lease_time(&self.cfg);
-        if let Some(gap) = self.last_renewal.map(|t| now.saturating_duration_since(t))
-            && gap >= lease
-        {
-            // The lease ran out while this agent was not running: peers may have failed
-            // this node and taken its buckets. Start over rather than take them back.
-            let events = self.membership.rejoin(
-                incarnation(self.membership.incarnation()),
-                format!(
-                    "the agent stalled for {} ms, past its {} ms lease",
-                    gap.as_millis(),
-                    lease.as_millis()
-                ),
-            );
-            self.handle(events)?;
-        }
-        self.dp.renew_lease(Some(lease))?;
-        self.last_renewal = Some(now);
-        self.send(Kind::Alive);
         Ok(())
     }
 
+    /// Keeps the data plane's lease where the membership allows (see
+    /// `Membership::lease_deadline`). A lease that ran out while this node owned buckets
+    /// means peers may have failed it and taken them: it starts over as a new
+    /// incarnation rather than take them back, first waiting to hear the farm if the
+    /// agent itself stalled (it may then have failed live peers).
+    fn renew(&mut self, now: Instant) -> Result<()> {
+        let stalled = self.last_renew.map(|at| now.saturating_duration_since(at));
+        self.last_renew = Some(now);
+        if !self.link_up {
+            return Ok(());
+        }
+        if self.membership.owns()
+            && let Some(until) = self.lease_until
+            && now >= until
+        {
+            let stall = stalled.filter(|&gap| gap >= lease_time(&self.cfg));
+            let reason = match stall {
+                Some(gap) => {
+                    format!("the agent stalled for {} ms, past its lease", gap.as_millis())
+                }
+                None => "the lease ran out: peers stopped acknowledging its heartbeats".into(),
+            };
+            let next = incarnation(self.membership.incarnation());
+            let events = self.membership.rejoin(next, reason, stall.is_some());
+            self.handle(events)?;
+        }
+        let deadline = self.membership.lease_deadline(now);
+        // Every datagram may move the deadline a little: write when it moves a jiffy.
+        let moved = self.lease_until.is_none_or(|until| {
+            deadline < until || deadline.duration_since(until) >= Duration::from_millis(4)
+        });
+        if moved {
+            let ttl = deadline.saturating_duration_since(Instant::now());
+            self.dp.renew_lease(Some(ttl))?;
+            self.lease_until = Some(deadline);
+        }
+        Ok(())
+    }
+
+    /// A heartbeat to every peer.
     fn send(&mut self, kind: Kind) {
-        let datagram = self.membership.heartbeat(kind).encode(&self.key);
+        let datagram = self.membership.heartbeat(kind, Instant::now(), false).encode(&self.key);
         let me = self.cfg.cluster.node_id;
-        for peer in self.cfg.cluster.peers.iter().filter(|p| p.id != me) {
-            match self.socket.try_send_to(&datagram, peer.address) {
-                Ok(_) => self.counters.sent += 1,
-                Err(e) => debug!("heartbeat to node {} at {}: {e}", peer.id, peer.address),
-            }
+        let peers: Vec<_> = self.cfg.cluster.peers.iter().filter(|p| p.id != me).cloned().collect();
+        for peer in peers {
+            self.send_to(&datagram, peer.id, peer.address);
+        }
+    }
+
+    /// The answer to one peer's heartbeat, which acknowledges it a round trip later.
+    fn reply(&mut self, to: u16) {
+        let Some(address) = self.cfg.cluster.peers.iter().find(|p| p.id == to).map(|p| p.address)
+        else {
+            return;
+        };
+        let datagram =
+            self.membership.heartbeat(Kind::Alive, Instant::now(), true).encode(&self.key);
+        self.send_to(&datagram, to, address);
+    }
+
+    fn send_to(&mut self, datagram: &[u8], id: u16, address: SocketAddr) {
+        match self.socket.try_send_to(datagram, address) {
+            Ok(_) => self.counters.sent += 1,
+            Err(e) => debug!("heartbeat to node {id} at {address}: {e}"),
         }
     }
 
@@ -275,10 +316,15 @@ impl Agent {
             }
         };
         let node = hb.node;
+        let answer = hb.kind == Kind::Alive && !hb.reply;
         match self.membership.receive(hb, Instant::now()) {
             Ok(events) => {
                 c.accepted += 1;
-                self.handle(events)
+                self.handle(events)?;
+                if answer && self.link_up {
+                    self.reply(node);
+                }
+                Ok(())
             }
             Err(refused) => {
                 match refused {

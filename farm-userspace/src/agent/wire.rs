@@ -7,25 +7,29 @@
 //! 8   cluster id (u64)    16  node (u16)   18 members (u16)
 //! 20  incarnation (u64)   28  sequence (u64)
 //! 36  epoch (u64)         44  view digest (u64)          52 config digest (u64)
-//! 60  weight override (u32, u32::MAX = none)
-//! 64  member ids (u16 each)   then the 32-byte tag
+//! 60  weight override (u32, u32::MAX = none)               64 acks (u16)
+//! 66  member ids (u16 each), then acks (node u16, seq u64 each), then the 32-byte tag
 //! ```
+//! Flags: 1 drained, 2 a reply (sent back at once to one peer's heartbeat, so that the
+//! peer's acknowledgement comes a round trip after its heartbeat, not an interval).
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 const MAGIC: &[u8; 4] = b"FARM";
 const VERSION: u8 = 1;
-const HEADER: usize = 64;
+const HEADER: usize = 66;
+const ACK: usize = 10;
 const TAG: usize = 32;
 /// No override: the node's weights are the configuration's.
 const NO_WEIGHT: u32 = u32::MAX;
 const FLAG_DRAINED: u8 = 1;
+const FLAG_REPLY: u8 = 2;
 
 /// The most members a view can hold (the data plane's node ids are u16, but a farm is a
 /// few dozen nodes; this bounds the datagram to well under one Ethernet frame).
 pub const MAX_MEMBERS: usize = 256;
 /// The largest datagram a valid heartbeat makes.
-pub const MAX_DATAGRAM: usize = HEADER + 2 * MAX_MEMBERS + TAG;
+pub const MAX_DATAGRAM: usize = HEADER + (2 + ACK) * MAX_MEMBERS + TAG;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -67,8 +71,13 @@ pub struct Heartbeat {
     /// `farm weight N` on that node: its weight in every table, instead of the file's.
     pub weight: Option<u32>,
     pub drained: bool,
+    /// Sent back at once to one peer's heartbeat (and not itself answered).
+    pub reply: bool,
     /// The ids in the sender's view, ascending.
     pub members: Vec<u16>,
+    /// For each peer the sender hears: (its id, the sequence number of its newest
+    /// heartbeat the sender received).
+    pub acks: Vec<(u16, u64)>,
 }
 
 /// Why a datagram was not taken as a heartbeat.
@@ -86,10 +95,12 @@ impl Heartbeat {
     /// The datagram: the fields, then their HMAC-SHA256 under `key`.
     pub fn encode(&self, key: &[u8]) -> Vec<u8> {
         let members = &self.members[..self.members.len().min(MAX_MEMBERS)];
-        let mut out = Vec::with_capacity(HEADER + 2 * members.len() + TAG);
+        let acks = &self.acks[..self.acks.len().min(MAX_MEMBERS)];
+        let mut out = Vec::with_capacity(HEADER + 2 * members.len() + ACK * acks.len() + TAG);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[VERSION, self.kind as u8, self.phase as u8]);
-        out.push(if self.drained { FLAG_DRAINED } else { 0 });
+        let flags = [(self.drained, FLAG_DRAINED), (self.reply, FLAG_REPLY)];
+        out.push(flags.iter().filter(|(on, _)| *on).map(|(_, bit)| bit).sum());
         out.extend_from_slice(&self.cluster.to_be_bytes());
         out.extend_from_slice(&self.node.to_be_bytes());
         out.extend_from_slice(&(members.len() as u16).to_be_bytes());
@@ -97,8 +108,13 @@ impl Heartbeat {
             out.extend_from_slice(&word.to_be_bytes());
         }
         out.extend_from_slice(&self.weight.unwrap_or(NO_WEIGHT).to_be_bytes());
+        out.extend_from_slice(&(acks.len() as u16).to_be_bytes());
         for id in members {
             out.extend_from_slice(&id.to_be_bytes());
+        }
+        for (id, seq) in acks {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&seq.to_be_bytes());
         }
         let tag = mac(key, &out).finalize().into_bytes();
         out.extend_from_slice(&tag);
@@ -127,7 +143,7 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
     let u16_at = |at: usize| Some(u16::from_be_bytes(body.get(at..at + 2)?.try_into().ok()?));
     let u32_at = |at: usize| Some(u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?));
     let u64_at = |at: usize| Some(u64::from_be_bytes(body.get(at..at + 8)?.try_into().ok()?));
-    if &body[..4] != MAGIC || body[4] != VERSION || body[7] & !FLAG_DRAINED != 0 {
+    if &body[..4] != MAGIC || body[4] != VERSION || body[7] & !(FLAG_DRAINED | FLAG_REPLY) != 0 {
         return None;
     }
     let kind = match body[5] {
@@ -142,13 +158,17 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
         _ => return None,
     };
     let count = usize::from(u16_at(18)?);
-    if body.len() != HEADER + 2 * count {
+    let acked = usize::from(u16_at(64)?);
+    if body.len() != HEADER + 2 * count + ACK * acked {
         return None;
     }
     let members: Vec<u16> = (0..count).map(|i| u16_at(HEADER + 2 * i)).collect::<Option<_>>()?;
     if !members.is_sorted_by(|a, b| a < b) {
         return None;
     }
+    let at = |i: usize| HEADER + 2 * count + ACK * i;
+    let acks: Vec<(u16, u64)> =
+        (0..acked).map(|i| Some((u16_at(at(i))?, u64_at(at(i) + 2)?))).collect::<Option<_>>()?;
     let weight = u32_at(60)?;
     Some(Heartbeat {
         kind,
@@ -162,7 +182,9 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
         config: u64_at(52)?,
         weight: (weight != NO_WEIGHT).then_some(weight),
         drained: body[7] & FLAG_DRAINED != 0,
+        reply: body[7] & FLAG_REPLY != 0,
         members,
+        acks,
     })
 }
 
@@ -186,7 +208,9 @@ mod tests {
             config: 0xc0ff_ee00,
             weight: Some(3),
             drained: true,
+            reply: true,
             members: vec![1, 2, 5],
+            acks: vec![(1, 40), (5, 9)],
         }
     }
 
@@ -194,9 +218,16 @@ mod tests {
     fn round_trip() {
         let hb = heartbeat();
         let bytes = hb.encode(KEY);
-        assert_eq!(bytes.len(), HEADER + 6 + TAG);
+        assert_eq!(bytes.len(), HEADER + 6 + 20 + TAG);
         assert_eq!(Heartbeat::decode(&bytes, KEY), Ok(hb));
-        let plain = Heartbeat { weight: None, drained: false, kind: Kind::Leave, ..heartbeat() };
+        let plain = Heartbeat {
+            weight: None,
+            drained: false,
+            reply: false,
+            kind: Kind::Leave,
+            acks: vec![],
+            ..heartbeat()
+        };
         assert_eq!(Heartbeat::decode(&plain.encode(KEY), KEY), Ok(plain));
     }
 
@@ -227,9 +258,12 @@ mod tests {
         let body = &good[..good.len() - TAG];
         let mut unsorted = body.to_vec();
         unsorted[HEADER..HEADER + 4].copy_from_slice(&[0, 5, 0, 1]);
+        let mut cut_ack = body[..body.len() - 1].to_vec();
+        cut_ack[65] = 2;
         let mut version = body.to_vec();
         version[4] = 9;
-        for bad in [&body[..body.len() - 2], &unsorted, &version, &[0u8; HEADER][..]] {
+        let bad_ones = [&body[..body.len() - 2], &unsorted, &version, &cut_ack, &[0u8; HEADER][..]];
+        for bad in bad_ones {
             assert_eq!(Heartbeat::decode(&signed(bad), KEY), Err(WireError::Malformed));
         }
         assert_eq!(Heartbeat::decode(&good[..HEADER], KEY), Err(WireError::Length(HEADER)));

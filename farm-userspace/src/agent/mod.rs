@@ -181,14 +181,17 @@ impl Agent {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
-        let mut buf = vec![0u8; 2048];
+        // One byte more than the largest heartbeat, so a longer datagram shows as such.
+        let mut buf = vec![0u8; wire::MAX_DATAGRAM + 1];
         let mut next_beat = Instant::now();
         loop {
             let wake = self.membership.next_deadline().map_or(next_beat, |d| d.min(next_beat));
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: leaving the farm"); return Ok(()) }
                 _ = int.recv() => { info!("SIGINT: leaving the farm"); return Ok(()) }
-                _ = hup.recv() => self.reload()?,
+                _ = hup.recv() => if let Err(e) = self.reload() {
+                    error!("reload failed part way ({e:#}): fix the cause and send SIGHUP again");
+                },
                 Some((req, reply)) = self.requests.recv() => {
                     let answer = self.request(req)?;
                     let _ = reply.send(answer);
@@ -487,20 +490,22 @@ impl Agent {
                 return Ok(());
             }
         };
+        // The slots may have moved: keep each VIP's and service's rows with it, and of
+        // those only the buckets the new file leaves with their owner, until the farm
+        // agrees on the new file (every node has reloaded it) and installs its table
+        // in the two phases. Meanwhile buckets that the change moves have no owner:
+        // a gap during a rolling reload, never two owners.
+        let held = tables::remap(&self.cfg, &self.rows, &new);
+        let rows = tables::release(&held, &tables::rows(&new, self.membership.view()));
+        self.installed = tables::remap(&self.cfg, &self.installed, &new);
         let vips: Vec<_> = new.vips.iter().map(|v| v.address).collect();
         self._host.set_vips(&vips)?;
+        // Rows first, so no packet meets a new slot's rule with an old slot's row.
+        self.write(tables::empty(rows.len(), new.cluster.buckets))?;
         self.dp.set_rules(&rules::rules(&new))?;
-        // The slots may have moved: hold the running view's table in the new layout
-        // now, rather than old rows under new slots; the farm re-agrees once every
-        // node has the new file.
-        let rows = match self.membership.phase() {
-            wire::Phase::Installed => tables::rows(&new, self.membership.view()),
-            _ => tables::empty(rules::rules(&new).slots.len(), new.cluster.buckets),
-        };
         self.key = key;
         self.cfg = new;
-        self.write(rows.clone())?;
-        self.installed = rows;
+        self.write(rows)?;
         let events = self.membership.reconfigure(settings(&self.cfg));
         self.handle(events)?;
         info!("configuration reloaded from {path}");

@@ -94,6 +94,29 @@ pub fn release(current: &[Vec<u16>], next: &[Vec<u16>]) -> Vec<Vec<u16>> {
         .collect()
 }
 
+/// `rows`, laid out for `old`'s slots, moved to the slots `new` gives the same VIP or
+/// service (by address, by name); a slot `old` lacked, or of another bucket count, starts
+/// with no owner. For a reload, whose slots may have moved.
+pub fn remap(old: &Config, rows: &[Vec<u16>], new: &Config) -> Vec<Vec<u16>> {
+    let key = |cfg: &Config, slot: &SlotUse| match slot {
+        SlotUse::Vip(addr) => format!("vip {addr}"),
+        SlotUse::Service(i) => format!("service {}", cfg.services[*i].name),
+    };
+    let before: Vec<String> = rules::rules(old).slots.iter().map(|s| key(old, s)).collect();
+    let buckets = new.cluster.buckets as usize;
+    rules::rules(new)
+        .slots
+        .iter()
+        .map(|slot| {
+            let at = before.iter().position(|k| *k == key(new, slot));
+            match at.and_then(|i| rows.get(i)).filter(|row| row.len() == buckets) {
+                Some(row) => row.clone(),
+                None => vec![NO_OWNER; buckets],
+            }
+        })
+        .collect()
+}
+
 /// Rows with no owner at all: a fenced node's table.
 pub fn empty(slots: usize, buckets: u32) -> Vec<Vec<u16>> {
     vec![vec![NO_OWNER; buckets as usize]; slots]
@@ -166,6 +189,17 @@ mod tests {
         assert_eq!(owner(&all), 2, "lowest priority value, then lowest id");
         assert_eq!(owner(&view(&[(1, None, false), (2, None, true), (3, None, false)])), 3);
         assert_eq!(owner(&view(&[(1, None, false)])), 1);
+    }
+
+    #[test]
+    fn remap_follows_vips_and_services_to_their_new_slots() {
+        let old = config();
+        let text = "cluster:\n  name: t\n  node_id: 1\n  interface: eth0\n  peers:\n    - {id: 1, address: \"198.18.0.1:7400\"}\nvips:\n  - address: 198.18.0.101\n  - address: 198.18.0.100\nservices:\n  - {name: mail, vip: 198.18.0.100, protocol: tcp, ports: [25]}\n  - {name: web, vip: 198.18.0.100, protocol: tcp, ports: [80]}\n";
+        let new = crate::config::parse(text, "t.yaml").unwrap();
+        let rows = vec![vec![1; 4096], vec![2; 4096]];
+        let moved = remap(&old, &rows, &new);
+        let firsts: Vec<u16> = moved.iter().map(|r| r[0]).collect();
+        assert_eq!(firsts, [NO_OWNER, 1, NO_OWNER, 2], "new VIP, old VIP, new service, web");
     }
 
     #[test]

@@ -105,6 +105,16 @@ fn agents_agree_on_one_table_and_the_vip_is_theirs() {
         );
     }
     eprintln!("all three nodes on epoch {epoch}, one table");
+    // A second agent on the same interface is refused, and the first carries on.
+    let n1 = &farm.nodes[0];
+    let farm_bin = farm_tests::farm::farm_bin().unwrap();
+    let second = farm_tests::netns::command_in(&n1.host.ns.name, farm_bin.to_str().unwrap())
+        .args(["agent", "--config", n1.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && err.contains("already runs on"), "{err}");
+    assert_eq!(farm.wait_converged(&[1, 2, 3]).unwrap(), epoch);
     // The agent put the VIP on lo and the ARP sysctls in place.
     for n in &farm.nodes {
         let lo = ip(&["-n", &n.host.ns.name, "addr", "show", "dev", "lo"]).unwrap();

@@ -121,6 +121,13 @@ impl Agent {
         let cfg = config::load(path)?;
         let key = key::read(path, cfg.cluster.key_file.as_deref())?;
         let iface = cfg.cluster.interface.clone();
+        if let Ok(Reply::Status(other)) = control::ask(&iface, &Request::Status) {
+            bail!(
+                "a farm agent already runs on {iface} (pid {}, {}): stop it first (SIGTERM), or send it SIGHUP to reload its file",
+                other.pid,
+                other.config.display()
+            );
+        }
         if cfg.static_owners.is_some() {
             warn!(
                 "{}: static_owners is for `farm load` alone; the agent computes the tables",

@@ -165,7 +165,7 @@ mod tests {
         let counts = |v: &View| -> Vec<Vec<usize>> {
             rows(&cfg, v)
                 .iter()
-                .map(|r| (1..=3).map(|n| owned(&[r.clone()], n)).collect())
+                .map(|r| (1..=3).map(|n| owned(std::slice::from_ref(r), n)).collect())
                 .collect()
         };
         let all = view(&[(1, None, false), (2, None, false), (3, None, false)]);

@@ -25,7 +25,8 @@
 //!   sees a peer settle on a view without it fences at once.
 //! - A new node waits one failure time before it considers its view, so it hears the
 //!   farm before it could believe itself alone and take every bucket. So does a node
-//!   that fenced (its link went down) or rejoined: it has failed peers that may be alive.
+//!   whose link went down, or whose agent stalled: it has failed peers that may be
+//!   alive. (A lease that ran out for want of acknowledgements rejoins at once.)
 use std::{
     collections::{BTreeMap, VecDeque},
     time::{Duration, Instant},

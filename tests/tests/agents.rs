@@ -515,3 +515,30 @@ fn drain_undrain_and_weight_through_the_cli() {
     let rows = agreed_rows(&farm, &[0, 1, 2]);
     check_answers(&farm, &rows[SPREAD_SLOT]);
 }
+
+#[test]
+fn a_node_whose_link_drops_fences_then_rejoins() {
+    if !have_root("a_node_whose_link_drops_fences_then_rejoins") {
+        return;
+    }
+    let farm = agent_farm(&[1, 1, 1]);
+    let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
+    let before = agreed_rows(&farm, &[0, 1, 2]);
+    // The cable is pulled; the agent lives on, alone on its side.
+    farm.link(2, false).unwrap();
+    farm.wait_converged(&[1, 2]).unwrap();
+    // Long past its failure time, it still owns nothing: it does not settle alone.
+    std::thread::sleep(Duration::from_millis(800));
+    let dp = farm.dataplane(&farm.nodes[2]).unwrap();
+    let mine = (0..SLOTS).map(|s| dp.row(s).unwrap()).flatten().filter(|&o| o == 3).count();
+    assert_eq!(mine, 0, "node 3 owns buckets with its link down\n{}", farm.report());
+    assert!(log_of(&farm, 2).contains("is down"), "{}", log_of(&farm, 2));
+    // Back: a new incarnation, the same table as before.
+    farm.link(2, true).unwrap();
+    let after = farm.wait_converged(&[1, 2, 3]).unwrap();
+    assert!(after > epoch);
+    assert!(log_of(&farm, 2).contains("rejoining the farm as a new incarnation"));
+    let rows = agreed_rows(&farm, &[0, 1, 2]);
+    assert_eq!(rows, before, "the same members give the same table");
+    check_answers(&farm, &rows[SPREAD_SLOT]);
+}

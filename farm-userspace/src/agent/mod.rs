@@ -214,8 +214,12 @@ impl Agent {
                 self.beat()?;
                 next_beat = now + interval(&self.cfg);
             }
-            let events = self.membership.tick(now);
-            self.handle(events)?;
+            // Cut off, this node would fail every peer and settle alone: it waits for
+            // its link instead, and rejoins when it comes back.
+            if self.link_up {
+                let events = self.membership.tick(now);
+                self.handle(events)?;
+            }
             self.renew(now)?;
             if std::mem::take(&mut self.send_now) && self.link_up {
                 self.send(Kind::Alive);

@@ -192,7 +192,9 @@ impl Agent {
         let mut buf = vec![0u8; wire::MAX_DATAGRAM + 1];
         let mut next_beat = Instant::now();
         loop {
-            let wake = self.membership.next_deadline().map_or(next_beat, |d| d.min(next_beat));
+            // Peers' failure deadlines count only while this node ticks (link up).
+            let deadline = self.membership.next_deadline().filter(|_| self.link_up);
+            let wake = deadline.map_or(next_beat, |d| d.min(next_beat));
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: leaving the farm"); return Ok(()) }
                 _ = int.recv() => { info!("SIGINT: leaving the farm"); return Ok(()) }

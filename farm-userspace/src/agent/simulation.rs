@@ -317,15 +317,19 @@ impl Sim {
             let late = Duration::from_micros(self.rng.below(3000));
             self.node(id).next_beat = now + INTERVAL + late;
         }
-        let events = self.node(id).membership.tick(now);
-        self.handle(id, events);
+        // As the agent: cut off, it does not tick (it would fail every peer).
+        if self.node(id).link_seen {
+            let events = self.node(id).membership.tick(now);
+            self.handle(id, events);
+        }
         self.renew(id);
         let node = self.node(id);
         if std::mem::take(&mut node.send_now) && node.link_seen {
             self.send(id, None, Kind::Alive);
         }
         let node = self.node(id);
-        let at = node.membership.next_deadline().map_or(node.next_beat, |d| d.min(node.next_beat));
+        let deadline = node.membership.next_deadline().filter(|_| node.link_seen);
+        let at = deadline.map_or(node.next_beat, |d| d.min(node.next_beat));
         assert!(at > now, "node {id} would wake in the past and spin");
         if node.wake != Some(at) {
             node.wake = Some(at);

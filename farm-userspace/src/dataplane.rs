@@ -43,6 +43,10 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
 
 /// The program's maps, typed with the layouts farm-common defines.
 pub struct Dataplane {
+    /// What each half of the owner table holds, as far as this process wrote it
+    /// (`None`: unknown, as for maps opened from their pins): an install writes only
+    /// the chunks that differ, which at 65,536 buckets is most of an install's time.
+    halves: [Option<Vec<Vec<u16>>>; 2],
     config: Array<MapData, NodeConfig>,
     control: Array<MapData, Control>,
     vips: Array<MapData, VipEntry>,
@@ -71,6 +75,7 @@ impl Dataplane {
     fn from_maps(mut take: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
         let [config, control, vips, services, owners, counters, vip_index] = ALL_MAPS;
         Ok(Self {
+            halves: [None, None],
             config: take(config)?.try_into().map_err(map_err(MAP_CONFIG))?,
             control: take(control)?.try_into().map_err(map_err(MAP_CONTROL))?,
             vips: take(vips)?.try_into().map_err(map_err(MAP_VIPS))?,
@@ -160,19 +165,28 @@ impl Dataplane {
             return Err(DataplaneError::Slot(rows.len()));
         }
         let next = self.active_half()? ^ 1;
+        if let Some(row) = rows.iter().find(|row| row.len() != bucket_count as usize) {
+            return Err(DataplaneError::RowLength { got: row.len(), want: bucket_count });
+        }
+        // Forget the half first: should a write fail, it holds neither table.
+        let held = self.halves[next as usize].take().unwrap_or_default();
+        let per = OWNERS_PER_CHUNK as usize;
         for (slot, row) in rows.iter().enumerate() {
-            if row.len() != bucket_count as usize {
-                return Err(DataplaneError::RowLength { got: row.len(), want: bucket_count });
-            }
             let (base, _) = owner_position(next, slot as u32, 0, bucket_count);
-            for (i, chunk) in row.chunks(OWNERS_PER_CHUNK as usize).enumerate() {
+            let before = held.get(slot).filter(|old| old.len() == row.len());
+            for (i, chunk) in row.chunks(per).enumerate() {
+                if before.is_some_and(|old| old[i * per..i * per + chunk.len()] == *chunk) {
+                    continue;
+                }
                 let mut value: OwnerChunk = [farm_common::NO_OWNER; OWNERS_PER_CHUNK as usize];
                 value[..chunk.len()].copy_from_slice(chunk);
                 self.owners.set(base + i as u32, value, 0).map_err(map_err(MAP_OWNERS))?;
             }
         }
         let ctl = Control { active_half: next, ..self.control()? };
-        self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))
+        self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))?;
+        self.halves[next as usize] = Some(rows.to_vec());
+        Ok(())
     }
 
     /// The owner row of `slot` in the active half.

@@ -131,6 +131,11 @@ pub fn port_rule_parts(rule: u8) -> Option<(u16, u8)> {
     (rule != 0).then_some(((rule & 0x3f) as u16, rule >> 6))
 }
 
+/// `FARM_OWNERS`'s map flags: BPF_F_MMAPABLE, so userspace writes a table into the
+/// map's memory with plain stores instead of one syscall per element (at 65,536
+/// buckets a table is tens of thousands of elements, and a failover writes two).
+pub const OWNERS_MAP_FLAGS: u32 = 1 << 10;
+
 /// One element of `FARM_OWNERS`: the owners of `OWNERS_PER_CHUNK` consecutive buckets.
 pub type OwnerChunk = [u16; OWNERS_PER_CHUNK as usize];
 

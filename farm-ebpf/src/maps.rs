@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray},
 };
 use farm_common::{
-    Control, Counters, MAX_SLOTS, MAX_VIPS, NodeConfig, OwnerChunk, SERVICE_ENTRIES,
-    VIP_INDEX_ENTRIES, VipEntry, owner_table_entries,
+    Control, Counters, MAX_SLOTS, MAX_VIPS, NodeConfig, OWNERS_MAP_FLAGS, OwnerChunk,
+    SERVICE_ENTRIES, VIP_INDEX_ENTRIES, VipEntry, owner_table_entries,
 };
 
 #[map]
@@ -25,7 +25,8 @@ pub static FARM_VIP_INDEX: Array<VipEntry> = Array::with_max_entries(VIP_INDEX_E
 pub static FARM_SERVICES: Array<u64> = Array::with_max_entries(SERVICE_ENTRIES, 0);
 
 #[map]
-pub static FARM_OWNERS: Array<OwnerChunk> = Array::with_max_entries(owner_table_entries(4096), 0);
+pub static FARM_OWNERS: Array<OwnerChunk> =
+    Array::with_max_entries(owner_table_entries(4096), OWNERS_MAP_FLAGS);
 
 #[map]
 pub static FARM_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS + 1, 0);

@@ -14,6 +14,7 @@ use farm_common::{
 
 use crate::{
     jiffies::{Jiffies, JiffiesError},
+    owner_memory::OwnerMemory,
     rules::Rules,
 };
 
@@ -27,6 +28,10 @@ pub enum DataplaneError {
     Pin { path: String, source: MapError },
     #[error("map {map}: {source}")]
     Map { map: &'static str, source: MapError },
+    #[error(
+        "map {MAP_OWNERS}: mmap: {0} (a program pinned by an older farm? `farm unload` it and start again)"
+    )]
+    Mmap(std::io::Error),
     #[error("table row has {got} buckets, the data plane was loaded for {want}")]
     RowLength { got: usize, want: u32 },
     #[error("slot {0} is beyond the {MAX_SLOTS} table slots")]
@@ -43,15 +48,11 @@ fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
 
 /// The program's maps, typed with the layouts farm-common defines.
 pub struct Dataplane {
-    /// What each half of the owner table holds, as far as this process wrote it
-    /// (`None`: unknown, as for maps opened from their pins): an install writes only
-    /// the chunks that differ, which at 65,536 buckets is most of an install's time.
-    halves: [Option<Vec<Vec<u16>>>; 2],
     config: Array<MapData, NodeConfig>,
     control: Array<MapData, Control>,
     vips: Array<MapData, VipEntry>,
     services: Array<MapData, u64>,
-    owners: Array<MapData, OwnerChunk>,
+    owners: OwnerMemory,
     counters: PerCpuArray<MapData, Counters>,
     vip_index: Array<MapData, VipEntry>,
 }
@@ -75,12 +76,16 @@ impl Dataplane {
     fn from_maps(mut take: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
         let [config, control, vips, services, owners, counters, vip_index] = ALL_MAPS;
         Ok(Self {
-            halves: [None, None],
             config: take(config)?.try_into().map_err(map_err(MAP_CONFIG))?,
             control: take(control)?.try_into().map_err(map_err(MAP_CONTROL))?,
             vips: take(vips)?.try_into().map_err(map_err(MAP_VIPS))?,
             services: take(services)?.try_into().map_err(map_err(MAP_SERVICES))?,
-            owners: take(owners)?.try_into().map_err(map_err(MAP_OWNERS))?,
+            owners: {
+                let owners: Array<MapData, OwnerChunk> =
+                    take(owners)?.try_into().map_err(map_err(MAP_OWNERS))?;
+                OwnerMemory::map(aya::maps::IterableMap::map(&owners))
+                    .map_err(DataplaneError::Mmap)?
+            },
             counters: take(counters)?.try_into().map_err(map_err(MAP_COUNTERS))?,
             vip_index: take(vip_index)?.try_into().map_err(map_err(MAP_VIP_INDEX))?,
         })
@@ -168,25 +173,19 @@ impl Dataplane {
         if let Some(row) = rows.iter().find(|row| row.len() != bucket_count as usize) {
             return Err(DataplaneError::RowLength { got: row.len(), want: bucket_count });
         }
-        // Forget the half first: should a write fail, it holds neither table.
-        let held = self.halves[next as usize].take().unwrap_or_default();
         let per = OWNERS_PER_CHUNK as usize;
         for (slot, row) in rows.iter().enumerate() {
             let (base, _) = owner_position(next, slot as u32, 0, bucket_count);
-            let before = held.get(slot).filter(|old| old.len() == row.len());
             for (i, chunk) in row.chunks(per).enumerate() {
-                if before.is_some_and(|old| old[i * per..i * per + chunk.len()] == *chunk) {
-                    continue;
-                }
                 let mut value: OwnerChunk = [farm_common::NO_OWNER; OWNERS_PER_CHUNK as usize];
                 value[..chunk.len()].copy_from_slice(chunk);
-                self.owners.set(base + i as u32, value, 0).map_err(map_err(MAP_OWNERS))?;
+                self.owners.store(base + i as u32, value);
             }
         }
+        // Every chunk store before the switch that makes packets read them.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let ctl = Control { active_half: next, ..self.control()? };
-        self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))?;
-        self.halves[next as usize] = Some(rows.to_vec());
-        Ok(())
+        self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))
     }
 
     /// The owner row of `slot` in the active half.
@@ -195,7 +194,7 @@ impl Dataplane {
         let (base, _) = owner_position(self.active_half()?, slot as u32, 0, bucket_count);
         let mut row = Vec::with_capacity(bucket_count as usize);
         for i in 0..chunks_per_row(bucket_count) {
-            row.extend(self.owners.get(&(base + i), 0).map_err(map_err(MAP_OWNERS))?);
+            row.extend(self.owners.load(base + i));
         }
         row.truncate(bucket_count as usize);
         Ok(row)

@@ -7,5 +7,6 @@ pub mod dataplane;
 pub mod jiffies;
 pub mod loader;
 pub mod nic;
+pub mod owner_memory;
 pub mod program;
 pub mod rules;

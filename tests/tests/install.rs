@@ -1,6 +1,6 @@
-//! The owner table's double buffer through a sequence of installs: each install writes
-//! only the chunks that differ from what the half it fills held, and what packets then
-//! read (`Dataplane::row`) is exactly the table installed, whatever came before.
+//! The owner table's double buffer, written through the map's memory, over a sequence of
+//! installs: what packets then read (`Dataplane::row`) is exactly the table installed,
+//! whatever the half held before.
 use farm_common::NO_OWNER;
 use farm_tests::{fixtures, harness::Harness, have_root};
 

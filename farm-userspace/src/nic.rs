@@ -119,18 +119,26 @@ pub fn join_cluster_mac(cfg: &Config, join: bool) -> Result<(), NicError> {
 /// Runs `ip ARGS`. When leaving (`strict` false), a failure is only logged: the address
 /// may already be gone with the interface.
 fn ip(args: &[&str], strict: bool) -> Result<(), NicError> {
-    let cmd = format!("ip {}", args.join(" "));
-    let out = Command::new("ip").args(args).output();
-    let reason = match out {
-        Ok(o) if o.status.success() => return Ok(()),
+    let reason = match run_ip(args) {
+        Ok(()) => return Ok(()),
         // Joining a group twice (two VIPs in one solicited-node group) is fine.
-        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("File exists") => return Ok(()),
-        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        Err(e) => format!("{e} (is iproute2 installed?)"),
+        Err(reason) if reason.contains("File exists") => return Ok(()),
+        Err(reason) => reason,
     };
+    let cmd = format!("ip {}", args.join(" "));
     if strict {
         return Err(NicError::Command { cmd, reason });
     }
     warn!("`{cmd}` failed: {reason}");
     Ok(())
+}
+
+/// Runs `ip ARGS` in this process's network namespace; on failure, why (its stderr, or
+/// why it could not run).
+pub(crate) fn run_ip(args: &[&str]) -> Result<(), String> {
+    match Command::new("ip").args(args).output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Err(e) => Err(format!("{e} (is iproute2 installed?)")),
+    }
 }

@@ -12,7 +12,6 @@ use std::{
     fs,
     net::IpAddr,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use log::{info, warn};
@@ -139,11 +138,6 @@ fn remove(vip: IpAddr) {
 }
 
 fn ip(args: &[&str]) -> Result<(), HostError> {
-    let cmd = format!("ip {}", args.join(" "));
-    let reason = match Command::new("ip").args(args).output() {
-        Ok(o) if o.status.success() => return Ok(()),
-        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        Err(e) => format!("{e} (is iproute2 installed?)"),
-    };
-    Err(HostError::Command { cmd, reason })
+    crate::nic::run_ip(args)
+        .map_err(|reason| HostError::Command { cmd: format!("ip {}", args.join(" ")), reason })
 }

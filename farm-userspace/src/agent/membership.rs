@@ -98,6 +98,13 @@ pub enum PeerState {
     Left,
 }
 
+/// The longest lease, whatever the acknowledgements: two thirds of the failure time, so
+/// a dead or hung agent's node stops accepting a third of it before peers act (and, the
+/// threshold being at least 2, it outlasts the interval between two renewals).
+pub const fn longest_lease(failure: Duration) -> Duration {
+    Duration::from_nanos((failure.as_nanos() * 2 / 3) as u64)
+}
+
 /// How many sent heartbeats are remembered to date acknowledgements: several failure
 /// times' worth at the default settings (an older acknowledgement only shortens the
 /// lease).
@@ -316,7 +323,7 @@ impl Membership {
             .filter(|p| p.state == PeerState::Alive)
             .filter(|p| p.last.as_ref().is_some_and(|(at, _)| now < *at + failure / 2))
             .map(|p| p.acked.map_or(now, |at| at + failure - margin))
-            .fold(now + failure * 2 / 3, Instant::min)
+            .fold(now + longest_lease(failure), Instant::min)
     }
 
     /// How long since `id` was last heard from, if ever.

@@ -98,10 +98,8 @@ fn failure_time(cfg: &Config) -> Duration {
     interval(cfg) * cfg.cluster.failure_threshold
 }
 
-/// The longest lease: two thirds of the failure time (the threshold is at least 2, so it
-/// outlasts a tick). Peers' acknowledgements may end it sooner.
 fn lease_time(cfg: &Config) -> Duration {
-    failure_time(cfg) * 2 / 3
+    membership::longest_lease(failure_time(cfg))
 }
 
 /// A fresh incarnation: the wall clock in microseconds, and always past the last one.

@@ -32,9 +32,8 @@ use crate::assign::{self, Member};
 const BUCKETS: usize = 256;
 const INTERVAL: Duration = Duration::from_millis(100);
 const FAILURE: Duration = Duration::from_millis(300);
-/// Two thirds of the failure time, as the agent's `lease_time`: a longer gap between two
-/// turns is a stall.
-const LEASE: Duration = Duration::from_millis(200);
+/// As the agent's `lease_time`: a longer gap between two turns is a stall.
+const LEASE: Duration = super::membership::longest_lease(FAILURE);
 const KEY: &[u8] = b"simulation key";
 /// As the agent's `LEAVE_COPIES`.
 const LEAVE_COPIES: usize = 3;

@@ -9,7 +9,7 @@ use std::{
 
 use aya::programs::{ProgramError, XdpMode, links::FdLink, xdp::XdpLink};
 use farm_common::{MAX_SLOTS, NO_OWNER};
-use log::warn;
+use log::{info, warn};
 
 use crate::{
     config::Config,
@@ -57,6 +57,10 @@ pub enum LoaderError {
         "XDP on {iface} is attached through netlink, not a bpf link, so it cannot be pinned: {source}"
     )]
     Link { iface: String, source: aya::programs::links::LinkError },
+    #[error(
+        "the program pinned in {dir} was loaded for {pinned} buckets, the configuration says {configured}: run `farm unload --iface {iface}` first"
+    )]
+    Buckets { dir: String, iface: String, pinned: u32, configured: u32 },
 }
 
 /// What `attach` did.
@@ -131,6 +135,38 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
     nic::join_cluster_mac(cfg, true)?;
     undo.armed = false;
     Ok(Attached { mode, pin_dir: dir, dataplane })
+}
+
+/// The data plane for the agent: the program pinned for this interface if there is one
+/// (a restarted agent's, or `farm load`'s), brought up to this configuration, else a
+/// fresh load and attach.
+pub fn adopt_or_attach(cfg: &Config) -> Result<Dataplane, LoaderError> {
+    let iface = &cfg.cluster.interface;
+    let dir = pin_dir(iface);
+    if !is_attached(iface) {
+        let attached = attach(cfg)?;
+        info!(
+            "attached to {iface} ({:?} mode), pinned in {}",
+            attached.mode,
+            attached.pin_dir.display()
+        );
+        return Ok(attached.dataplane);
+    }
+    let mut dp = Dataplane::open_pinned(&dir)?;
+    let node = dp.node_config()?;
+    if node.bucket_count != cfg.cluster.buckets {
+        return Err(LoaderError::Buckets {
+            dir: dir.display().to_string(),
+            iface: iface.clone(),
+            pinned: node.bucket_count,
+            configured: cfg.cluster.buckets,
+        });
+    }
+    dp.set_node_config(&rules::node_config(cfg, nic::mac(iface)?))?;
+    dp.set_rules(&rules::rules(cfg))?;
+    nic::join_cluster_mac(cfg, true)?;
+    info!("adopted the program pinned in {}", dir.display());
+    Ok(dp)
 }
 
 /// Detaches the program from `iface` and removes its pins. The link pin is the last

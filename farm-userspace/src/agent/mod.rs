@@ -132,7 +132,7 @@ impl Agent {
                 path.display()
             );
         }
-        let mut dp = adopt_or_attach(&cfg)?;
+        let mut dp = loader::adopt_or_attach(&cfg)?;
         let slots = rules::rules(&cfg).slots.len();
         // Own nothing until the farm agrees on a view: the pinned table may be a static
         // one or a dead agent's.
@@ -556,35 +556,4 @@ fn unblock_signals() -> Result<()> {
     };
     anyhow::ensure!(rc == 0, "pthread_sigmask: {}", std::io::Error::from_raw_os_error(rc));
     Ok(())
-}
-
-/// The data plane: the program pinned for this interface if there is one (a restarted
-/// agent, or `cargo xtask load`), else a fresh load and attach.
-fn adopt_or_attach(cfg: &Config) -> Result<Dataplane> {
-    let iface = &cfg.cluster.interface;
-    let dir = loader::pin_dir(iface);
-    if !loader::is_attached(iface) {
-        let attached = loader::attach(cfg)?;
-        info!(
-            "attached to {iface} ({:?} mode), pinned in {}",
-            attached.mode,
-            attached.pin_dir.display()
-        );
-        return Ok(attached.dataplane);
-    }
-    let mut dp = Dataplane::open_pinned(&dir)?;
-    let node = dp.node_config()?;
-    if node.bucket_count != cfg.cluster.buckets {
-        bail!(
-            "the program pinned in {} was loaded for {} buckets, the configuration says {}: run `farm unload --iface {iface}` first",
-            dir.display(),
-            node.bucket_count,
-            cfg.cluster.buckets
-        );
-    }
-    dp.set_node_config(&rules::node_config(cfg, nic::mac(iface)?))?;
-    dp.set_rules(&rules::rules(cfg))?;
-    nic::join_cluster_mac(cfg, true)?;
-    info!("adopted the program pinned in {}", dir.display());
-    Ok(dp)
 }

@@ -9,6 +9,11 @@ pub const MAX_BUCKETS: u32 = 65_536;
 /// service. A slot owns one row of each half of the owner table and one counter record.
 /// VIP `i` of the configuration has slot `i`; services follow.
 pub const MAX_SLOTS: u32 = 64;
+/// The slot no node ever owns: while a reload moves a port from one service (or the
+/// VIP's default) to another, nodes point the port here until every node holds the new
+/// file, so a node that has reloaded and one that has not never both take it. A
+/// configuration's VIPs and services use the slots below it.
+pub const LIMBO_SLOT: u32 = MAX_SLOTS - 1;
 /// Counter record for what belongs to no slot (frames passed because they are not for a
 /// VIP, frames too short to tell): the last entry of `FARM_COUNTERS`.
 pub const GLOBAL_SLOT: u32 = MAX_SLOTS;

@@ -7,8 +7,8 @@ use aya::{
     maps::{Array, Map, MapData, MapError, PerCpuArray},
 };
 use farm_common::{
-    ALL_MAPS, Control, Counters, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_OWNERS, MAP_SERVICES,
-    MAP_VIP_INDEX, MAP_VIPS, MAX_SLOTS, MAX_VIPS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
+    ALL_MAPS, Control, Counters, LIMBO_SLOT, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_OWNERS,
+    MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_VIPS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
     PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row, owner_position, vip_fold,
 };
 
@@ -34,7 +34,7 @@ pub enum DataplaneError {
     Mmap(std::io::Error),
     #[error("table row has {got} buckets, the data plane was loaded for {want}")]
     RowLength { got: usize, want: u32 },
-    #[error("slot {0} is beyond the {MAX_SLOTS} table slots")]
+    #[error("{0} table slots, and a configuration has {LIMBO_SLOT} at most")]
     Slot(usize),
     #[error(transparent)]
     Clock(#[from] JiffiesError),
@@ -163,10 +163,11 @@ impl Dataplane {
 
     /// Writes one row per slot (`rows[slot]`, `bucket_count` owners each) into the half
     /// packets do not read, then switches halves with one write: no packet ever sees a
-    /// table that is half old, half new.
+    /// table that is half old, half new. The limbo slot's row is written with no owner
+    /// each time, so whichever half is active has it.
     pub fn install(&mut self, rows: &[Vec<u16>]) -> Result<()> {
         let bucket_count = self.node_config()?.bucket_count;
-        if rows.len() > MAX_SLOTS as usize {
+        if rows.len() > LIMBO_SLOT as usize {
             return Err(DataplaneError::Slot(rows.len()));
         }
         let next = self.active_half()? ^ 1;
@@ -174,7 +175,9 @@ impl Dataplane {
             return Err(DataplaneError::RowLength { got: row.len(), want: bucket_count });
         }
         let per = OWNERS_PER_CHUNK as usize;
-        for (slot, row) in rows.iter().enumerate() {
+        let limbo = vec![farm_common::NO_OWNER; bucket_count as usize];
+        let limbo = (LIMBO_SLOT as usize, &limbo);
+        for (slot, row) in rows.iter().enumerate().chain([limbo]) {
             let (base, _) = owner_position(next, slot as u32, 0, bucket_count);
             for (i, chunk) in row.chunks(per).enumerate() {
                 let mut value: OwnerChunk = [farm_common::NO_OWNER; OWNERS_PER_CHUNK as usize];

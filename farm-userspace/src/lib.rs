@@ -2,6 +2,7 @@
 //! and the loader that puts the XDP program on a NIC.
 pub mod agent;
 pub mod assign;
+pub mod classify;
 pub mod config;
 pub mod dataplane;
 pub mod jiffies;

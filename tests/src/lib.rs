@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod harness;
 pub mod netns;
 pub mod packet;
+pub mod sim;
 pub mod traffic;
 
 /// Whether this process may load BPF programs and make namespaces; tests that need it

@@ -64,6 +64,9 @@ pub struct AgentStatus {
     pub heartbeat_ms: u64,
     pub failure_ms: u64,
     pub lease_ms: u64,
+    /// Ports that change service in a reload, held with no owner until every node has
+    /// the new file.
+    pub held_ports: usize,
     pub peers: Vec<PeerStatus>,
     pub heartbeats: HeartbeatCounters,
     pub view: View,
@@ -76,8 +79,11 @@ pub struct HeartbeatCounters {
     pub accepted: u64,
     /// Not signed with the shared key.
     pub forged: u64,
-    /// Signed, but a repeat or older than one already taken.
+    /// Signed, but a repeat of one already taken.
     pub replayed: u64,
+    /// Signed, but from an incarnation of its sender that is over: an older one, or one
+    /// this node failed (late datagrams of a dead agent).
+    pub stale: u64,
     /// Not a heartbeat at all (size), or signed nonsense.
     pub malformed: u64,
     /// Another cluster's, an unknown node's, or this node's own id.

@@ -27,6 +27,14 @@
 //!   farm before it could believe itself alone and take every bucket. So does a node
 //!   whose link went down, or whose agent stalled: it has failed peers that may be
 //!   alive. (A lease that ran out for want of acknowledgements rejoins at once.)
+//! - A failed peer stays failed in that incarnation until it shows it is alive now: a
+//!   heartbeat acknowledging one this node sent after failing it. Heartbeats a dead
+//!   agent sent before it died, arriving late, revive nothing. To let two nodes that
+//!   failed each other (a healed partition) show that, acknowledgements also name
+//!   the newest heartbeat heard from a failed peer.
+//! - A node installs a view's table only once the agent has computed it
+//!   (`tables_ready`): computing is slow at many buckets and nodes, and happens off the
+//!   agent's loop.
 use std::{
     collections::{BTreeMap, VecDeque},
     time::{Duration, Instant},
@@ -105,44 +113,65 @@ pub const fn longest_lease(failure: Duration) -> Duration {
     Duration::from_nanos((failure.as_nanos() * 2 / 3) as u64)
 }
 
-/// How many sent heartbeats are remembered to date acknowledgements: several failure
-/// times' worth at the default settings (an older acknowledgement only shortens the
-/// lease).
-const SENT_MEMORY: usize = 256;
+/// Sent heartbeats are remembered for this many failure times to date acknowledgements:
+/// an older acknowledgement could only end the lease at once, as none at all does.
+const SENT_MEMORY_FAILURES: u32 = 2;
 
 #[derive(Debug, Clone)]
 struct Peer {
     state: PeerState,
     last: Option<(Instant, Heartbeat)>,
+    /// The newest heartbeat heard of the peer's newest incarnation, (incarnation, seq),
+    /// taken or not: what this node acknowledges.
+    heard: Option<(u64, u64)>,
     /// When this node sent the newest heartbeat the peer acknowledged; raised to the
     /// moment the peer came up if it had not heard this node then.
     acked: Option<Instant>,
+    /// This node's sequence number when it failed the peer: an acknowledgement past it
+    /// shows the peer alive since.
+    failed_at_seq: Option<u64>,
     /// The configuration digest last warned about, so a mismatch is logged once.
     warned_config: Option<u64>,
+}
+
+/// What changed in the membership, for the operator to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    PeerUp { id: u16, incarnation: u64, restarted: bool },
+    PeerFailed { id: u16, silent: Duration },
+    PeerLeft { id: u16 },
+    ConfigDiffers { id: u16 },
+    ViewChanged { epoch: u64, members: Vec<u16> },
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::PeerUp { id, incarnation, restarted: false } => {
+                write!(f, "node {id} is up (incarnation {incarnation})")
+            }
+            Change::PeerUp { id, incarnation, restarted: true } => {
+                write!(f, "node {id} restarted (incarnation {incarnation})")
+            }
+            Change::PeerFailed { id, silent } => {
+                write!(f, "node {id} failed: no heartbeat for {} ms", silent.as_millis())
+            }
+            Change::PeerLeft { id } => write!(f, "node {id} left the farm"),
+            Change::ConfigDiffers { id } => write!(
+                f,
+                "node {id} runs a different configuration: tables stay as they are until every node has the same file"
+            ),
+            Change::ViewChanged { epoch, members } => {
+                write!(f, "view of epoch {epoch}: members {members:?}")
+            }
+        }
+    }
 }
 
 /// What the agent must do or log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    PeerUp {
-        id: u16,
-        incarnation: u64,
-        restarted: bool,
-    },
-    PeerFailed {
-        id: u16,
-        silent: Duration,
-    },
-    PeerLeft {
-        id: u16,
-    },
-    ConfigDiffers {
-        id: u16,
-    },
-    ViewChanged {
-        epoch: u64,
-        members: Vec<u16>,
-    },
+    Changed(Change),
     /// Give up every bucket the view's table does not give this node.
     Release {
         epoch: u64,
@@ -168,6 +197,8 @@ pub enum Refused {
     Foreign,
     #[error("from an older incarnation of its sender")]
     Stale,
+    #[error("from an incarnation this node failed, with no sign it has heard this node since")]
+    Failed,
     #[error("a repeat of a heartbeat already seen (replayed)")]
     Replayed,
 }
@@ -188,7 +219,14 @@ pub struct PeerStatus {
 
 impl Peer {
     fn unknown() -> Peer {
-        Peer { state: PeerState::Unknown, last: None, acked: None, warned_config: None }
+        Peer {
+            state: PeerState::Unknown,
+            last: None,
+            heard: None,
+            acked: None,
+            failed_at_seq: None,
+            warned_config: None,
+        }
     }
 }
 
@@ -198,7 +236,7 @@ pub struct Membership {
     /// Counts every heartbeat of this process, across incarnations, so that an
     /// acknowledgement names one heartbeat only.
     seq: u64,
-    /// The newest heartbeats sent: (seq, when).
+    /// The heartbeats sent within `SENT_MEMORY_FAILURES` failure times: (seq, when).
     sent: VecDeque<(u64, Instant)>,
     weight: Option<u32>,
     drained: bool,
@@ -212,6 +250,9 @@ pub struct Membership {
     joined: bool,
     /// True while this node owns nothing on purpose (at start, after a fence).
     fenced: bool,
+    /// The view digest whose table the agent has computed: no release or install
+    /// before it is this view's.
+    ready: Option<u64>,
 }
 
 impl Membership {
@@ -225,7 +266,7 @@ impl Membership {
         let mut m = Membership {
             incarnation,
             seq: 0,
-            sent: VecDeque::with_capacity(SENT_MEMORY),
+            sent: VecDeque::new(),
             weight: None,
             drained: false,
             peers,
@@ -236,6 +277,7 @@ impl Membership {
             started: Some(now),
             joined: false,
             fenced: true,
+            ready: None,
             settings,
         };
         m.view = m.current_view();
@@ -273,18 +315,32 @@ impl Membership {
         !self.fenced
     }
 
+    /// The digest of the view this node holds: the table the agent must compute.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The agent has computed the table of the view with `digest`.
+    pub fn tables_ready(&mut self, digest: u64) -> Vec<Event> {
+        self.ready = Some(digest);
+        self.settle()
+    }
+
     /// The next heartbeat to send, at `now`; `reply` for the answer to one peer's.
     pub fn heartbeat(&mut self, kind: Kind, now: Instant, reply: bool) -> Heartbeat {
         self.seq += 1;
-        if self.sent.len() == SENT_MEMORY {
+        let memory = self.settings.failure * SENT_MEMORY_FAILURES;
+        while self.sent.front().is_some_and(|&(_, at)| at + memory < now) {
             self.sent.pop_front();
         }
         self.sent.push_back((self.seq, now));
+        // Failed peers too: a peer that failed this node learns from it that this node
+        // hears it, and may then take it back (see `receive`).
         let acks = self
             .peers
             .iter()
-            .filter(|(_, p)| p.state == PeerState::Alive)
-            .filter_map(|(&id, p)| p.last.as_ref().map(|(_, hb)| (id, hb.seq)))
+            .filter(|(_, p)| matches!(p.state, PeerState::Alive | PeerState::Failed))
+            .filter_map(|(&id, p)| p.heard.map(|(_, seq)| (id, seq)))
             .collect();
         Heartbeat {
             kind,
@@ -332,51 +388,66 @@ impl Membership {
         Some(now.saturating_duration_since(*at))
     }
 
+    /// When this node sent heartbeat `seq`, or a moment before (the send time of the
+    /// newest remembered heartbeat up to it): never later, so a lease it bounds never
+    /// runs longer than it may. `None` when older than the memory.
+    fn sent_at(&self, seq: u64) -> Option<Instant> {
+        let at = self.sent.partition_point(|&(s, _)| s <= seq);
+        at.checked_sub(1).map(|i| self.sent[i].1)
+    }
+
     /// Takes a heartbeat whose signature checked out.
     pub fn receive(&mut self, hb: Heartbeat, now: Instant) -> Result<Vec<Event>, Refused> {
         if hb.cluster != self.settings.cluster {
             return Err(Refused::Foreign);
         }
-        let config = self.settings.config;
+        let (config, me) = (self.settings.config, self.settings.me);
+        let acked_seq = hb.acks.iter().find(|(id, _)| *id == me).map(|&(_, seq)| seq);
+        let acked_at = acked_seq.and_then(|seq| self.sent_at(seq));
         let peer = self.peers.get_mut(&hb.node).ok_or(Refused::Foreign)?;
-        let previous = peer.last.as_ref().map(|(_, last)| (last.incarnation, last.seq));
-        match previous {
+        match peer.heard {
             Some((inc, _)) if hb.incarnation < inc => return Err(Refused::Stale),
             Some((inc, seq)) if hb.incarnation == inc && hb.seq <= seq => {
                 return Err(Refused::Replayed);
             }
             _ => {}
         }
-        let restarted = previous.is_some_and(|(inc, _)| inc != hb.incarnation);
-        let me = self.settings.me;
-        if let Some(&(_, seq)) = hb.acks.iter().find(|(id, _)| *id == me)
-            && let Some(&(_, at)) = self.sent.iter().find(|(s, _)| *s == seq)
-        {
-            peer.acked = peer.acked.max(Some(at));
+        let restarted = peer.heard.is_some_and(|(inc, _)| inc != hb.incarnation);
+        peer.heard = Some((hb.incarnation, hb.seq));
+        // A failed incarnation comes back only by acknowledging a heartbeat this node
+        // sent after failing it: late datagrams of a dead agent cannot.
+        if peer.state == PeerState::Failed && !restarted {
+            let alive_since = acked_seq.zip(peer.failed_at_seq).is_some_and(|(a, f)| a > f);
+            if !alive_since {
+                return Err(Refused::Failed);
+            }
         }
+        peer.acked = peer.acked.max(acked_at);
         let mut events = Vec::new();
         match hb.kind {
             Kind::Leave if peer.state != PeerState::Left => {
                 peer.state = PeerState::Left;
-                events.push(Event::PeerLeft { id: hb.node });
+                events.push(Event::Changed(Change::PeerLeft { id: hb.node }));
             }
             Kind::Leave => {}
             // A node that left comes back only as a new incarnation.
             Kind::Alive if peer.state == PeerState::Left && !restarted => {}
             Kind::Alive if peer.state != PeerState::Alive || restarted => {
                 peer.state = PeerState::Alive;
+                peer.failed_at_seq = None;
                 // A peer that has not heard this node yet (a new process, or back from
                 // a cut) counts it from now; one that has keeps what it acknowledged,
                 // as its failure timer kept running (a rejoin keeps its process).
                 if hb.members.binary_search(&me).is_err() {
                     peer.acked = peer.acked.max(Some(now));
                 }
-                events.push(Event::PeerUp { id: hb.node, incarnation: hb.incarnation, restarted });
+                let up = Change::PeerUp { id: hb.node, incarnation: hb.incarnation, restarted };
+                events.push(Event::Changed(up));
             }
             Kind::Alive => {}
         }
         if hb.config != config && peer.warned_config != Some(hb.config) {
-            events.push(Event::ConfigDiffers { id: hb.node });
+            events.push(Event::Changed(Change::ConfigDiffers { id: hb.node }));
         }
         peer.warned_config = Some(hb.config).filter(|&c| c != config);
         // The same view under a larger epoch: take the epoch, so the two converge.
@@ -398,7 +469,8 @@ impl Membership {
                 let silent = now.saturating_duration_since(*at);
                 if silent > self.settings.failure {
                     peer.state = PeerState::Failed;
-                    events.push(Event::PeerFailed { id, silent });
+                    peer.failed_at_seq = Some(self.seq);
+                    events.push(Event::Changed(Change::PeerFailed { id, silent }));
                 }
             }
         }
@@ -453,6 +525,16 @@ impl Membership {
         };
         events.extend(self.settle());
         events
+    }
+
+    /// Starts over after the agent stalled: a new incarnation that remembers no peer, so
+    /// it acts on no deadline that passed while it slept (it would fail live peers and
+    /// settle alone), and waits a failure time to hear the farm, as a new node does.
+    pub fn restart(&mut self, incarnation: u64, reason: String) -> Vec<Event> {
+        for peer in self.peers.values_mut() {
+            *peer = Peer::unknown();
+        }
+        self.rejoin(incarnation, reason, true)
     }
 
     /// Owns nothing from now until the farm agrees on a view again, which it first waits
@@ -518,19 +600,23 @@ impl Membership {
             self.digest = digest;
             self.view = view;
             self.phase = Phase::Proposed;
-            events.push(Event::ViewChanged { epoch: self.epoch, members: self.view.ids() });
+            let members = self.view.ids();
+            events.push(Event::Changed(Change::ViewChanged { epoch: self.epoch, members }));
             events.push(Event::Send);
         }
-        // A peer that settled on a view without this node will take its buckets.
+        // A peer that settled on a view without this node will take its buckets; so may
+        // one that hears it (acknowledges it) and leaves it out: it has failed it.
         let me = self.settings.me;
         let excluded = self
             .others()
-            .find(|(_, hb)| hb.phase >= Phase::Released && hb.members.binary_search(&me).is_err())
+            .filter(|(_, hb)| hb.members.binary_search(&me).is_err())
+            .find(|(_, hb)| hb.phase >= Phase::Released || hb.acks.iter().any(|(id, _)| *id == me))
             .map(|(id, _)| id);
         if let Some(id) = excluded {
-            events.extend(self.drop_rows(format!("node {id} settled on a view without this node")));
+            let reason = format!("node {id} failed this node or settled on a view without it");
+            events.extend(self.drop_rows(reason));
         }
-        if !self.converged() {
+        if !self.converged() || self.ready != Some(self.digest) {
             return events;
         }
         if self.phase == Phase::Proposed {

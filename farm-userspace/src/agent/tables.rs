@@ -10,6 +10,9 @@ use crate::{
     rules::{self, SlotUse},
 };
 
+/// An owner table: one row per slot, `buckets` owners each.
+pub type Rows = Vec<Vec<u16>>;
+
 /// A member's weight in one slot: drained is 0, an override replaces the file's weight.
 fn weight(cfg: &Config, slot: &SlotUse, m: &ViewMember) -> u32 {
     if m.drained {
@@ -69,20 +72,54 @@ fn keep_first_by_priority(cfg: &Config, members: &mut [Member]) {
     }
 }
 
-/// The owner rows of `view`'s table, slot `i` at index `i`.
-pub fn rows(cfg: &Config, view: &View) -> Vec<Vec<u16>> {
-    members(cfg, view)
-        .iter()
-        .map(|members| {
-            assign::assign(members, cfg.cluster.buckets, cfg.cluster.seed).owners().to_vec()
-        })
+/// The owner rows of `view`'s table, slot `i` at index `i`. Slots whose members weigh
+/// alike get the same row, computed once: a table takes milliseconds a slot at 65,536
+/// buckets, and most slots of a farm weigh its nodes alike.
+pub fn rows(cfg: &Config, view: &View) -> Rows {
+    let mut done: Vec<(Vec<Member>, usize)> = Vec::new();
+    let mut rows: Vec<Vec<u16>> = Vec::new();
+    for members in members(cfg, view) {
+        let row = match done.iter().find(|(m, _)| *m == members) {
+            Some(&(_, i)) => rows[i].clone(),
+            None => {
+                done.push((members.clone(), rows.len()));
+                assign::assign(&members, cfg.cluster.buckets, cfg.cluster.seed).owners().to_vec()
+            }
+        };
+        rows.push(row);
+    }
+    rows
+}
+
+/// Which slot of `cfg` a VIP's or service's rows belong to, by what it serves: a reload
+/// may move both to other slots.
+fn slot_keys(cfg: &Config) -> Vec<String> {
+    let key = |slot: &SlotUse| match slot {
+        SlotUse::Vip(addr) => format!("vip {addr}"),
+        SlotUse::Service(i) => format!("service {}", cfg.services[*i].name),
+    };
+    rules::rules(cfg).slots.iter().map(key).collect()
+}
+
+/// For each slot of `new`: whether `view`'s table gives it the same row under `old`
+/// (the same VIP or service, its members weighing the same, the same buckets and seed),
+/// known without computing either table.
+pub fn unchanged(old: &Config, new: &Config, view: &View) -> Vec<bool> {
+    let before: Vec<(String, Vec<Member>)> =
+        slot_keys(old).into_iter().zip(members(old, view)).collect();
+    let same_hash =
+        (old.cluster.buckets, old.cluster.seed) == (new.cluster.buckets, new.cluster.seed);
+    slot_keys(new)
+        .into_iter()
+        .zip(members(new, view))
+        .map(|(key, members)| same_hash && before.contains(&(key, members)))
         .collect()
 }
 
 /// The table of the release phase: a bucket keeps its owner only where `current` and
 /// `next` agree, so no node keeps a bucket `next` gives to another. Slots `current` lacks
 /// (a reload added them) start with no owner.
-pub fn release(current: &[Vec<u16>], next: &[Vec<u16>]) -> Vec<Vec<u16>> {
+pub fn release(current: &[Vec<u16>], next: &[Vec<u16>]) -> Rows {
     next.iter()
         .enumerate()
         .map(|(slot, row)| match current.get(slot) {
@@ -97,18 +134,13 @@ pub fn release(current: &[Vec<u16>], next: &[Vec<u16>]) -> Vec<Vec<u16>> {
 /// `rows`, laid out for `old`'s slots, moved to the slots `new` gives the same VIP or
 /// service (by address, by name); a slot `old` lacked, or of another bucket count, starts
 /// with no owner. For a reload, whose slots may have moved.
-pub fn remap(old: &Config, rows: &[Vec<u16>], new: &Config) -> Vec<Vec<u16>> {
-    let key = |cfg: &Config, slot: &SlotUse| match slot {
-        SlotUse::Vip(addr) => format!("vip {addr}"),
-        SlotUse::Service(i) => format!("service {}", cfg.services[*i].name),
-    };
-    let before: Vec<String> = rules::rules(old).slots.iter().map(|s| key(old, s)).collect();
+pub fn remap(old: &Config, rows: &[Vec<u16>], new: &Config) -> Rows {
+    let before = slot_keys(old);
     let buckets = new.cluster.buckets as usize;
-    rules::rules(new)
-        .slots
+    slot_keys(new)
         .iter()
-        .map(|slot| {
-            let at = before.iter().position(|k| *k == key(new, slot));
+        .map(|key| {
+            let at = before.iter().position(|k| k == key);
             match at.and_then(|i| rows.get(i)).filter(|row| row.len() == buckets) {
                 Some(row) => row.clone(),
                 None => vec![NO_OWNER; buckets],
@@ -118,7 +150,7 @@ pub fn remap(old: &Config, rows: &[Vec<u16>], new: &Config) -> Vec<Vec<u16>> {
 }
 
 /// Rows with no owner at all: a fenced node's table.
-pub fn empty(slots: usize, buckets: u32) -> Vec<Vec<u16>> {
+pub fn empty(slots: usize, buckets: u32) -> Rows {
     vec![vec![NO_OWNER; buckets as usize]; slots]
 }
 

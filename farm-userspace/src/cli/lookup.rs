@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use farm_common::{NO_OWNER, NodeConfig, bucket_of, flow_hash};
-use farm_userspace::rules::addr_key;
+use farm_common::{NO_OWNER, NodeConfig};
+use farm_userspace::classify;
 use serde::Serialize;
 
 use super::{
@@ -80,8 +80,7 @@ pub fn locate(
         (true, port) => port,
         (false, _) => None,
     };
-    let hash = flow_hash(&addr_key(ip), port.unwrap_or(0), node.seed);
-    let bucket = bucket_of(hash, node.bucket_count);
+    let (hash, bucket) = classify::bucket(node, ip, port.unwrap_or(0));
     let owner = row.get(bucket as usize).copied().filter(|&o| o != NO_OWNER);
     Ok(Lookup {
         client: ip,
@@ -120,6 +119,8 @@ pub fn text(l: &Lookup) -> String {
 mod tests {
     use super::*;
     use crate::cli::slots::{table_slots, tests::config};
+    use farm_common::{bucket_of, flow_hash};
+    use farm_userspace::rules::addr_key;
 
     fn node() -> NodeConfig {
         NodeConfig { node_id: 2, bucket_count: 4096, seed: 0x5eed, ..NodeConfig::default() }

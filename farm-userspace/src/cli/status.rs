@@ -21,7 +21,8 @@ cluster_mac, active_half, lease_never_expires, lease_left_secs (null when it nev
 answers; then agent_error says why): {node_id, pid, config, incarnation, epoch, phase (proposed|released|installed), \
 converged, members, weight (null: the file's), drained, heartbeat_ms, failure_ms, lease_ms, peers: [{id, state \
 (unknown|alive|failed|left), incarnation, epoch, phase, heartbeat_age_ms, weight, drained, same_config}], \
-heartbeats: {sent, accepted, forged, replayed, malformed, foreign}, view}, agent_error}.";
+held_ports (ports a reload holds with no owner until every node has the new file), heartbeats: {sent, accepted, \
+forged, replayed, stale, malformed, foreign}, view}, agent_error}.";
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -130,12 +131,18 @@ fn agent_text(a: &AgentStatus) -> String {
         (
             "heartbeats",
             format!(
-                "sent {}, accepted {}, ignored: forged {}, replayed {}, malformed {}, foreign {}",
-                h.sent, h.accepted, h.forged, h.replayed, h.malformed, h.foreign
+                "sent {}, accepted {}, ignored: forged {}, replayed {}, stale {}, malformed {}, foreign {}",
+                h.sent, h.accepted, h.forged, h.replayed, h.stale, h.malformed, h.foreign
             ),
         ),
     ];
     let mut out: String = lines.iter().map(|(k, v)| format!("{k:<11} {v}\n")).collect();
+    if a.held_ports > 0 {
+        out += &format!(
+            "{:<11} {} ports change service and have no owner until every node has the reloaded file\n",
+            "reload", a.held_ports
+        );
+    }
     let dash = || "-".to_string();
     let mut rows = vec![vec![
         a.node_id.to_string(),

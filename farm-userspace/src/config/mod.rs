@@ -10,6 +10,7 @@ mod owners;
 mod parse;
 mod ranges;
 mod raw;
+mod reload;
 mod services;
 #[cfg(test)]
 mod tests;
@@ -17,3 +18,4 @@ mod tests;
 pub use digest::{cluster_id, shared_digest};
 pub use model::*;
 pub use parse::{ConfigError, load, parse};
+pub use reload::needs_restart;

@@ -2,7 +2,7 @@
 //! table slots (one per VIP and one per service) and service-map entries (one per port).
 use std::{collections::BTreeMap, net::IpAddr};
 
-use farm_common::{MAX_SLOTS, MAX_VIPS};
+use farm_common::{LIMBO_SLOT, MAX_VIPS};
 
 use super::{
     Affinity, ConfigError, DefaultAction, Peer, PortRange, Service, Vip,
@@ -44,11 +44,11 @@ pub(super) fn services(
     ctx: &Ctx,
 ) -> Result<Vec<Service>, ConfigError> {
     let slots = raw.len() + vips.len();
-    if slots > MAX_SLOTS as usize {
+    if slots > LIMBO_SLOT as usize {
         return Err(ctx.error(
             "services",
             format!(
-                "{} services and {} VIPs need {slots} table slots, one each; at most {MAX_SLOTS} fit",
+                "{} services and {} VIPs need {slots} table slots, one each; at most {LIMBO_SLOT} fit",
                 raw.len(),
                 vips.len()
             ),

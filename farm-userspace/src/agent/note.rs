@@ -1,0 +1,132 @@
+//! What the agent's core tells the operator: every decision it takes, with its reason, as
+//! one line each. The runtime logs them (at the level each asks for); the simulation
+//! keeps them as its trace.
+use std::{fmt, time::Duration};
+
+use log::Level;
+
+use super::membership::Change;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Membership(Change),
+    Released {
+        epoch: u64,
+        given: usize,
+    },
+    Installed {
+        epoch: u64,
+        members: Vec<u16>,
+        moved: usize,
+        owned: usize,
+        total: usize,
+    },
+    /// The installed table gives no bucket to anyone: every member weighs 0.
+    NobodyOwns,
+    Fenced {
+        reason: String,
+    },
+    /// The agent did not run for longer than its lease: it starts over.
+    Stalled {
+        gap: Duration,
+        incarnation: u64,
+    },
+    LinkDown {
+        iface: String,
+    },
+    LinkUp {
+        iface: String,
+        incarnation: u64,
+    },
+    /// A datagram on the heartbeat port was not taken, and why.
+    Ignored {
+        why: String,
+    },
+    /// `farm drain`, `undrain` or `weight` done.
+    Steered {
+        what: String,
+    },
+    ReloadRefused {
+        why: String,
+    },
+    Reloaded {
+        held_ports: usize,
+        seed_changed: bool,
+    },
+    /// Every node holds the reloaded file: ports held back since the reload have a
+    /// service again.
+    TransitionDone {
+        ports: usize,
+    },
+}
+
+impl Note {
+    pub fn level(&self) -> Level {
+        match self {
+            Note::Membership(Change::PeerFailed { .. } | Change::ConfigDiffers { .. })
+            | Note::NobodyOwns
+            | Note::Fenced { .. }
+            | Note::Stalled { .. }
+            | Note::LinkDown { .. } => Level::Warn,
+            Note::ReloadRefused { .. } => Level::Error,
+            Note::Released { .. } | Note::Ignored { .. } => Level::Debug,
+            _ => Level::Info,
+        }
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::Membership(change) => write!(f, "{change}"),
+            Note::Released { epoch, given } => {
+                write!(f, "epoch {epoch}: released {given} buckets")
+            }
+            Note::Installed { epoch, members, moved, owned, total } => write!(
+                f,
+                "installed epoch {epoch}: members {members:?}, {moved} buckets moved, this node owns {owned} of {total}"
+            ),
+            Note::NobodyOwns => write!(
+                f,
+                "every member has weight 0: no node owns a bucket and all VIP traffic is dropped"
+            ),
+            Note::Fenced { reason } => write!(f, "fenced, this node owns no bucket: {reason}"),
+            Note::Stalled { gap, incarnation } => write!(
+                f,
+                "the agent did not run for {} ms, past its lease: peers have failed this node, so it rejoins as incarnation {incarnation} and acts on nothing it last knew",
+                gap.as_millis()
+            ),
+            Note::LinkDown { iface } => {
+                write!(f, "{iface} is down: this node owns nothing until it is back")
+            }
+            Note::LinkUp { iface, incarnation } => {
+                write!(f, "{iface} is up again: rejoining the farm as incarnation {incarnation}")
+            }
+            Note::Ignored { why } => write!(f, "ignored a datagram: {why}"),
+            Note::Steered { what } => write!(f, "{what}"),
+            Note::ReloadRefused { why } => {
+                write!(f, "reload refused, the running configuration stays: {why}")
+            }
+            Note::Reloaded { held_ports, seed_changed } => {
+                write!(f, "configuration reloaded")?;
+                if *seed_changed {
+                    write!(
+                        f,
+                        "; the seed changed, so this node owns nothing until every node has the new file"
+                    )?;
+                }
+                match held_ports {
+                    0 => Ok(()),
+                    n => write!(
+                        f,
+                        "; {n} ports change service and have no owner until every node has the new file"
+                    ),
+                }
+            }
+            Note::TransitionDone { ports } => write!(
+                f,
+                "every node has the reloaded file: {ports} held ports follow their new service"
+            ),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The agent's I/O around its core: the heartbeat socket, the data plane's maps, the
+//! host's VIPs and sysctls, the control socket, signals, the clock, and a thread that
+//! computes tables. Each wake-up gathers what arrived, steps the core once and carries
+//! out what it returns; it decides nothing itself.
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, mpsc as std_mpsc},
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result, bail};
+use log::{debug, error, info, log, warn};
+use tokio::{
+    net::UdpSocket,
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, oneshot},
+    time::sleep_until,
+};
+
+use super::{
+    control::{self, Asked, Reply, Request},
+    core::{self, Core, Effect, Identity, Input, Reloaded},
+    host::Host,
+    key,
+    membership::View,
+    tables::{self, Rows},
+    wire,
+};
+use crate::{
+    config::{self, Config},
+    dataplane::Dataplane,
+    loader, nic,
+};
+
+/// Datagrams read in one wake-up at most, so a flood cannot keep the clock from the
+/// core.
+const MAX_BATCH: usize = 1024;
+
+/// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
+pub fn run(config: &Path) -> Result<()> {
+    unblock_signals()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut agent = Runtime::start(config).await?;
+        let outcome = agent.serve().await;
+        agent.stop(outcome.is_ok());
+        outcome
+    })
+}
+
+struct Runtime {
+    path: PathBuf,
+    core: Core,
+    dp: Dataplane,
+    /// Dropped with the agent: removes the VIPs and restores the sysctls.
+    host: Host,
+    socket: UdpSocket,
+    requests: mpsc::Receiver<Asked>,
+    tables: TableWorker,
+}
+
+/// A thread computing tables, the newest asked for first: at 65,536 buckets and dozens
+/// of nodes one takes tens of milliseconds a slot, longer than the agent may go without
+/// renewing its lease.
+struct TableWorker {
+    jobs: std_mpsc::Sender<(Arc<Config>, View)>,
+    done: mpsc::UnboundedReceiver<(u64, Arc<Rows>)>,
+}
+
+impl TableWorker {
+    fn spawn() -> Result<TableWorker> {
+        let (jobs, queue) = std_mpsc::channel::<(Arc<Config>, View)>();
+        let (tx, done) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("farm-tables".into())
+            .spawn(move || {
+                while let Ok(mut job) = queue.recv() {
+                    // Only the newest view matters: the core ignores the others.
+                    while let Ok(newer) = queue.try_recv() {
+                        job = newer;
+                    }
+                    let (cfg, view) = job;
+                    let rows = Arc::new(tables::rows(&cfg, &view));
+                    if tx.send((view.digest(), rows)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .context("start the thread that computes tables")?;
+        Ok(TableWorker { jobs, done })
+    }
+}
+
+/// The wall clock in microseconds: incarnations of successive agents only grow.
+fn wall_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Carries out what the core asks of the data plane; `false` for anything else.
+fn write(dp: &mut Dataplane, effect: &Effect) -> Result<bool> {
+    match effect {
+        Effect::Rows(rows) => dp.install(rows).context("write the owner table")?,
+        Effect::Rules(rules) => dp.set_rules(rules).context("write the VIP and port rules")?,
+        Effect::Seed(seed) => {
+            let node = dp.node_config()?;
+            dp.set_node_config(&farm_common::NodeConfig { seed: *seed, ..node })?;
+        }
+        Effect::Lease(Some(until)) => {
+            dp.renew_lease(Some(until.saturating_duration_since(Instant::now())))?
+        }
+        Effect::Lease(None) => dp.fence()?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+impl Runtime {
+    async fn start(path: &Path) -> Result<Runtime> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            bail!(
+                "farm agent needs root (it attaches XDP, adds the VIPs, sets sysctls): run it as root"
+            );
+        }
+        let cfg = config::load(path)?;
+        let key = key::read(path, cfg.cluster.key_file.as_deref())?;
+        let iface = cfg.cluster.interface.clone();
+        if let Ok(Reply::Status(other)) = control::ask(&iface, &Request::Status) {
+            bail!(
+                "a farm agent already runs on {iface} (pid {}, {}): stop it first (SIGTERM), or send it SIGHUP to reload its file",
+                other.pid,
+                other.config.display()
+            );
+        }
+        if cfg.static_owners.is_some() {
+            warn!(
+                "{}: static_owners is for `farm load` alone; the agent computes the tables",
+                path.display()
+            );
+        }
+        let me = cfg.this_node().address;
+        let vips: Vec<_> = cfg.vips.iter().map(|v| v.address).collect();
+        let mut dp = loader::adopt_or_attach(&cfg)?;
+        let id = Identity { path: path.to_path_buf(), pid: std::process::id() };
+        let (core, effects) = Core::start(cfg, key, id, Instant::now(), wall_us());
+        // Own nothing from here on, before the VIPs are on the host: the pinned table
+        // may be a static one or a dead agent's.
+        let mut later = Vec::new();
+        for effect in effects {
+            if !write(&mut dp, &effect)? {
+                later.push(effect);
+            }
+        }
+        let socket = UdpSocket::bind(me).await.with_context(|| {
+            format!("bind the heartbeat socket to {me} (this node's peers[].address): is that address on this host?")
+        })?;
+        std::fs::create_dir_all(control::RUN_DIR)
+            .with_context(|| format!("create {}", control::RUN_DIR))?;
+        let host = Host::setup(&iface, &vips, Path::new(control::RUN_DIR))?;
+        let (tx, requests) = mpsc::channel(16);
+        let sock = control::serve(&iface, tx).with_context(|| {
+            format!("create the control socket {}", control::socket_path(&iface).display())
+        })?;
+        let c = core.config();
+        info!(
+            "agent for node {} on {iface} (cluster {}, {} peers, heartbeat {} ms, failure after {} ms, lease {} ms, control socket {})",
+            c.cluster.node_id,
+            c.cluster.name,
+            c.cluster.peers.len() - 1,
+            c.cluster.heartbeat_ms,
+            core::failure_time(c).as_millis(),
+            core::lease_time(c).as_millis(),
+            sock.display()
+        );
+        let mut runtime = Runtime {
+            path: path.to_path_buf(),
+            core,
+            dp,
+            host,
+            socket,
+            requests,
+            tables: TableWorker::spawn()?,
+        };
+        runtime.apply(later)?;
+        Ok(runtime)
+    }
+
+    /// The loop: datagrams, requests, signals, tables and the clock, until a leave
+    /// signal.
+    async fn serve(&mut self) -> Result<()> {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        // One byte more than the largest heartbeat, so a longer datagram shows as such.
+        let mut buf = vec![0u8; wire::MAX_DATAGRAM + 1];
+        loop {
+            let wake = self.core.next_wake();
+            let mut inputs = Vec::new();
+            let mut asker: Option<oneshot::Sender<Reply>> = None;
+            tokio::select! {
+                _ = term.recv() => { info!("SIGTERM: leaving the farm"); return Ok(()) }
+                _ = int.recv() => { info!("SIGINT: leaving the farm"); return Ok(()) }
+                _ = hup.recv() => inputs.push(Input::Reload(self.read_file())),
+                Some((req, reply)) = self.requests.recv() => {
+                    inputs.push(Input::Request(req));
+                    asker = Some(reply);
+                }
+                Some((digest, rows)) = self.tables.done.recv() => {
+                    inputs.push(Input::Table { digest, rows });
+                }
+                ready = self.socket.readable() => if let Err(e) = ready {
+                    debug!("heartbeat socket: {e}");
+                },
+                _ = sleep_until(wake.into()) => {}
+            }
+            // Whatever waits in the socket goes in before the clock is acted on: a
+            // peer's heartbeat must not lose to its own failure deadline.
+            self.read_datagrams(&mut buf, &mut inputs);
+            inputs.push(Input::Link(nic::is_running(&self.core.config().cluster.interface)?));
+            let effects = self.core.step(Instant::now(), inputs);
+            if let (Some(reply), Some(asker)) = (self.apply(effects)?, asker) {
+                let _ = asker.send(reply);
+            }
+        }
+    }
+
+    fn read_datagrams(&self, buf: &mut [u8], inputs: &mut Vec<Input>) {
+        for _ in 0..MAX_BATCH {
+            match self.socket.try_recv_from(buf) {
+                Ok((len, from)) => inputs.push(Input::Datagram(buf[..len].to_vec(), from)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => return debug!("heartbeat socket: {e}"),
+            }
+        }
+    }
+
+    /// SIGHUP: the file and its key again, or why not, for the core to judge.
+    fn read_file(&self) -> Result<Box<Reloaded>, String> {
+        let config = config::load(&self.path).map_err(|e| e.to_string())?;
+        let key =
+            key::read(&self.path, config.cluster.key_file.as_deref()).map_err(|e| e.to_string())?;
+        Ok(Box::new(Reloaded { config, key }))
+    }
+
+    /// Carries out the core's effects in order; the reply to a request, if one came.
+    fn apply(&mut self, effects: Vec<Effect>) -> Result<Option<Reply>> {
+        let mut reply = None;
+        for effect in effects {
+            if write(&mut self.dp, &effect)? {
+                continue;
+            }
+            match effect {
+                Effect::Send { to, address, datagram } => {
+                    if let Err(e) = self.socket.try_send_to(&datagram, address) {
+                        debug!("heartbeat to node {to} at {address}: {e}");
+                    }
+                }
+                Effect::Vips(vips) => self.host.set_vips(&vips)?,
+                // The thread only ends with the agent.
+                Effect::Compute { config, view } => drop(self.tables.jobs.send((config, view))),
+                Effect::Reply(r) => reply = Some(r),
+                Effect::Note(note) => log!(note.level(), "{note}"),
+                Effect::Rows(_) | Effect::Rules(_) | Effect::Seed(_) | Effect::Lease(_) => {
+                    unreachable!("written above")
+                }
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Leaves the farm (`clean`: telling the peers, who take its buckets at once) or
+    /// just fences, then detaches.
+    fn stop(&mut self, clean: bool) {
+        let effects = match clean {
+            true => self.core.leave(Instant::now()),
+            false => vec![Effect::Lease(None)],
+        };
+        if let Err(e) = self.apply(effects) {
+            error!("leaving the farm: {e:#}");
+        }
+        let iface = self.core.config().cluster.interface.clone();
+        let _ = std::fs::remove_file(control::socket_path(&iface));
+        match loader::detach(&iface, Some(self.core.config())) {
+            Ok(()) => info!("detached from {iface}"),
+            Err(e) => error!("detaching: {e}"),
+        }
+    }
+}
+
+/// A parent may have blocked the signals the agent acts on (the mask survives exec);
+/// blocked, SIGTERM would never make the agent leave.
+fn unblock_signals() -> Result<()> {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    let rc = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut())
+    };
+    anyhow::ensure!(rc == 0, "pthread_sigmask: {}", std::io::Error::from_raw_os_error(rc));
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! What the simulation checks, as a client would see it.
+//!
+//! Safety, after every event that may let a node accept more: no sampled packet is
+//! accepted by two nodes. One exception, which no protocol without a quorum avoids and
+//! the random runs count: loss that cuts two nodes apart both ways, as a partition
+//! would. A double acceptance is excused only where one of the two had failed the
+//! other, and the other had not heard from it for half a failure time (past which its
+//! lease no longer waits on that node's acknowledgements; see
+//! `Membership::lease_deadline`). Loss one way only is no excuse: the failed node's
+//! lease, bounded by the acknowledgements of the node that failed it, ran out first.
+//!
+//! Settled, once disturbances stop: no node is stalled and every file reloaded; the
+//! running nodes hold one view of exactly themselves at one epoch, installed; and every
+//! sampled packet is accepted by exactly the node that view's table under that file
+//! names (by none where the table names none or no service takes it).
+use std::time::Instant;
+
+use farm_userspace::{
+    agent::{tables, wire::Phase},
+    classify::Plane,
+    rules,
+};
+
+use super::{FAILURE, Node, Run, Sim};
+
+impl Sim {
+    pub fn check_safety(&mut self) -> Result<(), String> {
+        let mut explained = None;
+        for flow in &self.flows {
+            let mut acceptors = self.nodes.iter().filter(|n| n.accepts(flow, self.now));
+            let (Some(a), Some(b)) = (acceptors.next(), acceptors.next()) else { continue };
+            let what = format!("{flow:?} accepted by nodes {} and {}", a.id, b.id);
+            if !(apart(a, b, self.now) || apart(b, a, self.now)) {
+                return Err(self.failure(&what));
+            }
+            explained.get_or_insert(what);
+        }
+        if let Some(what) = explained {
+            self.loss_overlap.get_or_insert(what);
+        }
+        Ok(())
+    }
+
+    /// The nodes `ids` hold one view of exactly them, at one epoch, installed.
+    pub fn installed(&mut self, ids: &[u16]) -> bool {
+        let cores: Vec<_> = ids.iter().filter_map(|&id| self.node(id).core.as_ref()).collect();
+        cores.len() == ids.len()
+            && cores.iter().all(|c| {
+                let (m, first) = (c.membership(), cores[0].membership());
+                m.phase() == Phase::Installed && m.view().ids() == ids && m.epoch() == first.epoch()
+            })
+    }
+
+    /// See the module's documentation.
+    pub fn settled(&mut self) -> bool {
+        let files_in = self.nodes.iter().all(|n| n.file == self.spec);
+        if !files_in || self.nodes.iter().any(|n| n.run == Run::Stalled) {
+            return false;
+        }
+        let Some(first) = self.running().next() else { return true };
+        let m = first.core.as_ref().expect("running").membership();
+        let (view, epoch) = (m.view().clone(), m.epoch());
+        let ids: Vec<u16> = self.running().map(|n| n.id).collect();
+        let agree = self.running().all(|n| {
+            let m = n.core.as_ref().expect("running").membership();
+            m.phase() == Phase::Installed && m.epoch() == epoch && *m.view() == view
+        });
+        if !agree || view.ids() != ids {
+            return false;
+        }
+        // The table last, and once per view and file: this runs before every event.
+        let digest = view.digest();
+        if self.expected.as_ref().is_none_or(|(d, s, _)| (*d, s) != (digest, &self.spec)) {
+            let rows = tables::rows(&self.spec.config(1), &view);
+            self.expected = Some((digest, self.spec.clone(), rows));
+        }
+        let (_, _, rows) = self.expected.as_ref().expect("just set");
+        let cfg = self.spec.config(1);
+        let (rules, node) = (rules::rules(&cfg), rules::node_config(&cfg, [0; 6]));
+        let agreed = Plane { rules: &rules, node: &node, rows, lease: None };
+        self.flows.iter().all(|flow| {
+            let mut acceptors = self.nodes.iter().filter(|n| n.accepts(flow, self.now));
+            match (acceptors.next(), agreed.owner(flow)) {
+                (None, None) => true,
+                (Some(n), Some(owner)) => n.id == owner && acceptors.next().is_none(),
+                _ => false,
+            }
+        })
+    }
+}
+
+/// `taker` failed `kept`, which had not heard it for half a failure time: cut apart
+/// both ways.
+fn apart(taker: &Node, kept: &Node, now: Instant) -> bool {
+    let (Some(t), Some(k)) = (&taker.core, &kept.core) else { return false };
+    !t.membership().view().ids().contains(&kept.id)
+        && k.membership().silent_for(taker.id, now).is_none_or(|silent| silent >= FAILURE / 2)
+}

@@ -1,0 +1,90 @@
+//! Random runs: a random farm on a random network through random disturbances, then
+//! healed. The test suite runs a few thousand seeds; `cargo xtask soak --runs N` runs as
+//! many as asked.
+use std::time::Duration;
+
+use farm_userspace::agent::control::Request;
+
+use super::{Disturbance, Net, Run, Sim, ms, spec::Spec};
+
+/// What one run found: how long the farm took to settle once healed, and the double
+/// acceptance that loss cutting two nodes apart explains, if any.
+pub struct Outcome {
+    pub settled_in: Duration,
+    pub cut_apart: Option<String>,
+    pub disturbances: usize,
+}
+
+impl Sim {
+    /// A disturbance that fits the state of a random node, if any.
+    pub fn random_disturbance(&mut self) -> Option<Disturbance> {
+        let id = 1 + self.rng.below(u64::from(self.spec.nodes)) as u16;
+        let (weight, drained) = self.core_weight(id);
+        match self.node(id).run {
+            Run::Down => Some(Disturbance::Restart(id)),
+            Run::Stalled => None,
+            Run::Running => Some(match self.rng.below(11) {
+                0 => Disturbance::Kill(id),
+                1 => Disturbance::Stall(id, ms(150 + self.rng.below(451))),
+                // Longer than the lease and than the failure time.
+                2 => Disturbance::Stall(id, ms(1000 + self.rng.below(1501))),
+                3 => Disturbance::Leave(id),
+                4 => Disturbance::Steer(id, Request::Weight(Some(self.rng.below(4) as u32))),
+                5 => match drained {
+                    true => Disturbance::Steer(id, Request::Undrain),
+                    false => Disturbance::Steer(id, Request::Drain),
+                },
+                6 if weight.is_some() => Disturbance::Steer(id, Request::Weight(None)),
+                6 | 7 => {
+                    let spec = self.spec.changed(&mut self.rng);
+                    Disturbance::Reload(Box::new(spec), ms(self.rng.below(800)))
+                }
+                _ if self.up(id) => Disturbance::LinkDown(id),
+                _ => Disturbance::LinkUp(id),
+            }),
+        }
+    }
+
+    fn core_weight(&self, id: u16) -> (Option<u32>, bool) {
+        self.node(id).core.as_ref().map_or((None, false), |c| c.membership().weight())
+    }
+}
+
+/// A random farm through random disturbances, then healed.
+pub fn random_case(seed: u64) -> Result<Outcome, String> {
+    let mut rng = super::rng::Rng::new(seed ^ 0x5eed);
+    let n = 2 + rng.below(5) as u16;
+    // A third of the runs without loss, where no double acceptance has an excuse.
+    let loss = if seed.is_multiple_of(3) { 0 } else { 1 + rng.below(300) };
+    let net = Net { loss, dup: rng.below(51) };
+    let mut sim = Sim::new(Spec::new(n), seed, net, ms(rng.below(400)));
+    sim.table_delay = ms(rng.below(40));
+    sim.trace.push(format!("{n} nodes, {net:?}, tables within {:?}", sim.table_delay));
+    let mut at = sim.base + ms(500 + rng.below(700));
+    let mut disturbances = 0;
+    for _ in 0..1 + rng.below(6) {
+        sim.run_until(at, |_| false)?;
+        if let Some(d) = sim.random_disturbance() {
+            sim.disturb(d)?;
+            disturbances += 1;
+        }
+        at += ms(rng.below(700));
+    }
+    // Heal: no more loss, every link up; stalled nodes resume and reloads arrive on
+    // their own.
+    sim.net.loss = 0;
+    for id in 1..=n {
+        if !sim.up(id) {
+            sim.disturb(Disturbance::LinkUp(id))?;
+        }
+    }
+    let healed = sim.now;
+    let settled = sim.run_until(healed + ms(6000), Sim::settled)?;
+    let settled = settled.ok_or_else(|| sim.failure("not settled 6 s after healing"))?;
+    sim.run_for(ms(500))?;
+    if !sim.settled() {
+        return Err(sim.failure("settled, then unsettled without a disturbance"));
+    }
+    let cut_apart = sim.loss_overlap.map(|what| format!("seed {seed}, {n} nodes: {what}"));
+    Ok(Outcome { settled_in: settled - healed, cut_apart, disturbances })
+}

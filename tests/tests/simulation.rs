@@ -1,0 +1,270 @@
+//! The agent's core in the deterministic simulation (`farm_tests::sim`): scenarios a user
+//! meets, then random disturbances over many seeds. Every run checks, after every event,
+//! that no sampled client packet is accepted by two nodes.
+use std::time::{Duration, Instant};
+
+use farm_tests::sim::{
+    Disturbance, FAILURE, RELIABLE, Sim, ms,
+    random::random_case,
+    spec::{Alt, Spec},
+};
+use farm_userspace::agent::control::Request;
+
+/// Fails the test on a broken property, with the seed and the trace that replay it.
+fn ok<T>(result: Result<T, String>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A farm of `spec` started together, and when it settled.
+fn start(spec: Spec) -> (Sim, Instant) {
+    let n = usize::from(spec.nodes);
+    let mut sim = Sim::new(spec, 1, RELIABLE, ms(20));
+    let all = move |s: &mut Sim| s.running().count() == n && s.settled();
+    let settled = ok(sim.run_until(sim.base + ms(1500), all));
+    let settled = settled.unwrap_or_else(|| panic!("{}", sim.failure("not settled")));
+    (sim, settled)
+}
+
+/// Runs until the farm settles, within `within`.
+fn settle(sim: &mut Sim, within: Duration) -> Instant {
+    let settled = ok(sim.run_until(sim.now + within, Sim::settled));
+    settled.unwrap_or_else(|| panic!("{}", sim.failure("not settled")))
+}
+
+/// Who accepts each flow now (`None` for nobody; a second acceptor fails the safety check).
+fn acceptors(sim: &Sim) -> Vec<Option<u16>> {
+    let now = sim.now;
+    sim.flows.iter().map(|f| sim.nodes.iter().find(|n| n.accepts(f, now)).map(|n| n.id)).collect()
+}
+
+fn flows_of(sim: &Sim, id: u16) -> usize {
+    acceptors(sim).iter().filter(|&&a| a == Some(id)).count()
+}
+
+#[test]
+fn three_nodes_agree_on_one_table() {
+    let (sim, settled) = start(Spec::new(3));
+    // Nobody installs before its joining wait is over.
+    assert!(settled - sim.base >= FAILURE);
+    assert_eq!(sim.core(1).membership().view().ids(), [1, 2, 3]);
+    let shares: Vec<usize> = (1..=3).map(|id| flows_of(&sim, id)).collect();
+    assert!(shares.iter().all(|&s| s > 10), "each node answers its share: {shares:?}");
+}
+
+#[test]
+fn survivors_of_a_kill_take_over_without_double_ownership() {
+    let mut took = vec![];
+    // Kills at different points of the heartbeat interval.
+    for offset in (0..100).step_by(10) {
+        let mut sim = start(Spec::new(3)).0;
+        ok(sim.run_for(ms(offset)));
+        let before = acceptors(&sim);
+        ok(sim.disturb(Disturbance::Kill(3)));
+        let killed = sim.now;
+        let done = settle(&mut sim, ms(1000));
+        // The lease, not luck, kept node 3 off: it had run out before the takeover.
+        assert!(sim.node(3).model.lease.is_some_and(|until| until <= done));
+        let after = acceptors(&sim);
+        for (b, a) in before.iter().zip(&after) {
+            if *b == Some(3) {
+                assert!(matches!(a, Some(1 | 2)), "node 3's clients go to the survivors");
+            }
+        }
+        took.push((done - killed).as_millis());
+    }
+    eprintln!("survivors settled {took:?} ms after the kill");
+}
+
+#[test]
+fn a_node_cut_off_waits_for_the_farm_before_owning_again() {
+    // Cut off, node 1 fails its peer and would settle alone. Its fence used to last only
+    // until that lone install, and on rejoining it installed its lone view at once:
+    // either way it took every bucket from node 2.
+    for seed in 0..40 {
+        let mut sim = Sim::new(Spec::new(2), seed, RELIABLE, ms(20));
+        ok(sim.run_for(ms(1000)));
+        for _ in 0..10 {
+            let wait = Duration::from_micros(sim.rng.below(100_000));
+            ok(sim.run_for(wait));
+            ok(sim.disturb(Disturbance::LinkDown(1)));
+            let down = sim.now;
+            ok(sim.run_until(down + ms(500), |_| false));
+            ok(sim.disturb(Disturbance::LinkUp(1)));
+            settle(&mut sim, ms(2000));
+        }
+    }
+}
+
+#[test]
+fn survivors_of_a_leave_take_over_at_once() {
+    let mut sim = start(Spec::new(3)).0;
+    ok(sim.disturb(Disturbance::Leave(3)));
+    let left = sim.now;
+    let done = settle(&mut sim, ms(1000));
+    eprintln!("survivors settled {} ms after the leave", (done - left).as_millis());
+    // Well before the failure time: the Leave heartbeats, not silence, moved them.
+    assert!(done - left < FAILURE / 3);
+}
+
+#[test]
+fn a_stalled_node_comes_back_as_a_new_incarnation() {
+    let mut sim = start(Spec::new(3)).0;
+    let old = sim.core(2).membership().incarnation();
+    ok(sim.disturb(Disturbance::Stall(2, ms(400))));
+    let stalled = sim.now;
+    let taken = ok(sim.run_until(stalled + ms(400), |s| s.owned(2) == 0 && s.owned(1) > 0));
+    assert!(taken.is_some(), "the others take node 2's clients while it is stopped");
+    let back = settle(&mut sim, ms(3000));
+    assert!(back > stalled + ms(400));
+    let new = sim.core(2).membership().incarnation();
+    assert!(new > old);
+    let member = sim.core(1).membership().view().members.iter().find(|m| m.id == 2).cloned();
+    assert_eq!(member.map(|m| m.incarnation), Some(new));
+}
+
+/// Defect: a node resuming from a stall longer than the failure time acted on the
+/// deadlines that passed while it slept: it failed both peers, installed a table of
+/// every bucket, and its old incarnation's heartbeats made the others fence. No client
+/// whose bucket did not have to move may lose a packet.
+#[test]
+fn a_long_stall_costs_the_other_nodes_nothing() {
+    for seed in 0..20 {
+        let mut sim = Sim::new(Spec::new(3), seed, RELIABLE, ms(20));
+        ok(sim.run_until(sim.base + ms(1500), |s| s.elapsed() > FAILURE && s.settled()));
+        let before = acceptors(&sim);
+        ok(sim.disturb(Disturbance::Stall(3, ms(2000))));
+        // The table the survivors install once node 3 is failed.
+        let apart = ok(sim.run_until(sim.now + ms(1000), |s| s.installed(&[1, 2])));
+        assert!(apart.is_some(), "{}", sim.failure("the survivors never settled"));
+        let survivors = acceptors(&sim);
+        // Clients whose node is the same in both tables: theirs did not have to move.
+        let stayed: Vec<(usize, u16)> = (0..sim.flows.len())
+            .filter_map(|i| match (before[i], survivors[i]) {
+                (Some(b), Some(s)) if b == s => Some((i, b)),
+                _ => None,
+            })
+            .collect();
+        assert!(stayed.len() > 20, "most clients of nodes 1 and 2 stay: {}", stayed.len());
+        // Node 3 resumes; every millisecond until the farm has settled again, those
+        // clients are answered by the node that answered them all along.
+        let end = sim.now + ms(4000);
+        loop {
+            ok(sim.run_for(ms(1)));
+            let now = acceptors(&sim);
+            for &(i, node) in &stayed {
+                if now[i] != Some(node) {
+                    let what =
+                        format!("{:?}, answered by node {node}, now by {:?}", sim.flows[i], now[i]);
+                    panic!("{}", sim.failure(&what));
+                }
+            }
+            if sim.now > end || (sim.elapsed() > ms(4000) && sim.settled() && sim.owned(3) > 0) {
+                break;
+            }
+        }
+        assert!(sim.settled() && sim.owned(3) > 0, "{}", sim.failure("node 3 never came back"));
+        let fenced =
+            sim.trace.iter().find(|l| l.contains("node 1: fenced") || l.contains("node 2: fenced"));
+        assert!(fenced.is_none(), "{}", sim.failure(fenced.unwrap()));
+    }
+}
+
+#[test]
+fn drain_moves_every_client_away_and_undrain_gives_them_back() {
+    let mut sim = start(Spec::new(3)).0;
+    let before = acceptors(&sim);
+    ok(sim.disturb(Disturbance::Steer(1, Request::Drain)));
+    settle(&mut sim, ms(1000));
+    assert_eq!(flows_of(&sim, 1), 0);
+    ok(sim.disturb(Disturbance::Steer(1, Request::Undrain)));
+    settle(&mut sim, ms(1000));
+    // The same view as before the drain, so the same table.
+    assert_eq!(acceptors(&sim), before);
+}
+
+/// Defect: a reload remapped ports to slots, so during a rolling reload a node that had
+/// reloaded took a port through its new service's table while one that had not took it
+/// through the old one. Each change here moves ports between services, the VIP's
+/// default, or an affinity, with the services' tables weighing nodes differently.
+#[test]
+fn rolling_reloads_never_give_a_client_two_nodes() {
+    let mut base = Spec::new(3);
+    base.web_weight = Some(3);
+    let changes: [&dyn Fn(&mut Spec); 6] = [
+        &|s| s.alt = Alt::Own,
+        &|s| s.alt = Alt::Unclaimed,
+        &|s| s.dns_by_port = true,
+        &|s| s.vip2_drops = false,
+        &|s| s.extra = true,
+        &|s| s.weights[1] = 3,
+    ];
+    for (i, change) in changes.iter().enumerate() {
+        for seed in 0..10 {
+            let mut sim = Sim::new(base.clone(), seed, RELIABLE, ms(20));
+            ok(sim.run_until(sim.base + ms(1500), |s| s.elapsed() > FAILURE && s.settled()));
+            let mut next = base.clone();
+            change(&mut next);
+            // Nodes take the new file up to 600 ms apart: every packet is checked after
+            // every event in between.
+            ok(sim.disturb(Disturbance::Reload(Box::new(next.clone()), ms(600))));
+            settle(&mut sim, ms(3000));
+            // And back, as an operator undoing it.
+            ok(sim.disturb(Disturbance::Reload(Box::new(base.clone()), ms(600))));
+            let back = settle(&mut sim, ms(3000));
+            assert!(back > sim.base, "change {i}, seed {seed}");
+        }
+    }
+}
+
+/// Defect: a reload accepted a new seed, but the data plane kept hashing with the one it
+/// was loaded with, against tables computed for the new one.
+#[test]
+fn a_reloaded_seed_reaches_the_data_plane() {
+    let (mut sim, _) = start(Spec::new(3));
+    let mut next = sim.spec.clone();
+    next.seed = 4242;
+    ok(sim.disturb(Disturbance::Reload(Box::new(next), ms(300))));
+    settle(&mut sim, ms(3000));
+    assert!(sim.nodes.iter().all(|n| n.model.node.seed == 4242));
+    // Settled means every packet is accepted by the node the new table names.
+    for id in 1..=3 {
+        assert!(flows_of(&sim, id) > 10);
+    }
+}
+
+/// Defect: tables were computed on the agent's loop, which stopped for longer than the
+/// lease at 65,536 buckets. Now they come from elsewhere when they come: a node takes
+/// a view's table only once it has it, and meanwhile keeps its lease and its peers.
+#[test]
+fn slow_tables_delay_installs_and_nothing_else() {
+    let mut sim = Sim::new(Spec::new(3), 3, RELIABLE, ms(20));
+    sim.table_delay = ms(700);
+    ok(sim.run_until(sim.base + ms(8000), |s| s.elapsed() > FAILURE && s.settled()));
+    ok(sim.disturb(Disturbance::Kill(3)));
+    settle(&mut sim, ms(8000));
+    ok(sim.disturb(Disturbance::Restart(3)));
+    settle(&mut sim, ms(8000));
+    let trouble = sim.trace.iter().find(|l| l.contains("fenced") || l.contains("failed:"));
+    let kill_failure = |l: &&String| l.contains("node 3 failed");
+    assert!(trouble.is_none_or(|l| kill_failure(&l)), "{}", sim.failure(trouble.unwrap()));
+}
+
+#[test]
+fn random_disturbances_never_give_a_client_two_nodes() {
+    const RUNS: u64 = 2000;
+    let (mut slowest, mut cut_apart) = (Duration::ZERO, vec![]);
+    for seed in 0..RUNS {
+        let outcome = ok(random_case(seed));
+        slowest = slowest.max(outcome.settled_in);
+        cut_apart.extend(outcome.cut_apart);
+    }
+    let lossy = RUNS - RUNS.div_ceil(3);
+    eprintln!("{RUNS} runs, each settled within {} ms of healing", slowest.as_millis());
+    // Not a failure of the protocol (see `sim::check`), but it must stay rare.
+    eprintln!(
+        "{} of the {lossy} runs with loss cut two nodes apart both ways, each serving alone; the first: {}",
+        cut_apart.len(),
+        cut_apart.first().map_or("none", String::as_str)
+    );
+    assert!(cut_apart.len() as u64 <= lossy / 50, "{} runs cut apart", cut_apart.len());
+}

@@ -4,21 +4,23 @@
 //! Every lookup is an array read the JIT inlines: traffic for no VIP is passed after one
 //! (the VIP index), TCP or UDP to a configured service is decided after four more (the
 //! VIP's entry, the port's rule, the owner table, the control word).
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_jiffies64, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use farm_common::{
-    Addr, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig, VIP_IN_USE,
-    VIP_INDEX_SHARED, VipEntry, bucket_of, flow_hash, owner_position, port_position,
-    port_rule_parts, v4_addr, vip_fold,
+    Addr, MODE_CLIENT_IP_PORT, MODE_DROP, NodeConfig, flow_hash, port_position, port_rule_parts,
+    v4_addr,
 };
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
-    maps::{FARM_CONTROL, FARM_OWNERS, FARM_SERVICES, FARM_VIP_INDEX, FARM_VIPS, count},
+    maps::{FARM_SERVICES, count},
     neighbour,
+    ownership::may_take,
     parse::{
         IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, be32_at, byte_at, ipv6_payload,
         ptr_at, store_mac,
     },
+    verdict::{malformed, pass_malformed, pass_not_vip},
+    vip::{Vip, find_vip},
 };
 
 const ICMP_DEST_UNREACH: u8 = 3;
@@ -265,34 +267,11 @@ fn icmp6_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u
     }
 }
 
-/// A VIP as steering needs it: its slot (its index) and default mode.
-pub struct Vip {
-    pub slot: u16,
-    pub mode: u8,
-}
-
 /// A service's table slot and affinity mode.
 #[derive(Clone, Copy)]
 struct Service {
     slot: u16,
     mode: u8,
-}
-
-/// The VIP `addr` is, if any: the index entry at the address's fold is the VIP it may
-/// be, and its address says whether it is.
-#[inline(always)]
-pub fn find_vip(addr: &Addr) -> Option<Vip> {
-    let e = FARM_VIP_INDEX.get(vip_fold(addr))?;
-    match e.in_use {
-        VIP_INDEX_SHARED => (0..MAX_VIPS).find_map(|i| FARM_VIPS.get(i).and_then(|e| is(e, addr))),
-        _ => is(e, addr),
-    }
-}
-
-#[inline(always)]
-fn is(e: &VipEntry, addr: &Addr) -> Option<Vip> {
-    (e.in_use == VIP_IN_USE && e.addr == *addr)
-        .then_some(Vip { slot: e.index as u16, mode: e.mode })
 }
 
 /// TCP or UDP to a configured service: decided here; `None` when the packet is anything
@@ -357,48 +336,5 @@ fn decide(ctx: &XdpContext, cfg: &NodeConfig, slot: u16, client: &Addr, port: u1
     // unicast-flooding mode), which TCP ignores: readdress to this NIC.
     store_mac(ctx, 0, &cfg.own_mac);
     count(slot, |c| &mut c.accepted);
-    xdp_action::XDP_PASS
-}
-
-/// Whether this node may take a packet of table row `slot` whose hash is `hash`: it owns
-/// the bucket in the active half of the table, and its lease is fresh (past it, this
-/// node's agent is dead or hung, and the node must stop answering before its peers hand
-/// its buckets to others). Counts why not.
-#[inline(always)]
-pub fn may_take(cfg: &NodeConfig, slot: u32, hash: u32) -> bool {
-    let Some(ctl) = FARM_CONTROL.get(0) else {
-        return false;
-    };
-    let bucket = bucket_of(hash, cfg.bucket_count);
-    let (index, lane) = owner_position(ctl.active_half & 1, slot, bucket, cfg.bucket_count);
-    // A node id is never NO_OWNER (the config refuses 65535), so one compare suffices.
-    let owner = FARM_OWNERS.get(index).map_or(NO_OWNER, |chunk| chunk[lane & 3]);
-    if owner != cfg.node_id {
-        count(slot, |c| &mut c.not_owner);
-        return false;
-    }
-    if unsafe { bpf_jiffies64() } >= ctl.lease {
-        count(slot, |c| &mut c.lease_expired);
-        return false;
-    }
-    true
-}
-
-#[inline(always)]
-pub fn malformed(slot: u16) -> u32 {
-    count(slot as u32, |c| &mut c.malformed);
-    xdp_action::XDP_DROP
-}
-
-/// Too short to tell what it is: not ours to judge, the stack drops it.
-#[inline(always)]
-pub fn pass_malformed() -> u32 {
-    count(GLOBAL_SLOT, |c| &mut c.malformed);
-    xdp_action::XDP_PASS
-}
-
-#[inline(always)]
-pub fn pass_not_vip() -> u32 {
-    count(GLOBAL_SLOT, |c| &mut c.passed);
     xdp_action::XDP_PASS
 }

@@ -35,17 +35,8 @@ fn moved(h: &mut Harness, slot: u32, pkt: &[u8]) -> (u32, Vec<u8>, Vec<&'static 
 }
 
 fn diff(a: &Counters, b: &Counters) -> Vec<&'static str> {
-    let fields = [
-        ("accepted", a.accepted, b.accepted),
-        ("not_owner", a.not_owner, b.not_owner),
-        ("lease_expired", a.lease_expired, b.lease_expired),
-        ("no_service", a.no_service, b.no_service),
-        ("arp_replies", a.arp_replies, b.arp_replies),
-        ("nd_replies", a.nd_replies, b.nd_replies),
-        ("malformed", a.malformed, b.malformed),
-        ("passed", a.passed, b.passed),
-    ];
-    fields.iter().filter(|(_, x, y)| x != y).map(|(n, _, _)| *n).collect()
+    let moved = a.values().into_iter().zip(b.values()).map(|(x, y)| x != y);
+    Counters::NAMES.into_iter().zip(moved).filter(|(_, m)| *m).map(|(n, _)| n).collect()
 }
 
 /// An accepted frame is the same frame readdressed to this node's NIC.

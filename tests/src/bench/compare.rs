@@ -6,7 +6,7 @@
 use std::{net::Ipv4Addr, time::Duration};
 
 use anyhow::{Context, Result, bail, ensure};
-use farm_common::Counters;
+use farm_common::Counter;
 use farm_userspace::nic;
 
 use super::{
@@ -57,7 +57,7 @@ struct Path {
     name: &'static str,
     client: Ipv4Addr,
     farm: Harness,
-    farm_counter: fn(&Counters) -> u64,
+    farm_counter: Counter,
     peer_counter: fn(&Verdicts) -> u64,
     goal: f64,
     /// Whether the frames should reach the socket.
@@ -107,7 +107,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
             name: "drop",
             client: outside,
             farm: live::farm(OTHER_NODE, own_mac)?,
-            farm_counter: |c| c.not_owner,
+            farm_counter: Counter::NotOwner,
             peer_counter: |v| v.dropped,
             goal: DROP_GOAL,
             delivers: false,
@@ -116,7 +116,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
             name: "accept",
             client: inside,
             farm: live::farm(me, own_mac)?,
-            farm_counter: |c| c.accepted,
+            farm_counter: Counter::Accepted,
             peer_counter: |v| v.accepted,
             goal: ACCEPT_GOAL,
             delivers: true,
@@ -127,7 +127,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
     for _ in 0..rounds {
         for (p, r) in paths.iter().zip(&mut runs) {
             let frame = datagram(p.client);
-            let farm_count = || Ok((p.farm_counter)(&p.farm.dataplane.counters(SLOT_DNS4)?));
+            let farm_count = || Ok(p.farm.dataplane.counters(SLOT_DNS4)?[p.farm_counter]);
             let farm =
                 run(&mut sink, farm_count, || live::time(p.farm.xdp()?, &frame, farm_if, repeat))?;
             let peer_count = || Ok((p.peer_counter)(&peer::verdicts(ns)?));

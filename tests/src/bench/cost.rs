@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail, ensure};
-use farm_common::{Counters, GLOBAL_SLOT};
+use farm_common::{Counter, GLOBAL_SLOT};
 
 use super::{OTHER_NODE, baseline::Baseline, median};
 use crate::{fixtures::*, harness::Harness, packet::*};
@@ -42,7 +42,7 @@ struct Path {
     action: u32,
     /// The counter the path bumps once per packet: (slot, field).
     slot: u32,
-    counter: fn(&Counters) -> u64,
+    counter: Counter,
     /// The program rewrites this packet in place into one it treats otherwise (an ARP
     /// request becomes a reply, which it passes), and a repeated BPF_PROG_TEST_RUN feeds
     /// the rewritten bytes to the next run: so each run gets a fresh copy, one per call.
@@ -58,7 +58,7 @@ fn paths() -> Vec<Path> {
             packet: tcp(CLIENT4.into(), 40000, OTHER4.into(), 80),
             action: XDP_PASS,
             slot: GLOBAL_SLOT,
-            counter: |c| c.passed,
+            counter: Counter::Passed,
             fresh: false,
         },
         Path {
@@ -67,7 +67,7 @@ fn paths() -> Vec<Path> {
             packet: web.clone(),
             action: XDP_PASS,
             slot: SLOT_WEB4,
-            counter: |c| c.accepted,
+            counter: Counter::Accepted,
             fresh: false,
         },
         Path {
@@ -76,7 +76,7 @@ fn paths() -> Vec<Path> {
             packet: web,
             action: XDP_DROP,
             slot: SLOT_WEB4,
-            counter: |c| c.not_owner,
+            counter: Counter::NotOwner,
             fresh: false,
         },
         Path {
@@ -85,7 +85,7 @@ fn paths() -> Vec<Path> {
             packet: arp_request(CLIENT4, VIP4),
             action: XDP_TX,
             slot: SLOT_VIP4,
-            counter: |c| c.arp_replies,
+            counter: Counter::ArpReplies,
             fresh: true,
         },
     ]
@@ -133,7 +133,7 @@ struct Sample {
 }
 
 fn sample(h: &mut Harness, baseline: &Baseline, p: &Path, repeat: u32) -> Result<Sample> {
-    let before = (p.counter)(&h.counters(p.slot)?);
+    let before = h.counters(p.slot)?[p.counter];
     let base = ns(baseline.time(&p.packet, repeat)?);
     let (farm, runs) = if p.fresh {
         // One call per packet adds the call's fixed cost inside the timed window (a
@@ -153,7 +153,7 @@ fn sample(h: &mut Harness, baseline: &Baseline, p: &Path, repeat: u32) -> Result
         (ns(h.time(&p.packet, repeat)?), repeat)
     };
     // Each timed run must have taken the path it is named after, not a cheaper one.
-    let took = (p.counter)(&h.counters(p.slot)?) - before;
+    let took = h.counters(p.slot)?[p.counter] - before;
     ensure!(took == runs as u64, "path {}: {took} of {runs} runs took the path", p.name);
     Ok(Sample { farm, baseline: base })
 }

@@ -19,6 +19,8 @@ pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 7);
 /// An address that is no VIP.
 pub const OTHER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 200);
 pub const OTHER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200);
+/// This node's peer that owns the buckets this node does not, in the tests' tables.
+pub const PEER: u16 = 2;
 pub const SEED: u32 = 0x5eed_f00d;
 pub const BUCKETS: u32 = 4096;
 

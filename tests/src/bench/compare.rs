@@ -10,7 +10,6 @@ use farm_common::Counter;
 use farm_userspace::nic;
 
 use super::{
-    OTHER_NODE,
     baseline::Baseline,
     live, median,
     peer::{self, Verdicts},
@@ -106,7 +105,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
         Path {
             name: "drop",
             client: outside,
-            farm: live::farm(OTHER_NODE, own_mac)?,
+            farm: live::farm(PEER, own_mac)?,
             farm_counter: Counter::NotOwner,
             peer_counter: |v| v.dropped,
             goal: DROP_GOAL,

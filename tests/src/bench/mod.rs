@@ -13,9 +13,6 @@ pub mod report;
 pub mod signals;
 pub mod sink;
 
-/// The node that owns every bucket in the tables where this node owns none.
-pub const OTHER_NODE: u16 = 2;
-
 /// The median of `values` (the upper one of the middle two for an even count).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

@@ -16,8 +16,8 @@ use crate::{
     neighbour,
     ownership::may_take,
     parse::{
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, be32_at, byte_at, ipv6_payload,
-        ptr_at, store_mac,
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Piece, be32_at, byte_at,
+        ipv6_payload, ptr_at, store_mac,
     },
     verdict::{malformed, pass_malformed, pass_not_vip},
     vip::{Vip, find_vip},
@@ -31,6 +31,8 @@ const ICMPV6_PARAM_PROBLEM: u8 = 4;
 const ICMPV6_NEIGHBOUR_SOLICIT: u8 = 135;
 /// Fragment offset and More-Fragments bits of the IPv4 `frags` field.
 const IPV4_FRAG_MASK: u16 = 0x3fff;
+/// The fragment offset alone.
+const IPV4_OFFSET_MASK: u16 = 0x1fff;
 
 /// The IPv4 header fields steering reads.
 struct V4 {
@@ -63,8 +65,12 @@ impl V4 {
         (self.vihl >> 4 == 4 && ihl >= Ipv4Hdr::LEN).then_some(ihl)
     }
 
-    fn fragment(&self) -> bool {
-        self.frags & IPV4_FRAG_MASK != 0
+    fn piece(&self) -> Piece {
+        match self.frags & IPV4_FRAG_MASK {
+            0 => Piece::Whole,
+            f if f & IPV4_OFFSET_MASK == 0 => Piece::First,
+            _ => Piece::Later,
+        }
     }
 }
 
@@ -122,8 +128,9 @@ pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     };
     let client = v4_addr(ip.src);
     let ihl = ip.header_len();
+    let piece = ip.piece();
     if let Some(ihl) = ihl
-        && !ip.fragment()
+        && piece == Piece::Whole
         && let Some(verdict) = known_service(ctx, cfg, &vip, &client, ip.proto, l3 + ihl)
     {
         return verdict;
@@ -132,8 +139,8 @@ pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
         return malformed(vip.slot);
     };
     let l4 = l3 + ihl;
-    if ip.fragment() {
-        return decide(ctx, cfg, vip.slot, &client, 0);
+    if piece != Piece::Whole {
+        return fragment(ctx, cfg, &vip, &client, piece, ip.proto, l4);
     }
     let is_error = |t: u8| matches!(t, ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM);
     let on_error = |inner: usize| icmp4_error(ctx, cfg, &vip, inner);
@@ -151,7 +158,7 @@ fn icmp4_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u
     let Some(ihl) = ip.header_len() else {
         return malformed(vip.slot);
     };
-    quoted(ctx, cfg, vip, &v4_addr(ip.dst), ip.proto, inner + ihl, ip.fragment())
+    quoted(ctx, cfg, vip, &v4_addr(ip.dst), ip.proto, inner + ihl, ip.piece())
 }
 
 /// Steers an ICMP error by the flow it quotes. A quote too short for the ports, of a
@@ -164,10 +171,10 @@ fn quoted(
     client: &Addr,
     proto: u8,
     l4: usize,
-    fragment: bool,
+    piece: Piece,
 ) -> u32 {
-    let ports = match (fragment, proto) {
-        (false, IPPROTO_TCP | IPPROTO_UDP) => be32_at(ctx, l4),
+    let ports = match (piece, proto) {
+        (Piece::Whole, IPPROTO_TCP | IPPROTO_UDP) => be32_at(ctx, l4),
         _ => None,
     };
     let Some(ports) = ports else {
@@ -199,8 +206,8 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     let Some(payload) = ipv6_payload(ctx, l3, next) else {
         return malformed(vip.slot);
     };
-    if payload.fragment {
-        return decide(ctx, cfg, vip.slot, &src, 0);
+    if payload.piece != Piece::Whole {
+        return fragment(ctx, cfg, &vip, &src, payload.piece, payload.proto, payload.off);
     }
     // Behind extension headers `known_service` has not looked yet.
     if payload.off != l4
@@ -221,6 +228,35 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
         is_error,
         on_error,
     )
+}
+
+/// A fragment of a datagram for `vip`, either family; a first one has its upper-layer
+/// header `proto` at `l4`. The kernel reassembles a datagram only where all its pieces
+/// arrive, and only the first carries the ports: so every piece hashes on the client
+/// address in the VIP's table. The first decides what the ports can: TCP or UDP to a
+/// port no service claims follows the VIP's default, so a `drop` VIP drops it on every
+/// node. A later piece cannot be classified and goes to the VIP's table whatever its
+/// datagram was for: without its first fragment the kernel never reassembles it (it
+/// frees it when reassembly times out), so accepting one alone is harmless.
+#[inline(always)]
+fn fragment(
+    ctx: &XdpContext,
+    cfg: &NodeConfig,
+    vip: &Vip,
+    client: &Addr,
+    piece: Piece,
+    proto: u8,
+    l4: usize,
+) -> u32 {
+    if piece == Piece::First && matches!(proto, IPPROTO_TCP | IPPROTO_UDP) {
+        let Some(ports) = be32_at(ctx, l4) else {
+            return malformed(vip.slot);
+        };
+        if service(vip, proto, ports as u16).is_none() {
+            return default_rule(ctx, cfg, vip, client);
+        }
+    }
+    decide(ctx, cfg, vip.slot, client, 0)
 }
 
 /// A VIP packet `known_service` did not decide, either family, its upper-layer header at
@@ -262,7 +298,7 @@ fn icmp6_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u
         return malformed(vip.slot);
     };
     match ipv6_payload(ctx, inner, ip.next) {
-        Some(p) => quoted(ctx, cfg, vip, &ip.dst, p.proto, p.off, p.fragment),
+        Some(p) => quoted(ctx, cfg, vip, &ip.dst, p.proto, p.off, p.piece),
         None => decide(ctx, cfg, vip.slot, &ip.dst, 0),
     }
 }

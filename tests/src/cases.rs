@@ -196,6 +196,35 @@ pub fn icmp6_error(quoted_proto: u8, sport: u16, dport: u16) -> Vec<u8> {
         .build()
 }
 
+/// The fragment field (offset in 8-byte units, more-fragments bit) of an IPv6
+/// datagram's first fragment and of its 186th 8-byte unit.
+const FIRST: u16 = 0x0001;
+const LATER: u16 = 185 << 3 | 1;
+
+/// A fragment from the client to `vip`: behind the fixed header `before` (extension
+/// headers), a fragment header with fragment field `field` and next header `next`, then
+/// `data`.
+fn v6_fragment(
+    vip: Ipv6Addr,
+    before: &[(u8, Vec<u8>)],
+    field: u16,
+    next: u8,
+    data: &[u8],
+) -> Vec<u8> {
+    let [hi, lo] = field.to_be_bytes();
+    let header = (IPV6_FRAGMENT, vec![0, hi, lo, 0, 0, 0, 7]);
+    let exts: Vec<(u8, Vec<u8>)> = before.iter().cloned().chain([header]).collect();
+    Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6)
+        .ipv6(CLIENT6, vip, &exts, next, data.len())
+        .raw(data)
+        .build()
+}
+
+/// A UDP header from the client's port 40000 to `dport`, and 8 bytes of data.
+fn udp_head(dport: u16) -> Vec<u8> {
+    Frame::default().ports(40000, dport).raw(&[0, 16, 0, 0]).raw(&[0; 8]).build()
+}
+
 /// A hop-by-hop options header (a PadN option filling it), as `Frame::ipv6` takes it.
 pub fn hop_by_hop() -> (u8, Vec<u8>) {
     (IPV6_HOP_BY_HOP, vec![0, 1, 4, 0, 0, 0, 0])
@@ -232,9 +261,6 @@ pub fn cases() -> Vec<Case> {
             .raw(&[0; 12])
             .build()
     };
-    // Fragment header after its next-header byte: reserved, offset 0 with more
-    // fragments to come, identification 7.
-    let first_fragment_header = (IPV6_FRAGMENT, vec![0, 0, 1, 0, 0, 0, 7]);
     let walked = [
         hop_by_hop(),
         (IPV6_DEST_OPTS, vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
@@ -366,20 +392,77 @@ pub fn cases() -> Vec<Case> {
             v4_fragment(0x2000, 5353),
         ),
         accepted(
-            "later IPv4 fragment: the VIP's table",
-            Slots(&[SLOT_VIP4]),
-            SLOT_VIP4,
-            v4_fragment(185, 5353),
-        ),
-        accepted(
             "first IPv6 fragment to a service's port: the VIP's table",
             Slots(&[SLOT_VIP6]),
             SLOT_VIP6,
-            Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IPV6)
-                .ipv6(CLIENT6, VIP6, &[first_fragment_header], UDP, 16)
-                .ports(40000, 53)
-                .raw(&[0; 12])
+            v6_fragment(VIP6, &[], FIRST, UDP, &udp_head(53)),
+        ),
+        accepted(
+            "first IPv6 fragment to a port no service claims, VIP default client-ip: the VIP's table",
+            Slots(&[SLOT_VIP6]),
+            SLOT_VIP6,
+            v6_fragment(VIP6, &[], FIRST, UDP, &udp_head(81)),
+        ),
+        // The first fragment carries the ports: to a port no service claims on a VIP
+        // whose default is drop, it is dropped on every node, and with it the datagram.
+        dropped(
+            "first IPv4 fragment to a port no service claims, VIP default drop: dropped",
+            Mine,
+            (SLOT_VIP4, NoService),
+            v4_fragment(0x2000, 81),
+        ),
+        dropped(
+            "first IPv6 fragment to a port no service claims, VIP default drop: dropped",
+            Mine,
+            (SLOT_VIP6_DROP, NoService),
+            v6_fragment(VIP6_DROP, &[], FIRST, UDP, &udp_head(81)),
+        ),
+        dropped(
+            "first IPv6 fragment behind a destination-options header, no service, VIP default drop: dropped",
+            Mine,
+            (SLOT_VIP6_DROP, NoService),
+            v6_fragment(
+                VIP6_DROP,
+                &[],
+                FIRST,
+                IPV6_DEST_OPTS,
+                &[&[UDP, 0, 1, 4, 0, 0, 0, 0], &udp_head(81)[..]].concat(),
+            ),
+        ),
+        dropped(
+            "first IPv4 fragment too short for the ports: malformed",
+            Mine,
+            (SLOT_VIP4, Malformed),
+            Frame::eth(CLUSTER_MAC, CLIENT_MAC, &[], ETH_P_IP)
+                .ipv4(CLIENT4, VIP4, UDP, &[], 0x2000, 2)
+                .raw(&[0x9c, 0x40])
                 .build(),
+        ),
+        // A later fragment cannot be classified: the VIP's table takes it, whatever
+        // its datagram was for.
+        accepted(
+            "later IPv4 fragment to a VIP whose default is drop: the VIP's table",
+            Slots(&[SLOT_VIP4]),
+            SLOT_VIP4,
+            v4_fragment(185, 81),
+        ),
+        accepted(
+            "later IPv6 fragment to a VIP whose default is drop: the VIP's table",
+            Slots(&[SLOT_VIP6_DROP]),
+            SLOT_VIP6_DROP,
+            v6_fragment(VIP6_DROP, &[], LATER, UDP, &[0xff; 16]),
+        ),
+        accepted(
+            "later IPv6 fragment after a destination-options header: the VIP's table, its data not read as headers",
+            Slots(&[SLOT_VIP6]),
+            SLOT_VIP6,
+            v6_fragment(VIP6, &[], LATER, IPV6_DEST_OPTS, &[0xff; 16]),
+        ),
+        accepted(
+            "first IPv6 fragment behind a hop-by-hop header, to a service's port: the VIP's table",
+            Slots(&[SLOT_VIP6]),
+            SLOT_VIP6,
+            v6_fragment(VIP6, &[hop_by_hop()], FIRST, UDP, &udp_head(53)),
         ),
         accepted(
             "IPv6 behind hop-by-hop, destination and routing headers, accepted",

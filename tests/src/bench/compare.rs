@@ -41,19 +41,27 @@ pub struct Side {
 
 pub struct PeerRow {
     pub name: &'static str,
+    /// What the path is, in a few words.
+    pub about: &'static str,
     pub client: Ipv4Addr,
     /// Frames sent to each side, all rounds together.
     pub frames: u64,
     pub farm: Side,
     pub peer: Side,
-    /// Median over rounds of peer / farm within the round.
-    pub ratio: f64,
     /// The least `ratio` the goal asks for.
     pub goal: f64,
 }
 
+impl PeerRow {
+    /// The peer's figure over farm's: the ratio of the figures printed beside it.
+    pub fn ratio(&self) -> f64 {
+        self.peer.ns / self.farm.ns
+    }
+}
+
 struct Path {
     name: &'static str,
+    about: &'static str,
     client: Ipv4Addr,
     farm: Harness,
     farm_counter: Counter,
@@ -104,6 +112,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
     let paths = [
         Path {
             name: "drop",
+            about: "another node's client",
             client: outside,
             farm: live::farm(PEER, own_mac)?,
             farm_counter: Counter::NotOwner,
@@ -113,6 +122,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
         },
         Path {
             name: "accept",
+            about: "this node's client, into a UDP socket",
             client: inside,
             farm: live::farm(me, own_mac)?,
             farm_counter: Counter::Accepted,
@@ -239,13 +249,5 @@ fn row(p: &Path, runs: &[(Run, Run)], frames: u64) -> Result<PeerRow> {
             s.delivered.received
         );
     }
-    Ok(PeerRow {
-        name: p.name,
-        client: p.client,
-        frames,
-        ratio: median(runs.iter().map(|(f, p)| p.ns / f.ns).collect()),
-        farm,
-        peer,
-        goal: p.goal,
-    })
+    Ok(PeerRow { name: p.name, about: p.about, client: p.client, frames, farm, peer, goal: p.goal })
 }

@@ -17,12 +17,18 @@ pub const GOAL: f64 = 1.5;
 
 pub struct CostRow {
     pub name: String,
+    /// Medians over the rounds, to the tenth of a nanosecond they are printed with.
     pub ns: f64,
     pub baseline_ns: f64,
-    /// Median over rounds of farm / baseline within the round.
-    pub ratio: f64,
     /// Measured one packet per BPF_PROG_TEST_RUN call (see `measure`).
     pub fresh: bool,
+}
+
+impl CostRow {
+    /// Farm's figure over the baseline's: the ratio of the figures printed beside it.
+    pub fn ratio(&self) -> f64 {
+        self.ns / self.baseline_ns
+    }
 }
 
 /// Times every case of the verdict table marked `timed`, `rounds` times with `repeat`
@@ -51,9 +57,8 @@ pub fn measure(repeat: u32, rounds: usize) -> Result<Vec<CostRow>> {
         .zip(samples)
         .map(|((c, _), s)| CostRow {
             name: c.name.clone(),
-            ns: median(s.iter().map(|x| x.farm).collect()),
-            baseline_ns: median(s.iter().map(|x| x.baseline).collect()),
-            ratio: median(s.iter().map(|x| x.farm / x.baseline).collect()),
+            ns: tenth(median(s.iter().map(|x| x.farm).collect())),
+            baseline_ns: tenth(median(s.iter().map(|x| x.baseline).collect())),
             fresh: fresh(c),
         })
         .collect())
@@ -65,6 +70,10 @@ pub fn measure(repeat: u32, rounds: usize) -> Result<Vec<CostRow>> {
 /// gets a fresh copy, one per call.
 fn fresh(case: &Case) -> bool {
     case.verdict == XDP_TX
+}
+
+fn tenth(ns: f64) -> f64 {
+    (ns * 10.0).round() / 10.0
 }
 
 /// One round of one path, in ns per packet.

@@ -20,7 +20,7 @@ pub struct CostRow {
     /// Medians over the rounds, to the tenth of a nanosecond they are printed with.
     pub ns: f64,
     pub baseline_ns: f64,
-    /// Measured one packet per BPF_PROG_TEST_RUN call (see `measure`).
+    /// Measured one packet per BPF_PROG_TEST_RUN call (see `fresh`).
     pub fresh: bool,
 }
 

@@ -4,8 +4,10 @@
 //! crate, so `farm lookup` and the data plane can never disagree about a bucket.
 #![no_std]
 
+pub mod counters;
 pub mod hash;
 pub mod maps;
 
+pub use counters::{Counter, Counters};
 pub use hash::{Addr, avalanche, bucket_of, flow_hash, mix, v4_addr, v6_addr};
 pub use maps::*;

@@ -165,35 +165,12 @@ pub fn owner_position(half: u32, slot: u32, bucket: u32, bucket_count: u32) -> (
     )
 }
 
-/// Per-CPU counters of one slot (`FARM_COUNTERS[slot]`); userspace sums the CPUs.
-#[repr(C)]
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Accepted: this node owns the bucket and its lease is fresh.
-    pub accepted: u64,
-    /// Dropped: another node (or none) owns the bucket.
-    pub not_owner: u64,
-    /// Dropped: this node's lease expired (its agent is dead or hung).
-    pub lease_expired: u64,
-    /// Dropped: VIP traffic no service matches, on a VIP whose default is drop.
-    pub no_service: u64,
-    /// ARP replies sent for a VIP.
-    pub arp_replies: u64,
-    /// IPv6 neighbour advertisements sent for a VIP.
-    pub nd_replies: u64,
-    /// Frames cut short or with impossible headers.
-    pub malformed: u64,
-    /// Passed untouched: not addressed to a VIP.
-    pub passed: u64,
-}
-
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
     unsafe impl aya::Pod for NodeConfig {}
     unsafe impl aya::Pod for VipEntry {}
     unsafe impl aya::Pod for Control {}
-    unsafe impl aya::Pod for Counters {}
 }
 
 #[cfg(test)]
@@ -208,7 +185,6 @@ mod tests {
         assert_eq!(size_of::<VipEntry>(), 16 + 1 + 1 + 1 + 1);
         assert_eq!(size_of::<Control>(), 8 + 4 + 4);
         assert_eq!(size_of::<OwnerChunk>(), 8);
-        assert_eq!(size_of::<Counters>(), 8 * 8);
     }
 
     #[test]

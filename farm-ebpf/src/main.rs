@@ -1,15 +1,20 @@
 //! The farm XDP program. Every node of a farm runs it on the NIC that receives the VIP's
 //! traffic; for each packet it decides whether this node is the one that answers.
-//! Split by concern: `parse` reads headers, `maps` declares the shared maps, `steer`
-//! hashes a flow to its bucket and gives the verdict, `neighbour` answers ARP and IPv6
-//! neighbour solicitations for the VIPs.
+//! Split by concern, each module using only those named before it: `parse` reads
+//! headers, `maps` declares the shared maps, `vip` finds a packet's VIP, `ownership` says
+//! whether this node may take a bucket's packets, `verdict` gives the verdicts that need
+//! no owner table, `neighbour` answers ARP and IPv6 neighbour solicitations for the
+//! VIPs, `steer` hashes a flow to its bucket and gives the verdict.
 #![no_std]
 #![no_main]
 
 mod maps;
 mod neighbour;
+mod ownership;
 mod parse;
 mod steer;
+mod verdict;
+mod vip;
 
 use crate::parse::Frame;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -32,10 +37,10 @@ pub fn farm_xdp(ctx: XdpContext) -> u32 {
             parse::ETH_P_ARP => neighbour::arp(ctx, cfg, frame.l3),
             parse::ETH_P_IP => steer::ipv4(ctx, cfg, frame.l3),
             parse::ETH_P_IPV6 => steer::ipv6(ctx, cfg, frame.l3),
-            _ => steer::pass_not_vip(),
+            _ => verdict::pass_not_vip(),
         },
         // Too short for Ethernet and its tags.
-        None => steer::pass_malformed(),
+        None => verdict::pass_malformed(),
     }
 }
 

@@ -9,8 +9,10 @@ use network_types::ip::Ipv6Hdr;
 
 use crate::{
     maps::count,
+    ownership::may_take,
     parse::{IPPROTO_ICMPV6, addr6_at, load, ptr_at, store_addr6, store_mac, write_mac},
-    steer::{Vip, find_vip, may_take, pass_malformed, pass_not_vip},
+    verdict::{malformed, pass_malformed, pass_not_vip},
+    vip::{Vip, find_vip},
 };
 
 /// The first 8 bytes of an ARP request for IPv4 over Ethernet: hardware type 1,
@@ -90,8 +92,7 @@ pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -
     // Make the ICMPv6 part exactly one advertisement long, whatever options came in.
     let delta = (icmp + NA_LEN) as i32 - (ctx.data_end() - ctx.data()) as i32;
     if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
-        count(vip.slot as u32, |c| &mut c.malformed);
-        return xdp_action::XDP_DROP;
+        return malformed(vip.slot);
     }
     let mac = cfg.cluster_mac;
     let mut body: [u32; NA_LEN / 4] = [

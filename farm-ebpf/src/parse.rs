@@ -126,21 +126,33 @@ impl Frame {
     }
 }
 
-/// Where an IPv6 packet's upper-layer header starts and what it is.
+/// Which piece of a datagram a packet is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Piece {
+    /// Not fragmented.
+    Whole,
+    /// The first fragment (offset 0): it carries the upper-layer header.
+    First,
+    /// A later fragment: it starts inside the datagram's data.
+    Later,
+}
+
+/// Where an IPv6 packet's upper-layer header starts and what it is; for a later fragment,
+/// where its data starts and the fragment header's next header.
 pub struct Ipv6Payload {
     pub proto: u8,
     pub off: usize,
-    /// A fragment header was present: hash on the client address alone.
-    pub fragment: bool,
+    pub piece: Piece,
 }
 
-/// Walks the extension headers after the fixed IPv6 header at `l3`. `None` when one is
+/// Walks the extension headers after the fixed IPv6 header at `l3`, up to the upper-layer
+/// header, or up to a later fragment's data (which no header follows). `None` when one is
 /// cut short or there are more than `MAX_IPV6_EXT`.
 #[inline(always)]
 pub fn ipv6_payload(ctx: &XdpContext, l3: usize, next: u8) -> Option<Ipv6Payload> {
     let mut proto = next;
     let mut off = l3 + 40;
-    let mut fragment = false;
+    let mut piece = Piece::Whole;
     for _ in 0..MAX_IPV6_EXT {
         let len = match proto {
             IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
@@ -149,8 +161,14 @@ pub fn ipv6_payload(ctx: &XdpContext, l3: usize, next: u8) -> Option<Ipv6Payload
                 (h[1] as usize + 1) * 8
             }
             IPV6_FRAGMENT => {
-                proto = byte_at(ctx, off)?;
-                fragment = true;
+                // Next header, reserved, then the offset (8-byte units) in the top 13
+                // bits of a 16-bit word.
+                let h: [u8; 4] = load(ctx, off)?;
+                proto = h[0];
+                if u16::from_be_bytes([h[2], h[3]]) >> 3 != 0 {
+                    return Some(Ipv6Payload { proto, off: off + 8, piece: Piece::Later });
+                }
+                piece = Piece::First;
                 8
             }
             IPV6_AH => {
@@ -158,7 +176,7 @@ pub fn ipv6_payload(ctx: &XdpContext, l3: usize, next: u8) -> Option<Ipv6Payload
                 proto = h[0];
                 (h[1] as usize + 2) * 4
             }
-            _ => return Some(Ipv6Payload { proto, off, fragment }),
+            _ => return Some(Ipv6Payload { proto, off, piece }),
         };
         off += len;
         if off > MAX_OFFSET {

@@ -4,21 +4,23 @@
 //! Every lookup is an array read the JIT inlines: traffic for no VIP is passed after one
 //! (the VIP index), TCP or UDP to a configured service is decided after four more (the
 //! VIP's entry, the port's rule, the owner table, the control word).
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_jiffies64, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use farm_common::{
-    Addr, GLOBAL_SLOT, MAX_VIPS, MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig, VIP_IN_USE,
-    VIP_INDEX_SHARED, VipEntry, bucket_of, flow_hash, owner_position, port_position,
-    port_rule_parts, v4_addr, vip_fold,
+    Addr, MODE_CLIENT_IP_PORT, MODE_DROP, NodeConfig, flow_hash, port_position, port_rule_parts,
+    v4_addr,
 };
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
-    maps::{FARM_CONTROL, FARM_OWNERS, FARM_SERVICES, FARM_VIP_INDEX, FARM_VIPS, count},
+    maps::{FARM_SERVICES, count},
     neighbour,
+    ownership::may_take,
     parse::{
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, be32_at, byte_at, ipv6_payload,
-        ptr_at, store_mac,
+        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Piece, be32_at, byte_at,
+        ipv6_payload, ptr_at, store_mac,
     },
+    verdict::{malformed, pass_malformed, pass_not_vip},
+    vip::{Vip, find_vip},
 };
 
 const ICMP_DEST_UNREACH: u8 = 3;
@@ -29,6 +31,8 @@ const ICMPV6_PARAM_PROBLEM: u8 = 4;
 const ICMPV6_NEIGHBOUR_SOLICIT: u8 = 135;
 /// Fragment offset and More-Fragments bits of the IPv4 `frags` field.
 const IPV4_FRAG_MASK: u16 = 0x3fff;
+/// The fragment offset alone.
+const IPV4_OFFSET_MASK: u16 = 0x1fff;
 
 /// The IPv4 header fields steering reads.
 struct V4 {
@@ -61,8 +65,12 @@ impl V4 {
         (self.vihl >> 4 == 4 && ihl >= Ipv4Hdr::LEN).then_some(ihl)
     }
 
-    fn fragment(&self) -> bool {
-        self.frags & IPV4_FRAG_MASK != 0
+    fn piece(&self) -> Piece {
+        match self.frags & IPV4_FRAG_MASK {
+            0 => Piece::Whole,
+            f if f & IPV4_OFFSET_MASK == 0 => Piece::First,
+            _ => Piece::Later,
+        }
     }
 }
 
@@ -120,8 +128,9 @@ pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     };
     let client = v4_addr(ip.src);
     let ihl = ip.header_len();
+    let piece = ip.piece();
     if let Some(ihl) = ihl
-        && !ip.fragment()
+        && piece == Piece::Whole
         && let Some(verdict) = known_service(ctx, cfg, &vip, &client, ip.proto, l3 + ihl)
     {
         return verdict;
@@ -130,8 +139,8 @@ pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
         return malformed(vip.slot);
     };
     let l4 = l3 + ihl;
-    if ip.fragment() {
-        return decide(ctx, cfg, vip.slot, &client, 0);
+    if piece != Piece::Whole {
+        return fragment(ctx, cfg, &vip, &client, piece, ip.proto, l4);
     }
     let is_error = |t: u8| matches!(t, ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM);
     let on_error = |inner: usize| icmp4_error(ctx, cfg, &vip, inner);
@@ -149,7 +158,7 @@ fn icmp4_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u
     let Some(ihl) = ip.header_len() else {
         return malformed(vip.slot);
     };
-    quoted(ctx, cfg, vip, &v4_addr(ip.dst), ip.proto, inner + ihl, ip.fragment())
+    quoted(ctx, cfg, vip, &v4_addr(ip.dst), ip.proto, inner + ihl, ip.piece())
 }
 
 /// Steers an ICMP error by the flow it quotes. A quote too short for the ports, of a
@@ -162,10 +171,10 @@ fn quoted(
     client: &Addr,
     proto: u8,
     l4: usize,
-    fragment: bool,
+    piece: Piece,
 ) -> u32 {
-    let ports = match (fragment, proto) {
-        (false, IPPROTO_TCP | IPPROTO_UDP) => be32_at(ctx, l4),
+    let ports = match (piece, proto) {
+        (Piece::Whole, IPPROTO_TCP | IPPROTO_UDP) => be32_at(ctx, l4),
         _ => None,
     };
     let Some(ports) = ports else {
@@ -197,8 +206,8 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     let Some(payload) = ipv6_payload(ctx, l3, next) else {
         return malformed(vip.slot);
     };
-    if payload.fragment {
-        return decide(ctx, cfg, vip.slot, &src, 0);
+    if payload.piece != Piece::Whole {
+        return fragment(ctx, cfg, &vip, &src, payload.piece, payload.proto, payload.off);
     }
     // Behind extension headers `known_service` has not looked yet.
     if payload.off != l4
@@ -219,6 +228,35 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
         is_error,
         on_error,
     )
+}
+
+/// A fragment of a datagram for `vip`, either family; a first one has its upper-layer
+/// header `proto` at `l4`. The kernel reassembles a datagram only where all its pieces
+/// arrive, and only the first carries the ports: so every piece hashes on the client
+/// address in the VIP's table. The first decides what the ports can: TCP or UDP to a
+/// port no service claims follows the VIP's default, so a `drop` VIP drops it on every
+/// node. A later piece cannot be classified and goes to the VIP's table whatever its
+/// datagram was for: without its first fragment the kernel never reassembles it (it
+/// frees it when reassembly times out), so accepting one alone is harmless.
+#[inline(always)]
+fn fragment(
+    ctx: &XdpContext,
+    cfg: &NodeConfig,
+    vip: &Vip,
+    client: &Addr,
+    piece: Piece,
+    proto: u8,
+    l4: usize,
+) -> u32 {
+    if piece == Piece::First && matches!(proto, IPPROTO_TCP | IPPROTO_UDP) {
+        let Some(ports) = be32_at(ctx, l4) else {
+            return malformed(vip.slot);
+        };
+        if service(vip, proto, ports as u16).is_none() {
+            return default_rule(ctx, cfg, vip, client);
+        }
+    }
+    decide(ctx, cfg, vip.slot, client, 0)
 }
 
 /// A VIP packet `known_service` did not decide, either family, its upper-layer header at
@@ -260,15 +298,9 @@ fn icmp6_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u
         return malformed(vip.slot);
     };
     match ipv6_payload(ctx, inner, ip.next) {
-        Some(p) => quoted(ctx, cfg, vip, &ip.dst, p.proto, p.off, p.fragment),
+        Some(p) => quoted(ctx, cfg, vip, &ip.dst, p.proto, p.off, p.piece),
         None => decide(ctx, cfg, vip.slot, &ip.dst, 0),
     }
-}
-
-/// A VIP as steering needs it: its slot (its index) and default mode.
-pub struct Vip {
-    pub slot: u16,
-    pub mode: u8,
 }
 
 /// A service's table slot and affinity mode.
@@ -276,23 +308,6 @@ pub struct Vip {
 struct Service {
     slot: u16,
     mode: u8,
-}
-
-/// The VIP `addr` is, if any: the index entry at the address's fold is the VIP it may
-/// be, and its address says whether it is.
-#[inline(always)]
-pub fn find_vip(addr: &Addr) -> Option<Vip> {
-    let e = FARM_VIP_INDEX.get(vip_fold(addr))?;
-    match e.in_use {
-        VIP_INDEX_SHARED => (0..MAX_VIPS).find_map(|i| FARM_VIPS.get(i).and_then(|e| is(e, addr))),
-        _ => is(e, addr),
-    }
-}
-
-#[inline(always)]
-fn is(e: &VipEntry, addr: &Addr) -> Option<Vip> {
-    (e.in_use == VIP_IN_USE && e.addr == *addr)
-        .then_some(Vip { slot: e.index as u16, mode: e.mode })
 }
 
 /// TCP or UDP to a configured service: decided here; `None` when the packet is anything
@@ -357,48 +372,5 @@ fn decide(ctx: &XdpContext, cfg: &NodeConfig, slot: u16, client: &Addr, port: u1
     // unicast-flooding mode), which TCP ignores: readdress to this NIC.
     store_mac(ctx, 0, &cfg.own_mac);
     count(slot, |c| &mut c.accepted);
-    xdp_action::XDP_PASS
-}
-
-/// Whether this node may take a packet of table row `slot` whose hash is `hash`: it owns
-/// the bucket in the active half of the table, and its lease is fresh (past it, this
-/// node's agent is dead or hung, and the node must stop answering before its peers hand
-/// its buckets to others). Counts why not.
-#[inline(always)]
-pub fn may_take(cfg: &NodeConfig, slot: u32, hash: u32) -> bool {
-    let Some(ctl) = FARM_CONTROL.get(0) else {
-        return false;
-    };
-    let bucket = bucket_of(hash, cfg.bucket_count);
-    let (index, lane) = owner_position(ctl.active_half & 1, slot, bucket, cfg.bucket_count);
-    // A node id is never NO_OWNER (the config refuses 65535), so one compare suffices.
-    let owner = FARM_OWNERS.get(index).map_or(NO_OWNER, |chunk| chunk[lane & 3]);
-    if owner != cfg.node_id {
-        count(slot, |c| &mut c.not_owner);
-        return false;
-    }
-    if unsafe { bpf_jiffies64() } >= ctl.lease {
-        count(slot, |c| &mut c.lease_expired);
-        return false;
-    }
-    true
-}
-
-#[inline(always)]
-pub fn malformed(slot: u16) -> u32 {
-    count(slot as u32, |c| &mut c.malformed);
-    xdp_action::XDP_DROP
-}
-
-/// Too short to tell what it is: not ours to judge, the stack drops it.
-#[inline(always)]
-pub fn pass_malformed() -> u32 {
-    count(GLOBAL_SLOT, |c| &mut c.malformed);
-    xdp_action::XDP_PASS
-}
-
-#[inline(always)]
-pub fn pass_not_vip() -> u32 {
-    count(GLOBAL_SLOT, |c| &mut c.passed);
     xdp_action::XDP_PASS
 }

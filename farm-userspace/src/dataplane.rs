@@ -237,19 +237,6 @@ impl Dataplane {
     /// The counters of `slot` summed over all CPUs.
     pub fn counters(&self, slot: u32) -> Result<Counters> {
         let per_cpu = self.counters.get(&slot, 0).map_err(map_err(MAP_COUNTERS))?;
-        Ok(per_cpu.iter().fold(Counters::default(), |a, c| add(&a, c)))
-    }
-}
-
-fn add(a: &Counters, b: &Counters) -> Counters {
-    Counters {
-        accepted: a.accepted + b.accepted,
-        not_owner: a.not_owner + b.not_owner,
-        lease_expired: a.lease_expired + b.lease_expired,
-        no_service: a.no_service + b.no_service,
-        arp_replies: a.arp_replies + b.arp_replies,
-        nd_replies: a.nd_replies + b.nd_replies,
-        malformed: a.malformed + b.malformed,
-        passed: a.passed + b.passed,
+        Ok(per_cpu.iter().fold(Counters::default(), |sum, c| sum + *c))
     }
 }

@@ -47,7 +47,7 @@ enum Command {
     /// Validate a configuration file without running anything.
     Check { file: PathBuf },
     /// Packet counters per VIP and service, summed over CPUs, and for traffic to no VIP.
-    #[command(after_help = cli::stats::JSON_HELP)]
+    #[command(after_help = cli::stats::json_help())]
     Stats(cli::stats::StatsArgs),
     /// Who owns each bucket: counts per node against their quotas, and a picture (--map).
     #[command(after_help = cli::buckets::JSON_HELP)]

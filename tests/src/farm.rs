@@ -216,15 +216,7 @@ impl NsFarm {
     /// The node's counters summed over `slots`.
     pub fn counters(&self, node: &Node, slots: u32) -> Result<Counters> {
         let dp = self.dataplane(node)?;
-        let mut sum = Counters::default();
-        for s in 0..slots {
-            let c = dp.counters(s)?;
-            sum.accepted += c.accepted;
-            sum.not_owner += c.not_owner;
-            sum.lease_expired += c.lease_expired;
-            sum.arp_replies += c.arp_replies;
-        }
-        Ok(sum)
+        (0..slots).try_fold(Counters::default(), |sum, s| Ok(sum + dp.counters(s)?))
     }
 
     /// The table slot of a VIP (by address) or service (by name), as the agents lay

@@ -17,6 +17,11 @@ use farm_userspace::{
 
 use crate::packet::NODE_MAC;
 
+/// The XDP actions a run returns.
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+
 pub struct Harness {
     ebpf: Ebpf,
     pub dataplane: Dataplane,

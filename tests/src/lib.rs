@@ -1,7 +1,9 @@
 //! Test support for farm: packet building, the BPF_PROG_TEST_RUN harness, the standard
-//! fixture configuration, and farms of network namespaces.
+//! fixture configuration and the verdict cases run against it, and farms of network
+//! namespaces.
 pub mod agents;
 pub mod bench;
+pub mod cases;
 pub mod farm;
 pub mod fixtures;
 pub mod harness;

@@ -11,6 +11,12 @@ pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
 pub const ICMP: u8 = 1;
 pub const ICMPV6: u8 = 58;
+pub const GRE: u8 = 47;
+/// IPv6 extension header types.
+pub const IPV6_HOP_BY_HOP: u8 = 0;
+pub const IPV6_ROUTING: u8 = 43;
+pub const IPV6_FRAGMENT: u8 = 44;
+pub const IPV6_DEST_OPTS: u8 = 60;
 
 /// A frame under construction: headers are appended in order.
 #[derive(Clone, Debug, Default)]
@@ -146,6 +152,18 @@ pub fn arp_request(sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
         .build()
 }
 
+/// The reply a node sends to `arp_request(requester, vip)`: the cluster MAC has `vip`,
+/// from this node's NIC to the requester's MAC.
+pub fn arp_reply(vip: Ipv4Addr, requester: Ipv4Addr) -> Vec<u8> {
+    Frame::eth(CLIENT_MAC, NODE_MAC, &[], ETH_P_ARP)
+        .raw(&[0, 1, 8, 0, 6, 4, 0, 2])
+        .raw(&CLUSTER_MAC)
+        .raw(&vip.octets())
+        .raw(&CLIENT_MAC)
+        .raw(&requester.octets())
+        .build()
+}
+
 /// The solicited-node multicast address of `target`.
 pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
     let o = target.octets();
@@ -169,6 +187,31 @@ pub fn neighbour_solicitation(sender: Ipv6Addr, target: Ipv6Addr, with_option: b
         .ipv6(sender, dst, &[], ICMPV6, body.len())
         .raw(&body)
         .build()
+}
+
+/// The advertisement a node sends for `neighbour_solicitation(requester, target, _)`:
+/// solicited and override, with the cluster MAC as the target's link-layer address, from
+/// this node's NIC, with the hop limit of 255 neighbour discovery demands.
+pub fn neighbour_advertisement(requester: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let mut body = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    body.extend(target.octets());
+    body.extend([2, 1]);
+    body.extend(CLUSTER_MAC);
+    let sum = icmpv6_checksum(target, requester, &body);
+    body[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut frame = Frame::eth(CLIENT_MAC, NODE_MAC, &[], ETH_P_IPV6)
+        .ipv6(target, requester, &[], ICMPV6, body.len())
+        .raw(&body)
+        .build();
+    frame[14 + 7] = 255;
+    frame
+}
+
+/// `frame` as a node that accepts it passes it on: readdressed to this node's NIC.
+pub fn readdressed(frame: &[u8]) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    out[..6].copy_from_slice(&NODE_MAC);
+    out
 }
 
 /// Ones' complement sum of `data` (odd length padded), folded, complemented.

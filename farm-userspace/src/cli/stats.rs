@@ -13,9 +13,15 @@ use super::{
     target::Common,
 };
 
-pub const JSON_HELP: &str = "JSON (--json): {interface, interval_secs (null without --interval), slots: [{slot, \
-kind (vip|service|global), name, counters: {accepted, not_owner, lease_expired, no_service, arp_replies, nd_replies, \
-malformed, passed}, rates (with --interval: the same fields, per second)}]}. The global slot counts traffic for no VIP.";
+/// `farm stats --help`'s description of the JSON output.
+pub fn json_help() -> String {
+    let counters = Counters::NAMES.join(", ");
+    format!(
+        "JSON (--json): {{interface, interval_secs (null without --interval), slots: [{{slot, \
+kind (vip|service|global), name, counters: {{{counters}}}, rates (with --interval: the same fields, per \
+second)}}]}}. The global slot counts traffic for no VIP."
+    )
+}
 
 #[derive(Args)]
 pub struct StatsArgs {
@@ -26,37 +32,12 @@ pub struct StatsArgs {
     pub interval: Option<u64>,
 }
 
-/// The counters' names, as JSON fields and column headers, in `values`' order.
-const NAMES: [&str; 8] = [
-    "accepted",
-    "not_owner",
-    "lease_expired",
-    "no_service",
-    "arp_replies",
-    "nd_replies",
-    "malformed",
-    "passed",
-];
-
-fn values(c: &Counters) -> [u64; 8] {
-    [
-        c.accepted,
-        c.not_owner,
-        c.lease_expired,
-        c.no_service,
-        c.arp_replies,
-        c.nd_replies,
-        c.malformed,
-        c.passed,
-    ]
-}
-
 /// One slot's counters, and their rates when sampled twice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlotStats {
     pub id: SlotId,
-    pub counts: [u64; 8],
-    pub rates: Option<[f64; 8]>,
+    pub counts: [u64; Counters::LEN],
+    pub rates: Option<[f64; Counters::LEN]>,
 }
 
 pub fn run(args: &StatsArgs) -> Result<String> {
@@ -66,10 +47,10 @@ pub fn run(args: &StatsArgs) -> Result<String> {
         .map(|s| s.id)
         .chain([slots::global()])
         .collect();
-    let read = || -> Result<(Vec<[u64; 8]>, Instant)> {
+    let read = || -> Result<(Vec<[u64; Counters::LEN]>, Instant)> {
         let counts = ids
             .iter()
-            .map(|id| Ok(values(&loaded.dp.counters(id.slot)?)))
+            .map(|id| Ok(loaded.dp.counters(id.slot)?.values()))
             .collect::<Result<_>>()?;
         Ok((counts, Instant::now()))
     };
@@ -93,8 +74,8 @@ pub fn run(args: &StatsArgs) -> Result<String> {
 /// A counter that went down (the program was reloaded) has a rate of 0.
 pub fn combine(
     ids: Vec<SlotId>,
-    now: Vec<[u64; 8]>,
-    before: Option<(Vec<[u64; 8]>, Duration)>,
+    now: Vec<[u64; Counters::LEN]>,
+    before: Option<(Vec<[u64; Counters::LEN]>, Duration)>,
 ) -> Vec<SlotStats> {
     ids.into_iter()
         .zip(now)
@@ -125,8 +106,8 @@ pub fn to_json(iface: &str, interval: Option<u64>, stats: &[SlotStats]) -> Value
     json!({ "interface": iface, "interval_secs": interval, "slots": slots })
 }
 
-fn named(values: [Value; 8]) -> Value {
-    Value::Object(NAMES.iter().map(|n| n.to_string()).zip(values).collect::<Map<_, _>>())
+fn named(values: [Value; Counters::LEN]) -> Value {
+    Value::Object(Counters::NAMES.iter().map(|n| n.to_string()).zip(values).collect::<Map<_, _>>())
 }
 
 pub fn text(iface: &str, interval: Option<u64>, stats: &[SlotStats]) -> String {
@@ -143,7 +124,7 @@ pub fn text(iface: &str, interval: Option<u64>, stats: &[SlotStats]) -> String {
 
 /// A line per slot: its id, then `cells` under the counters' names.
 fn columns(stats: &[SlotStats], cells: impl Fn(&SlotStats) -> Vec<String>) -> String {
-    let header: Vec<&str> = ["SLOT", "KIND", "NAME"].into_iter().chain(NAMES).collect();
+    let header: Vec<&str> = ["SLOT", "KIND", "NAME"].into_iter().chain(Counters::NAMES).collect();
     let rows: Vec<Vec<String>> = stats
         .iter()
         .map(|s| {

@@ -6,11 +6,10 @@
 use std::{net::Ipv4Addr, time::Duration};
 
 use anyhow::{Context, Result, bail, ensure};
-use farm_common::Counters;
+use farm_common::Counter;
 use farm_userspace::nic;
 
 use super::{
-    OTHER_NODE,
     baseline::Baseline,
     live, median,
     peer::{self, Verdicts},
@@ -42,22 +41,30 @@ pub struct Side {
 
 pub struct PeerRow {
     pub name: &'static str,
+    /// What the path is, in a few words.
+    pub about: &'static str,
     pub client: Ipv4Addr,
     /// Frames sent to each side, all rounds together.
     pub frames: u64,
     pub farm: Side,
     pub peer: Side,
-    /// Median over rounds of peer / farm within the round.
-    pub ratio: f64,
     /// The least `ratio` the goal asks for.
     pub goal: f64,
 }
 
+impl PeerRow {
+    /// The peer's figure over farm's: the ratio of the figures printed beside it.
+    pub fn ratio(&self) -> f64 {
+        self.peer.ns / self.farm.ns
+    }
+}
+
 struct Path {
     name: &'static str,
+    about: &'static str,
     client: Ipv4Addr,
     farm: Harness,
-    farm_counter: fn(&Counters) -> u64,
+    farm_counter: Counter,
     peer_counter: fn(&Verdicts) -> u64,
     goal: f64,
     /// Whether the frames should reach the socket.
@@ -105,18 +112,20 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
     let paths = [
         Path {
             name: "drop",
+            about: "another node's client",
             client: outside,
-            farm: live::farm(OTHER_NODE, own_mac)?,
-            farm_counter: |c| c.not_owner,
+            farm: live::farm(PEER, own_mac)?,
+            farm_counter: Counter::NotOwner,
             peer_counter: |v| v.dropped,
             goal: DROP_GOAL,
             delivers: false,
         },
         Path {
             name: "accept",
+            about: "this node's client, into a UDP socket",
             client: inside,
             farm: live::farm(me, own_mac)?,
-            farm_counter: |c| c.accepted,
+            farm_counter: Counter::Accepted,
             peer_counter: |v| v.accepted,
             goal: ACCEPT_GOAL,
             delivers: true,
@@ -127,7 +136,7 @@ fn compare(ns: &str, repeat: u32, rounds: usize) -> Result<Vec<PeerRow>> {
     for _ in 0..rounds {
         for (p, r) in paths.iter().zip(&mut runs) {
             let frame = datagram(p.client);
-            let farm_count = || Ok((p.farm_counter)(&p.farm.dataplane.counters(SLOT_DNS4)?));
+            let farm_count = || Ok(p.farm.dataplane.counters(SLOT_DNS4)?[p.farm_counter]);
             let farm =
                 run(&mut sink, farm_count, || live::time(p.farm.xdp()?, &frame, farm_if, repeat))?;
             let peer_count = || Ok((p.peer_counter)(&peer::verdicts(ns)?));
@@ -240,13 +249,5 @@ fn row(p: &Path, runs: &[(Run, Run)], frames: u64) -> Result<PeerRow> {
             s.delivered.received
         );
     }
-    Ok(PeerRow {
-        name: p.name,
-        client: p.client,
-        frames,
-        ratio: median(runs.iter().map(|(f, p)| p.ns / f.ns).collect()),
-        farm,
-        peer,
-        goal: p.goal,
-    })
+    Ok(PeerRow { name: p.name, about: p.about, client: p.client, frames, farm, peer, goal: p.goal })
 }

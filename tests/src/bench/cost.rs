@@ -3,127 +3,77 @@
 //! drift (frequency, a noisy neighbour) hits both; each figure is the median of the rounds.
 use std::time::Duration;
 
-use anyhow::{Result, bail, ensure};
-use farm_common::{Counters, GLOBAL_SLOT};
+use anyhow::{Result, ensure};
 
-use super::{OTHER_NODE, baseline::Baseline, median};
-use crate::{fixtures::*, harness::Harness, packet::*};
+use super::{baseline::Baseline, median};
+use crate::{
+    cases::{Case, cases},
+    fixtures::config,
+    harness::{Harness, XDP_TX},
+};
 
 /// Every path should cost at most this many times the baseline.
 pub const GOAL: f64 = 1.5;
 
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
-
 pub struct CostRow {
-    pub name: &'static str,
+    pub name: String,
+    /// Medians over the rounds, to the tenth of a nanosecond they are printed with.
     pub ns: f64,
     pub baseline_ns: f64,
-    /// Median over rounds of farm / baseline within the round.
-    pub ratio: f64,
-    /// Measured one packet per BPF_PROG_TEST_RUN call (see `Path::fresh`).
+    /// Measured one packet per BPF_PROG_TEST_RUN call (see `fresh`).
     pub fresh: bool,
 }
 
-/// Which owner table the path runs against: an index into `measure`'s harnesses.
-#[derive(Clone, Copy)]
-enum Table {
-    /// This node owns every bucket.
-    Owned = 0,
-    /// Another node owns every bucket.
-    Foreign = 1,
-}
-
-struct Path {
-    name: &'static str,
-    table: Table,
-    packet: Vec<u8>,
-    action: u32,
-    /// The counter the path bumps once per packet: (slot, field).
-    slot: u32,
-    counter: fn(&Counters) -> u64,
-    /// The program rewrites this packet in place into one it treats otherwise (an ARP
-    /// request becomes a reply, which it passes), and a repeated BPF_PROG_TEST_RUN feeds
-    /// the rewritten bytes to the next run: so each run gets a fresh copy, one per call.
-    fresh: bool,
-}
-
-fn paths() -> Vec<Path> {
-    let web = tcp(CLIENT4.into(), 40000, VIP4.into(), 80);
-    vec![
-        Path {
-            name: "not-vip-pass",
-            table: Table::Owned,
-            packet: tcp(CLIENT4.into(), 40000, OTHER4.into(), 80),
-            action: XDP_PASS,
-            slot: GLOBAL_SLOT,
-            counter: |c| c.passed,
-            fresh: false,
-        },
-        Path {
-            name: "vip-accept",
-            table: Table::Owned,
-            packet: web.clone(),
-            action: XDP_PASS,
-            slot: SLOT_WEB4,
-            counter: |c| c.accepted,
-            fresh: false,
-        },
-        Path {
-            name: "vip-drop",
-            table: Table::Foreign,
-            packet: web,
-            action: XDP_DROP,
-            slot: SLOT_WEB4,
-            counter: |c| c.not_owner,
-            fresh: false,
-        },
-        Path {
-            name: "arp-reply",
-            table: Table::Owned,
-            packet: arp_request(CLIENT4, VIP4),
-            action: XDP_TX,
-            slot: SLOT_VIP4,
-            counter: |c| c.arp_replies,
-            fresh: true,
-        },
-    ]
-}
-
-/// Times every path `rounds` times with `repeat` runs each.
-pub fn measure(repeat: u32, rounds: usize) -> Result<Vec<CostRow>> {
-    let mut owned = Harness::new(config())?;
-    let me = owned.node_id();
-    owned.fill(|_, _| me)?;
-    let mut foreign = Harness::new(config())?;
-    foreign.fill(|_, _| OTHER_NODE)?;
-    let mut harnesses = [owned, foreign];
-    let baseline = Baseline::load()?;
-    let paths = paths();
-    for p in &paths {
-        let action = harnesses[p.table as usize].run(&p.packet)?.action;
-        if action != p.action {
-            bail!("path {}: the program returned {action}, expected {}", p.name, p.action);
-        }
+impl CostRow {
+    /// Farm's figure over the baseline's: the ratio of the figures printed beside it.
+    pub fn ratio(&self) -> f64 {
+        self.ns / self.baseline_ns
     }
+}
+
+/// Times every case of the verdict table marked `timed`, `rounds` times with `repeat`
+/// runs each.
+pub fn measure(repeat: u32, rounds: usize) -> Result<Vec<CostRow>> {
+    let baseline = Baseline::load()?;
+    let mut paths: Vec<(Case, Harness)> = cases()
+        .into_iter()
+        .filter(|c| c.timed)
+        .map(|c| {
+            let mut h = Harness::new(config())?;
+            // Before it is timed, the path must do all its case says: verdict, frame,
+            // counter. The check leaves the case's owner table installed.
+            c.check(&mut h)?;
+            Ok((c, h))
+        })
+        .collect::<Result<_>>()?;
     let mut samples: Vec<Vec<Sample>> = paths.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        for (p, s) in paths.iter().zip(&mut samples) {
-            s.push(sample(&mut harnesses[p.table as usize], &baseline, p, repeat)?);
+        for ((c, h), s) in paths.iter_mut().zip(&mut samples) {
+            s.push(sample(h, &baseline, c, repeat)?);
         }
     }
     Ok(paths
         .iter()
         .zip(samples)
-        .map(|(p, s)| CostRow {
-            name: p.name,
-            ns: median(s.iter().map(|x| x.farm).collect()),
-            baseline_ns: median(s.iter().map(|x| x.baseline).collect()),
-            ratio: median(s.iter().map(|x| x.farm / x.baseline).collect()),
-            fresh: p.fresh,
+        .map(|((c, _), s)| CostRow {
+            name: c.name.clone(),
+            ns: tenth(median(s.iter().map(|x| x.farm).collect())),
+            baseline_ns: tenth(median(s.iter().map(|x| x.baseline).collect())),
+            fresh: fresh(c),
         })
         .collect())
+}
+
+/// Whether `case` is timed one packet per call. The program rewrites an answered
+/// request in place into a reply, which it treats otherwise (it passes it), and a
+/// repeated BPF_PROG_TEST_RUN feeds the rewritten bytes to the next run: so each run
+/// gets a fresh copy, one per call.
+fn fresh(case: &Case) -> bool {
+    case.verdict == XDP_TX
+}
+
+fn tenth(ns: f64) -> f64 {
+    (ns * 10.0).round() / 10.0
 }
 
 /// One round of one path, in ns per packet.
@@ -132,10 +82,11 @@ struct Sample {
     baseline: f64,
 }
 
-fn sample(h: &mut Harness, baseline: &Baseline, p: &Path, repeat: u32) -> Result<Sample> {
-    let before = (p.counter)(&h.counters(p.slot)?);
-    let base = ns(baseline.time(&p.packet, repeat)?);
-    let (farm, runs) = if p.fresh {
+fn sample(h: &mut Harness, baseline: &Baseline, c: &Case, repeat: u32) -> Result<Sample> {
+    let (slot, counter) = c.counter;
+    let before = h.counters(slot)?[counter];
+    let base = ns(baseline.time(&c.packet, repeat)?);
+    let (farm, runs) = if fresh(c) {
         // One call per packet adds the call's fixed cost inside the timed window (a
         // clock read, bottom halves off and on) to every packet: measure it on the
         // baseline, one packet per call too, and take it off farm's figure.
@@ -145,16 +96,16 @@ fn sample(h: &mut Harness, baseline: &Baseline, p: &Path, repeat: u32) -> Result
         let calls = (repeat / 50).max(1);
         let (mut base_fresh, mut farm_fresh) = (0.0, 0.0);
         for _ in 0..calls {
-            base_fresh += ns(baseline.time(&p.packet, 1)?);
-            farm_fresh += ns(h.time(&p.packet, 1)?);
+            base_fresh += ns(baseline.time(&c.packet, 1)?);
+            farm_fresh += ns(h.time(&c.packet, 1)?);
         }
         ((farm_fresh - base_fresh) / calls as f64 + base, calls)
     } else {
-        (ns(h.time(&p.packet, repeat)?), repeat)
+        (ns(h.time(&c.packet, repeat)?), repeat)
     };
     // Each timed run must have taken the path it is named after, not a cheaper one.
-    let took = (p.counter)(&h.counters(p.slot)?) - before;
-    ensure!(took == runs as u64, "path {}: {took} of {runs} runs took the path", p.name);
+    let took = h.counters(slot)?[counter] - before;
+    ensure!(took == runs as u64, "path {}: {took} of {runs} runs took the path", c.name);
     Ok(Sample { farm, baseline: base })
 }
 

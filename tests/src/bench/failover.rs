@@ -17,6 +17,8 @@ const SURVIVORS: [&str; 2] = ["n1", "n2"];
 
 pub struct FailoverRow {
     pub name: &'static str,
+    /// What the event is, in a few words.
+    pub about: &'static str,
     /// Milliseconds in each round.
     pub ms: Vec<f64>,
     pub median: f64,
@@ -29,8 +31,16 @@ pub fn measure(rounds: usize) -> Result<Vec<FailoverRow>> {
         failure.push(f.as_secs_f64() * 1e3);
         leave.push(l.as_secs_f64() * 1e3);
     }
-    let row = |name, ms: Vec<f64>| FailoverRow { name, median: super::median(ms.clone()), ms };
-    Ok(vec![row("failure", failure), row("leave", leave)])
+    let row = |name, about, ms: Vec<f64>| FailoverRow {
+        name,
+        about,
+        median: super::median(ms.clone()),
+        ms,
+    };
+    Ok(vec![
+        row("failure", "cable pulled, agent killed", failure),
+        row("leave", "agent stopped with SIGTERM", leave),
+    ])
 }
 
 fn round() -> Result<(Duration, Duration)> {

@@ -2,19 +2,18 @@
 //! each program path under BPF_PROG_TEST_RUN against a trivial program (`cost`); table B
 //! sends live frames into a namespace of its own and compares farm with the nftables
 //! filter that replaced CLUSTERIP (`compare`); table C times a node's failure and leave
-//! in a farm of agents (`failover`). `report` prints them, as tables or JSON.
+//! in a farm of agents (`failover`). `report` prints them, as tables or JSON, and
+//! `markdown` as Markdown for the README.
 pub mod baseline;
 pub mod compare;
 pub mod cost;
 pub mod failover;
 pub mod live;
+pub mod markdown;
 pub mod peer;
 pub mod report;
 pub mod signals;
 pub mod sink;
-
-/// The node that owns every bucket in the tables where this node owns none.
-pub const OTHER_NODE: u16 = 2;
 
 /// The median of `values` (the upper one of the middle two for an even count).
 pub fn median(mut values: Vec<f64>) -> f64 {

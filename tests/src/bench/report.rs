@@ -1,4 +1,5 @@
-//! Both tables as text for people, or as JSON (`--json`) for scripts.
+//! The three tables as text for people, or as JSON (`--json`) for scripts; `markdown`
+//! prints them for the README.
 use serde_json::{Value, json};
 
 use super::{
@@ -22,16 +23,21 @@ fn verdict(met: bool) -> &'static str {
     if met { "PASS" } else { "over goal" }
 }
 
-fn cost_met(r: &CostRow) -> bool {
-    r.ratio <= cost::GOAL
+pub(super) fn cost_met(r: &CostRow) -> bool {
+    r.ratio() <= cost::GOAL
 }
 
-fn peer_met(r: &PeerRow) -> bool {
-    r.ratio >= r.goal
+pub(super) fn peer_met(r: &PeerRow) -> bool {
+    r.ratio() >= r.goal
 }
 
-fn failover_met(r: &FailoverRow) -> bool {
+pub(super) fn failover_met(r: &FailoverRow) -> bool {
     r.median < failover::GOAL_MS
+}
+
+/// The least and the most milliseconds of the rounds.
+pub(super) fn range(r: &FailoverRow) -> (f64, f64) {
+    r.ms.iter().fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)))
 }
 
 pub fn text(m: &Measured) -> String {
@@ -48,16 +54,19 @@ pub fn text(m: &Measured) -> String {
         "   goal: every path within {}x of the baseline program (count one counter, pass) on the same packet",
         cost::GOAL
     ));
+    let width = m.cost.iter().map(|r| r.name.len() + 1).max().unwrap_or(0);
     line(format!(
-        "   {:<14} {:>10} {:>12} {:>7}  goal",
+        "   {:<width$} {:>10} {:>12} {:>7}  goal",
         "path", "ns/packet", "baseline ns", "ratio"
     ));
     for r in &m.cost {
         let name = format!("{}{}", r.name, if r.fresh { "*" } else { "" });
         let met = verdict(cost_met(r));
         line(format!(
-            "   {name:<14} {:>10.1} {:>12.1} {:>6.2}x  {met}",
-            r.ns, r.baseline_ns, r.ratio
+            "   {name:<width$} {:>10.1} {:>12.1} {:>6.2}x  {met}",
+            r.ns,
+            r.baseline_ns,
+            r.ratio()
         ));
     }
     if m.cost.iter().any(|r| r.fresh) {
@@ -83,7 +92,11 @@ pub fn text(m: &Measured) -> String {
         let met = verdict(peer_met(r));
         line(format!(
             "   {:<8} {:>8.1} {:>8.1} {:>9.2}x  >= {}x {met}",
-            r.name, r.farm.ns, r.peer.ns, r.ratio, r.goal
+            r.name,
+            r.farm.ns,
+            r.peer.ns,
+            r.ratio(),
+            r.goal
         ));
     }
     line(
@@ -120,7 +133,7 @@ pub fn text(m: &Measured) -> String {
     line("   from the event to every probe client of the node answered by a survivor".into());
     line(format!("   {:<8} {:>10} {:>18}  goal", "event", "median ms", "range ms"));
     for r in &m.failover {
-        let (lo, hi) = r.ms.iter().fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = range(r);
         let met = verdict(failover_met(r));
         line(format!(
             "   {:<8} {:>10.0} {:>18}  < {} ms {met}",
@@ -130,7 +143,9 @@ pub fn text(m: &Measured) -> String {
             failover::GOAL_MS
         ));
     }
-    line("   failure: cable pulled and agent killed; leave: agent stopped with SIGTERM".into());
+    for r in &m.failover {
+        line(format!("   {}: {}", r.name, r.about));
+    }
     s
 }
 
@@ -151,7 +166,7 @@ pub fn json(m: &Measured) -> Value {
                 "name": r.name,
                 "ns_per_packet": r.ns,
                 "baseline_ns_per_packet": r.baseline_ns,
-                "ratio": r.ratio,
+                "ratio": r.ratio(),
                 "one_packet_per_call": r.fresh,
                 "within_goal": cost_met(r),
             })).collect::<Vec<_>>(),
@@ -166,7 +181,7 @@ pub fn json(m: &Measured) -> Value {
                 "frames": r.frames,
                 "farm_ns_per_packet": r.farm.ns,
                 "peer_ns_per_packet": r.peer.ns,
-                "ratio": r.ratio,
+                "ratio": r.ratio(),
                 "goal_min_ratio": r.goal,
                 "within_goal": peer_met(r),
                 "farm": side(&r.farm),

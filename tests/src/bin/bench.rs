@@ -1,11 +1,11 @@
-//! `farm-bench` (`cargo xtask bench [--json]`, as root): what a farm verdict costs, per
-//! packet, against a trivial XDP program (table A) and against the nftables filter that
-//! replaced CLUSTERIP (table B), and how long a farm of agents takes to heal (table C). A measurement, not a test: it exits 0 whether or not the
-//! goals are met, and fails only when it cannot measure or a path does not do what its
-//! name says.
+//! `farm-bench` (`cargo xtask bench [-- --json | --markdown]`, as root): what a farm
+//! verdict costs, per packet, against a trivial XDP program (table A) and against the
+//! nftables filter that replaced CLUSTERIP (table B), and how long a farm of agents takes
+//! to heal (table C). A measurement, not a test: it exits 0 whether or not the goals are
+//! met, and fails only when it cannot measure or a path does not do what its name says.
 use anyhow::Result;
 use clap::Parser;
-use farm_tests::bench::{compare, cost, failover, report};
+use farm_tests::bench::{compare, cost, failover, markdown, report};
 
 #[derive(Parser)]
 #[command(
@@ -22,8 +22,11 @@ struct Args {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
     /// Print JSON instead of tables.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Print the tables as Markdown, as the README shows them.
+    #[arg(long)]
+    markdown: bool,
 }
 
 fn main() -> Result<()> {
@@ -50,6 +53,10 @@ fn main() -> Result<()> {
     };
     if args.json {
         println!("{:#}", report::json(&m));
+    } else if args.markdown {
+        // How this run was asked for, as the README's line above its tables says.
+        let given: Vec<String> = std::env::args().skip(1).collect();
+        print!("{}", markdown::markdown(&m, &format!("cargo xtask bench -- {}", given.join(" "))));
     } else {
         print!("{}", report::text(&m));
     }

@@ -1,0 +1,31 @@
+//! Whether this node may take a packet: it owns the packet's bucket, and its lease is
+//! fresh. Both the steering of VIP traffic and the answers to ARP and neighbour
+//! solicitations ask it, so one node takes a client's packets and answers its requests.
+use aya_ebpf::helpers::bpf_jiffies64;
+use farm_common::{NO_OWNER, NodeConfig, bucket_of, owner_position};
+
+use crate::maps::{FARM_CONTROL, FARM_OWNERS, count};
+
+/// Whether this node may take a packet of table row `slot` whose hash is `hash`: it owns
+/// the bucket in the active half of the table, and its lease is fresh (past it, this
+/// node's agent is dead or hung, and the node must stop answering before its peers hand
+/// its buckets to others). Counts why not.
+#[inline(always)]
+pub fn may_take(cfg: &NodeConfig, slot: u32, hash: u32) -> bool {
+    let Some(ctl) = FARM_CONTROL.get(0) else {
+        return false;
+    };
+    let bucket = bucket_of(hash, cfg.bucket_count);
+    let (index, lane) = owner_position(ctl.active_half & 1, slot, bucket, cfg.bucket_count);
+    // A node id is never NO_OWNER (the config refuses 65535), so one compare suffices.
+    let owner = FARM_OWNERS.get(index).map_or(NO_OWNER, |chunk| chunk[lane & 3]);
+    if owner != cfg.node_id {
+        count(slot, |c| &mut c.not_owner);
+        return false;
+    }
+    if unsafe { bpf_jiffies64() } >= ctl.lease {
+        count(slot, |c| &mut c.lease_expired);
+        return false;
+    }
+    true
+}

@@ -1,6 +1,9 @@
 //! Typed access to the maps the XDP program reads: what the loader, the agent and the
 //! CLI write and read, whether the maps came from a fresh load or from their pins.
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use aya::{
     Ebpf,
@@ -200,13 +203,15 @@ impl Dataplane {
         Ok(row)
     }
 
-    /// Extends the lease to `ttl` from now, in the jiffies the program compares against.
+    /// Extends the lease to end at `until`, in the jiffies the program compares against.
     /// `None` sets a lease that never ends: for a static table with no agent to renew it.
-    pub fn renew_lease(&mut self, ttl: Option<Duration>) -> Result<()> {
-        let deadline = match ttl {
-            Some(ttl) => {
+    pub fn renew_lease(&mut self, until: Option<Instant>) -> Result<()> {
+        let deadline = match until {
+            Some(until) => {
                 let clock = Jiffies::read()?;
-                clock.now.saturating_add(clock.ticks(ttl))
+                clock
+                    .now
+                    .saturating_add(clock.ticks(until.saturating_duration_since(Instant::now())))
             }
             None => u64::MAX,
         };

@@ -107,7 +107,7 @@ fn bucket_nobody_owns_is_dropped() {
 #[test]
 fn expired_lease_drops_everything_for_a_vip() {
     let Some(mut h) = owning("expired_lease_drops_everything_for_a_vip", ALL) else { return };
-    h.dataplane.renew_lease(Some(std::time::Duration::ZERO)).unwrap();
+    h.dataplane.renew_lease(Some(std::time::Instant::now())).unwrap();
     let (action, _, c) = moved(&mut h, SLOT_WEB4, &tcp(CLIENT4.into(), 40000, VIP4.into(), 80));
     assert_eq!((action, c), (XDP_DROP, vec!["lease_expired"]));
     let (action, _, c) = moved(&mut h, SLOT_VIP4, &arp_request(CLIENT4, VIP4));
@@ -115,7 +115,9 @@ fn expired_lease_drops_everything_for_a_vip() {
     // Traffic that is not for a VIP does not depend on the lease.
     let (action, _, c) = moved(&mut h, GLOBAL_SLOT, &tcp(CLIENT4.into(), 40000, OTHER4.into(), 80));
     assert_eq!((action, c), (XDP_PASS, vec!["passed"]));
-    h.dataplane.renew_lease(Some(std::time::Duration::from_secs(60))).unwrap();
+    h.dataplane
+        .renew_lease(Some(std::time::Instant::now() + std::time::Duration::from_secs(60)))
+        .unwrap();
     assert_eq!(h.run(&tcp(CLIENT4.into(), 40000, VIP4.into(), 80)).unwrap().action, XDP_PASS);
 }
 

@@ -282,7 +282,7 @@ impl Agent {
         });
         if moved {
             let ttl = deadline.saturating_duration_since(Instant::now());
-            self.dp.renew_lease(Some(ttl))?;
+            self.dp.renew_lease(Some(Instant::now() + ttl))?;
             self.lease_until = Some(deadline);
         }
         Ok(())

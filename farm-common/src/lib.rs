@@ -5,7 +5,9 @@
 #![no_std]
 
 pub mod hash;
+pub mod layout;
 pub mod maps;
 
 pub use hash::{Addr, avalanche, bucket_of, flow_hash, mix, v4_addr, v6_addr};
+pub use layout::*;
 pub use maps::*;

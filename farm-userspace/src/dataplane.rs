@@ -10,9 +10,10 @@ use aya::{
     maps::{Array, Map, MapData, MapError, PerCpuArray},
 };
 use farm_common::{
-    ALL_MAPS, Control, Counters, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_OWNERS, MAP_SERVICES,
-    MAP_VIP_INDEX, MAP_VIPS, MAX_SLOTS, MAX_VIPS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
-    PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row, owner_position, vip_fold,
+    ALL_MAPS, Control, Counters, LAYOUT_VERSION, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_META,
+    MAP_OWNERS, MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_SLOTS, MAX_VIPS, NodeConfig,
+    OWNERS_PER_CHUNK, OwnerChunk, PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row,
+    owner_position, vip_fold,
 };
 
 use crate::{
@@ -45,6 +46,12 @@ pub enum DataplaneError {
 
 type Result<T> = std::result::Result<T, DataplaneError>;
 
+fn open_pin(path: &Path) -> Result<Map> {
+    let pin_err = |source| DataplaneError::Pin { path: path.display().to_string(), source };
+    let data = MapData::from_pin(path).map_err(pin_err)?;
+    Map::from_map_data(data).map_err(pin_err)
+}
+
 fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
     move |source| DataplaneError::Map { map, source }
 }
@@ -64,23 +71,23 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Takes the maps out of a freshly loaded program.
+    /// Takes the maps out of a freshly loaded program, marked with this farm's layout.
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
-        Self::from_maps(|name| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name)))
+        let mut take = |name| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name));
+        let mut meta: Array<MapData, u32> =
+            take(MAP_META)?.try_into().map_err(map_err(MAP_META))?;
+        meta.set(0, LAYOUT_VERSION, 0).map_err(map_err(MAP_META))?;
+        Self::from_maps(take)
     }
 
     /// Opens the maps pinned in `dir` (by `loader::attach`).
     pub fn open_pinned(dir: &Path) -> Result<Self> {
-        Self::from_maps(|name| {
-            let path = dir.join(name);
-            let pin_err = |source| DataplaneError::Pin { path: path.display().to_string(), source };
-            let data = MapData::from_pin(&path).map_err(pin_err)?;
-            Map::from_map_data(data).map_err(pin_err)
-        })
+        Self::from_maps(|name| open_pin(&dir.join(name)))
     }
 
+    /// The program's maps but `FARM_META`, which `from_ebpf` writes.
     fn from_maps(mut take: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
-        let [config, control, vips, services, owners, counters, vip_index] = ALL_MAPS;
+        let [config, control, vips, services, owners, counters, vip_index, _meta] = ALL_MAPS;
         Ok(Self {
             config: take(config)?.try_into().map_err(map_err(MAP_CONFIG))?,
             control: take(control)?.try_into().map_err(map_err(MAP_CONTROL))?,

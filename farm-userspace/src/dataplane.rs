@@ -42,6 +42,16 @@ pub enum DataplaneError {
     Slot(usize),
     #[error(transparent)]
     Clock(#[from] JiffiesError),
+    #[error(
+        "the program pinned in {dir} has layout {}, this farm's is {LAYOUT_VERSION}: `farm agent` replaces it when it starts; without an agent, run `farm unload --iface {iface}` and load it again",
+        layout_name(*.pinned)
+    )]
+    Layout { dir: String, iface: String, pinned: Option<u32> },
+}
+
+/// A pinned layout version as messages name it: `None` is a farm from before versions.
+pub fn layout_name(pinned: Option<u32>) -> String {
+    pinned.map_or("none".into(), |v| v.to_string())
 }
 
 type Result<T> = std::result::Result<T, DataplaneError>;
@@ -80,12 +90,31 @@ impl Dataplane {
         Self::from_maps(take)
     }
 
-    /// Opens the maps pinned in `dir` (by `loader::attach`).
+    /// Opens the maps pinned in `dir` (by `loader::attach`), if they have this farm's
+    /// layout: read with another, they would be misread, or written out of place.
     pub fn open_pinned(dir: &Path) -> Result<Self> {
+        let pinned = Self::pinned_layout(dir)?;
+        if pinned != Some(LAYOUT_VERSION) {
+            let iface = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            return Err(DataplaneError::Layout { dir: dir.display().to_string(), iface, pinned });
+        }
         Self::from_maps(|name| open_pin(&dir.join(name)))
     }
 
-    /// The program's maps but `FARM_META`, which `from_ebpf` writes.
+    /// The layout of the maps pinned in `dir`: `None` when they carry none (pinned by a
+    /// farm from before layouts had versions).
+    fn pinned_layout(dir: &Path) -> Result<Option<u32>> {
+        let path = dir.join(MAP_META);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let meta: Array<MapData, u32> = open_pin(&path)?.try_into().map_err(map_err(MAP_META))?;
+        let version = meta.get(&0, 0).map_err(map_err(MAP_META))?;
+        Ok(Some(version).filter(|&v| v != 0))
+    }
+
+    /// The program's maps but `FARM_META`, which `from_ebpf` writes and `open_pinned`
+    /// checks before anything here reads the others.
     fn from_maps(mut take: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
         let [config, control, vips, services, owners, counters, vip_index, _meta] = ALL_MAPS;
         Ok(Self {

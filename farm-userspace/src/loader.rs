@@ -13,12 +13,12 @@ use std::{
 };
 
 use aya::programs::{ProgramError, XdpMode, links::FdLink, xdp::XdpLink};
-use farm_common::{MAX_SLOTS, NO_OWNER};
+use farm_common::{LAYOUT_VERSION, MAX_SLOTS, NO_OWNER};
 use log::{info, warn};
 
 use crate::{
     config::Config,
-    dataplane::{Dataplane, DataplaneError},
+    dataplane::{Dataplane, DataplaneError, layout_name},
     nic::{self, NicError},
     program::{self, ProgramLoadError},
     rules::{self, Rules},
@@ -144,20 +144,39 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
 
 /// The data plane for the agent: the program pinned for this interface if there is one
 /// (a restarted agent's, or `farm load`'s), brought up to this configuration, else a
-/// fresh load and attach.
+/// fresh load and attach. A program pinned with another layout of its maps (a farm of
+/// another version) is replaced by a fresh one, which owns nothing and is fenced until
+/// the farm agrees on a table with this node, as after any start.
 pub fn adopt_or_attach(cfg: &Config) -> Result<Dataplane, LoaderError> {
     let iface = &cfg.cluster.interface;
     let dir = pin_dir(iface);
-    if !is_attached(iface) {
-        let attached = attach(cfg)?;
-        info!(
-            "attached to {iface} ({:?} mode), pinned in {}",
-            attached.mode,
-            attached.pin_dir.display()
-        );
-        return Ok(attached.dataplane);
+    if is_attached(iface) {
+        match Dataplane::open_pinned(&dir) {
+            Ok(dp) => return adopt(cfg, dp, &dir),
+            Err(DataplaneError::Layout { pinned, .. }) => {
+                warn!(
+                    "the program pinned in {} has layout {}, this farm's is {LAYOUT_VERSION}: replacing it",
+                    dir.display(),
+                    layout_name(pinned)
+                );
+                // Detaches the old program, then unpins it and its maps.
+                remove_pins(&dir)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    let mut dp = Dataplane::open_pinned(&dir)?;
+    let attached = attach(cfg)?;
+    info!(
+        "attached to {iface} ({:?} mode), pinned in {}",
+        attached.mode,
+        attached.pin_dir.display()
+    );
+    Ok(attached.dataplane)
+}
+
+/// Brings the program pinned in `dir` up to `cfg`.
+fn adopt(cfg: &Config, mut dp: Dataplane, dir: &Path) -> Result<Dataplane, LoaderError> {
+    let iface = &cfg.cluster.interface;
     let node = dp.node_config()?;
     if node.bucket_count != cfg.cluster.buckets {
         return Err(LoaderError::Buckets {

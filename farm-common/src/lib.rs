@@ -6,8 +6,10 @@
 
 pub mod counters;
 pub mod hash;
+pub mod layout;
 pub mod maps;
 
 pub use counters::{Counter, Counters};
 pub use hash::{Addr, avalanche, bucket_of, flow_hash, mix, v4_addr, v6_addr};
+pub use layout::*;
 pub use maps::*;

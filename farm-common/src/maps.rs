@@ -34,8 +34,16 @@ pub const MAP_OWNERS: &str = "FARM_OWNERS";
 pub const MAP_COUNTERS: &str = "FARM_COUNTERS";
 pub const MAP_VIP_INDEX: &str = "FARM_VIP_INDEX";
 /// Every map the loader pins, in one list so no map is forgotten by unload or adopt.
-pub const ALL_MAPS: [&str; 7] =
-    [MAP_CONFIG, MAP_CONTROL, MAP_VIPS, MAP_SERVICES, MAP_OWNERS, MAP_COUNTERS, MAP_VIP_INDEX];
+pub const ALL_MAPS: [&str; 8] = [
+    MAP_CONFIG,
+    MAP_CONTROL,
+    MAP_VIPS,
+    MAP_SERVICES,
+    MAP_OWNERS,
+    MAP_COUNTERS,
+    MAP_VIP_INDEX,
+    crate::MAP_META,
+];
 /// The XDP program's function name.
 pub const PROGRAM_NAME: &str = "farm_xdp";
 

@@ -1,5 +1,7 @@
 //! The maps the program shares with userspace. Layouts, names and sizes come from
 //! farm-common; userspace resizes `FARM_OWNERS` to the configured bucket count at load.
+//! A change to a map here (its kind, types or entries) is a change of the pinned layout:
+//! bump `farm_common::LAYOUT_VERSION`.
 use aya_ebpf::{
     macros::map,
     maps::{Array, PerCpuArray},
@@ -30,6 +32,11 @@ pub static FARM_OWNERS: Array<OwnerChunk> =
 
 #[map]
 pub static FARM_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS + 1, 0);
+
+/// The layout version of the maps pinned beside it (`farm_common::LAYOUT_VERSION`),
+/// written and read by userspace only; the program never looks at it.
+#[map]
+pub static FARM_META: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Adds one to the counter `pick` selects in `slot`'s per-CPU record.
 #[inline(always)]

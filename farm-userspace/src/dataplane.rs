@@ -1,19 +1,23 @@
 //! Typed access to the maps the XDP program reads: what the loader, the agent and the
 //! CLI write and read, whether the maps came from a fresh load or from their pins.
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use aya::{
     Ebpf,
     maps::{Array, Map, MapData, MapError, PerCpuArray},
 };
 use farm_common::{
-    ALL_MAPS, Control, Counters, LIMBO_SLOT, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_OWNERS,
-    MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_VIPS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
-    PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row, owner_position, vip_fold,
+    ALL_MAPS, Control, Counters, LAYOUT_VERSION, LIMBO_SLOT, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS,
+    MAP_META, MAP_OWNERS, MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_VIPS, NodeConfig,
+    OWNERS_PER_CHUNK, OwnerChunk, PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row,
+    owner_position, vip_fold,
 };
 
 use crate::{
-    jiffies::{Jiffies, JiffiesError},
+    jiffies::{Clock, JiffiesError, TimerList},
     owner_memory::OwnerMemory,
     rules::Rules,
 };
@@ -38,9 +42,25 @@ pub enum DataplaneError {
     Slot(usize),
     #[error(transparent)]
     Clock(#[from] JiffiesError),
+    #[error(
+        "the program pinned in {dir} has layout {}, this farm's is {LAYOUT_VERSION}: `farm agent` replaces it when it starts; without an agent, run `farm unload --iface {iface}` and load it again",
+        layout_name(*.pinned)
+    )]
+    Layout { dir: String, iface: String, pinned: Option<u32> },
+}
+
+/// A pinned layout version as messages name it: `None` is a farm from before versions.
+pub fn layout_name(pinned: Option<u32>) -> String {
+    pinned.map_or("none".into(), |v| v.to_string())
 }
 
 type Result<T> = std::result::Result<T, DataplaneError>;
+
+fn open_pin(path: &Path) -> Result<Map> {
+    let pin_err = |source| DataplaneError::Pin { path: path.display().to_string(), source };
+    let data = MapData::from_pin(path).map_err(pin_err)?;
+    Map::from_map_data(data).map_err(pin_err)
+}
 
 fn map_err(map: &'static str) -> impl FnOnce(MapError) -> DataplaneError {
     move |source| DataplaneError::Map { map, source }
@@ -55,26 +75,48 @@ pub struct Dataplane {
     owners: OwnerMemory,
     counters: PerCpuArray<MapData, Counters>,
     vip_index: Array<MapData, VipEntry>,
+    /// Calibrated when the maps are opened, so that a renewal is arithmetic: reading the
+    /// kernel's clock is a parse of /proc and, near 300 s of uptime, a 200 ms wait.
+    clock: Clock,
 }
 
 impl Dataplane {
-    /// Takes the maps out of a freshly loaded program.
+    /// Takes the maps out of a freshly loaded program, marked with this farm's layout.
     pub fn from_ebpf(ebpf: &mut Ebpf) -> Result<Self> {
-        Self::from_maps(|name| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name)))
+        let mut take = |name| ebpf.take_map(name).ok_or(DataplaneError::MissingMap(name));
+        let mut meta: Array<MapData, u32> =
+            take(MAP_META)?.try_into().map_err(map_err(MAP_META))?;
+        meta.set(0, LAYOUT_VERSION, 0).map_err(map_err(MAP_META))?;
+        Self::from_maps(take)
     }
 
-    /// Opens the maps pinned in `dir` (by `loader::attach`).
+    /// Opens the maps pinned in `dir` (by `loader::attach`), if they have this farm's
+    /// layout: read with another, they would be misread, or written out of place.
     pub fn open_pinned(dir: &Path) -> Result<Self> {
-        Self::from_maps(|name| {
-            let path = dir.join(name);
-            let pin_err = |source| DataplaneError::Pin { path: path.display().to_string(), source };
-            let data = MapData::from_pin(&path).map_err(pin_err)?;
-            Map::from_map_data(data).map_err(pin_err)
-        })
+        let pinned = Self::pinned_layout(dir)?;
+        if pinned != Some(LAYOUT_VERSION) {
+            let iface = dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            return Err(DataplaneError::Layout { dir: dir.display().to_string(), iface, pinned });
+        }
+        Self::from_maps(|name| open_pin(&dir.join(name)))
     }
 
+    /// The layout of the maps pinned in `dir`: `None` when they carry none (pinned by a
+    /// farm from before layouts had versions).
+    fn pinned_layout(dir: &Path) -> Result<Option<u32>> {
+        let path = dir.join(MAP_META);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let meta: Array<MapData, u32> = open_pin(&path)?.try_into().map_err(map_err(MAP_META))?;
+        let version = meta.get(&0, 0).map_err(map_err(MAP_META))?;
+        Ok(Some(version).filter(|&v| v != 0))
+    }
+
+    /// The program's maps but `FARM_META`, which `from_ebpf` writes and `open_pinned`
+    /// checks before anything here reads the others.
     fn from_maps(mut take: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
-        let [config, control, vips, services, owners, counters, vip_index] = ALL_MAPS;
+        let [config, control, vips, services, owners, counters, vip_index, _meta] = ALL_MAPS;
         Ok(Self {
             config: take(config)?.try_into().map_err(map_err(MAP_CONFIG))?,
             control: take(control)?.try_into().map_err(map_err(MAP_CONTROL))?,
@@ -88,6 +130,7 @@ impl Dataplane {
             },
             counters: take(counters)?.try_into().map_err(map_err(MAP_COUNTERS))?,
             vip_index: take(vip_index)?.try_into().map_err(map_err(MAP_VIP_INDEX))?,
+            clock: Clock::calibrate(TimerList)?,
         })
     }
 
@@ -203,14 +246,13 @@ impl Dataplane {
         Ok(row)
     }
 
-    /// Extends the lease to `ttl` from now, in the jiffies the program compares against.
+    /// Extends the lease to end at `until`, in the jiffies the program compares against.
     /// `None` sets a lease that never ends: for a static table with no agent to renew it.
-    pub fn renew_lease(&mut self, ttl: Option<Duration>) -> Result<()> {
-        let deadline = match ttl {
-            Some(ttl) => {
-                let clock = Jiffies::read()?;
-                clock.now.saturating_add(clock.ticks(ttl))
-            }
+    pub fn renew_lease(&mut self, until: Option<Instant>) -> Result<()> {
+        let deadline = match until {
+            // The count the kernel has surely reached by `until`: the program's
+            // `jiffies >= lease` then holds by `until`, never later.
+            Some(until) => self.clock.reached_by(until),
             None => u64::MAX,
         };
         let ctl = Control { lease: deadline, ..self.control()? };
@@ -230,8 +272,7 @@ impl Dataplane {
         if deadline == u64::MAX {
             return Ok(None);
         }
-        let clock = Jiffies::read()?;
-        Ok(Some(clock.duration(deadline.saturating_sub(clock.now))))
+        Ok(Some(self.clock.left(deadline, Instant::now())))
     }
 
     /// The counters of `slot` summed over all CPUs.

@@ -3,17 +3,22 @@
 //! `/sys/fs/bpf/farm/IFACE/` so they outlive this process, and make the NIC receive the
 //! cluster MAC. A failure part way removes what was done: nothing is left half-attached.
 use std::{
+    ffi::CString,
     fs, io,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd},
+        unix::ffi::OsStrExt,
+    },
     path::{Path, PathBuf},
 };
 
 use aya::programs::{ProgramError, XdpMode, links::FdLink, xdp::XdpLink};
-use farm_common::{MAX_SLOTS, NO_OWNER};
+use farm_common::{LAYOUT_VERSION, MAX_SLOTS, NO_OWNER};
 use log::{info, warn};
 
 use crate::{
     config::Config,
-    dataplane::{Dataplane, DataplaneError},
+    dataplane::{Dataplane, DataplaneError, layout_name},
     nic::{self, NicError},
     program::{self, ProgramLoadError},
     rules::{self, Rules},
@@ -139,20 +144,39 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
 
 /// The data plane for the agent: the program pinned for this interface if there is one
 /// (a restarted agent's, or `farm load`'s), brought up to this configuration, else a
-/// fresh load and attach.
+/// fresh load and attach. A program pinned with another layout of its maps (a farm of
+/// another version) is replaced by a fresh one, which owns nothing and is fenced until
+/// the farm agrees on a table with this node, as after any start.
 pub fn adopt_or_attach(cfg: &Config) -> Result<Dataplane, LoaderError> {
     let iface = &cfg.cluster.interface;
     let dir = pin_dir(iface);
-    if !is_attached(iface) {
-        let attached = attach(cfg)?;
-        info!(
-            "attached to {iface} ({:?} mode), pinned in {}",
-            attached.mode,
-            attached.pin_dir.display()
-        );
-        return Ok(attached.dataplane);
+    if is_attached(iface) {
+        match Dataplane::open_pinned(&dir) {
+            Ok(dp) => return adopt(cfg, dp, &dir),
+            Err(DataplaneError::Layout { pinned, .. }) => {
+                warn!(
+                    "the program pinned in {} has layout {}, this farm's is {LAYOUT_VERSION}: replacing it",
+                    dir.display(),
+                    layout_name(pinned)
+                );
+                // Detaches the old program, then unpins it and its maps.
+                remove_pins(&dir)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    let mut dp = Dataplane::open_pinned(&dir)?;
+    let attached = attach(cfg)?;
+    info!(
+        "attached to {iface} ({:?} mode), pinned in {}",
+        attached.mode,
+        attached.pin_dir.display()
+    );
+    Ok(attached.dataplane)
+}
+
+/// Brings the program pinned in `dir` up to `cfg`.
+fn adopt(cfg: &Config, mut dp: Dataplane, dir: &Path) -> Result<Dataplane, LoaderError> {
+    let iface = &cfg.cluster.interface;
     let node = dp.node_config()?;
     if node.bucket_count != cfg.cluster.buckets {
         return Err(LoaderError::Buckets {
@@ -162,6 +186,9 @@ pub fn adopt_or_attach(cfg: &Config) -> Result<Dataplane, LoaderError> {
             configured: cfg.cluster.buckets,
         });
     }
+    // A dead agent's table may still be leased: end the lease before this file's seed
+    // and rules meet that table, which another file's agent computed.
+    dp.fence()?;
     dp.set_node_config(&rules::node_config(cfg, nic::mac(iface)?))?;
     dp.set_rules(&rules::rules(cfg))?;
     nic::join_cluster_mac(cfg, true)?;
@@ -169,8 +196,7 @@ pub fn adopt_or_attach(cfg: &Config) -> Result<Dataplane, LoaderError> {
     Ok(dp)
 }
 
-/// Detaches the program from `iface` and removes its pins. The link pin is the last
-/// reference to the attachment, so removing it detaches.
+/// Detaches the program from `iface` and removes its pins.
 pub fn detach(iface: &str, cfg: Option<&Config>) -> Result<(), LoaderError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(LoaderError::NotRoot);
@@ -199,11 +225,44 @@ fn remove_pins(dir: &Path) -> Result<(), LoaderError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(pin_err("read", dir)(e)),
     };
+    let link = dir.join(LINK_PIN);
+    if link.exists() {
+        detach_link(&link).map_err(pin_err("detach", &link))?;
+    }
     for entry in entries {
         let path = entry.map_err(pin_err("read", dir))?.path();
         fs::remove_file(&path).map_err(pin_err("unpin", &path))?;
     }
     fs::remove_dir(dir).map_err(pin_err("rmdir", dir))
+}
+
+/// Detaches the link pinned at `path` at once. Removing the pin, its last reference,
+/// would detach it too, but the kernel releases an unreferenced link later, from a work
+/// queue, and an attach meanwhile (a replaced program's successor, a load right after
+/// an unload) would find the interface busy. aya has no call for BPF_LINK_DETACH.
+fn detach_link(path: &Path) -> io::Result<()> {
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_LINK_DETACH: libc::c_long = 34;
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // `union bpf_attr` as far as each command reads it: the path's address, the link's fd.
+    let get = [path.as_ptr() as u64, 0];
+    // SAFETY: BPF_OBJ_GET reads the NUL-terminated path `get` points at, which outlives
+    // the call, and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_GET, get.as_ptr(), size_of_val(&get)) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd BPF_OBJ_GET just returned, owned by nothing else; closed on drop.
+    let link = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let detach = [link.as_raw_fd() as u32, 0];
+    // SAFETY: BPF_LINK_DETACH reads the link fd in `detach` and writes nothing.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_LINK_DETACH, detach.as_ptr(), size_of_val(&detach))
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn pin_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> LoaderError {

@@ -273,6 +273,24 @@ pub fn farm_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// `farm ARGS` in `node`'s namespace, which must fail with exit code 1, nothing on
+/// stdout and one line on stderr: that line.
+pub fn failure(node: &Node, args: &[&str]) -> String {
+    let bin = farm_bin().unwrap();
+    let out = command_in(&node.host.ns.name, bin.to_str().unwrap())
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "farm {args:?} exits 1; stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "farm {args:?} prints nothing on stdout");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "farm {args:?}: one line, got {lines:#?}");
+    assert!(lines[0].starts_with("farm: "), "{}", lines[0]);
+    lines[0].to_string()
+}
+
 /// Packets the client sent to the VIP, counted by an nftables rule in its namespace.
 pub struct SentCounter {
     ns: String,

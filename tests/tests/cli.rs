@@ -5,9 +5,9 @@ use std::{collections::BTreeMap, net::SocketAddr};
 
 use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
-    farm::{Node, NsFarm, Ownership, SPREAD_PORT, VIP, farm_bin},
+    farm::{Node, NsFarm, Ownership, SPREAD_PORT, VIP, failure},
     have_root,
-    netns::{command_in, in_ns},
+    netns::in_ns,
     traffic::ask_tcp,
 };
 use farm_userspace::rules::addr_key;
@@ -20,24 +20,6 @@ fn json_of(farm: &NsFarm, node: &Node, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("farm {args:?}: {e:#}"));
     serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("farm {args:?} printed no JSON ({e}):\n{out}"))
-}
-
-/// `farm ARGS` in `node`'s namespace, which must fail with exit code 1, nothing on
-/// stdout and one line on stderr: that line.
-fn failure(node: &Node, args: &[&str]) -> String {
-    let bin = farm_bin().unwrap();
-    let out = command_in(&node.host.ns.name, bin.to_str().unwrap())
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "farm {args:?} exits 1; stderr: {stderr}");
-    assert!(out.stdout.is_empty(), "farm {args:?} prints nothing on stdout");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "farm {args:?}: one line, got {lines:#?}");
-    assert!(lines[0].starts_with("farm: "), "{}", lines[0]);
-    lines[0].to_string()
 }
 
 #[test]

@@ -7,7 +7,7 @@
 use std::{
     collections::HashSet,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use farm_common::{Counter, GLOBAL_SLOT};
@@ -55,7 +55,7 @@ fn every_case_gives_its_verdict_frame_and_counter() {
 fn expired_lease_drops_everything_for_a_vip_until_renewed() {
     let mut h = Harness::new(config()).expect("load the XDP program");
     let web4 = tcp(CLIENT4.into(), 40000, VIP4.into(), 80);
-    h.dataplane.renew_lease(Some(Duration::ZERO)).unwrap();
+    h.dataplane.renew_lease(Some(Instant::now())).unwrap();
     let fenced = [
         dropped(
             "a fenced node's bucket",
@@ -80,7 +80,7 @@ fn expired_lease_drops_everything_for_a_vip_until_renewed() {
     for case in fenced {
         case.check(&mut h).unwrap();
     }
-    h.dataplane.renew_lease(Some(Duration::from_secs(60))).unwrap();
+    h.dataplane.renew_lease(Some(Instant::now() + Duration::from_secs(60))).unwrap();
     accepted("renewed", Owners::Mine, SLOT_WEB4, web4).check(&mut h).unwrap();
 }
 

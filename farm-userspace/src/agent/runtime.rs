@@ -105,9 +105,7 @@ fn write(dp: &mut Dataplane, effect: &Effect) -> Result<bool> {
             let node = dp.node_config()?;
             dp.set_node_config(&farm_common::NodeConfig { seed: *seed, ..node })?;
         }
-        Effect::Lease(Some(until)) => {
-            dp.renew_lease(Some(until.saturating_duration_since(Instant::now())))?
-        }
+        Effect::Lease(Some(until)) => dp.renew_lease(Some(*until))?,
         Effect::Lease(None) => dp.fence()?,
         _ => return Ok(false),
     }

@@ -4,8 +4,8 @@ use std::{env, path::PathBuf, process::Command};
 use anyhow::Result;
 
 use crate::{
+    privilege::is_root,
     process::{root, run},
-    setup::is_root,
 };
 
 /// Cargo at the workspace root: the same cargo (and toolchain) that runs xtask.

@@ -7,7 +7,9 @@ mod demo;
 mod farm;
 mod linker;
 mod packages;
+mod privilege;
 mod process;
+mod report;
 mod setup;
 mod toolchain;
 

@@ -530,7 +530,7 @@ fn a_node_whose_link_drops_fences_then_rejoins() {
     // Long past its failure time, it still owns nothing: it does not settle alone.
     std::thread::sleep(Duration::from_millis(800));
     let dp = farm.dataplane(&farm.nodes[2]).unwrap();
-    let mine = (0..SLOTS).map(|s| dp.row(s).unwrap()).flatten().filter(|&o| o == 3).count();
+    let mine = (0..SLOTS).flat_map(|s| dp.row(s).unwrap()).filter(|&o| o == 3).count();
     assert_eq!(mine, 0, "node 3 owns buckets with its link down\n{}", farm.report());
     assert!(log_of(&farm, 2).contains("is down"), "{}", log_of(&farm, 2));
     // Back: a new incarnation, the same table as before.

@@ -4,6 +4,7 @@ use std::{env, path::PathBuf, process::Command};
 use anyhow::Result;
 
 use crate::{
+    lint,
     privilege::is_root,
     process::{root, run},
 };
@@ -33,9 +34,14 @@ pub fn release_dir() -> PathBuf {
         .join("release")
 }
 
-/// Every test in the workspace; `args` go to the test binaries. Cargo's own summaries
-/// ("test result: ...") go straight to the terminal: CI reads them.
+/// Every member but the eBPF crate, which builds only for bpfel-unknown-none
+/// (farm-userspace's build.rs builds it): on the host it does not compile.
+pub const HOST_CRATES: [&str; 3] = ["--workspace", "--exclude", "farm-ebpf"];
+
+/// The lints, then every test in the workspace; `args` go to the test binaries. Cargo's
+/// own summaries ("test result: ...") go straight to the terminal: CI reads them.
 pub fn test(args: &[String]) -> Result<()> {
+    lint::lint()?;
     build()?;
     if !is_root() {
         eprintln!(
@@ -43,11 +49,7 @@ pub fn test(args: &[String]) -> Result<()> {
         );
     }
     run(
-        // The eBPF crate builds only for bpfel-unknown-none (farm-userspace's build.rs
-        // does that); on the host it has nothing to test and does not compile.
-        cargo()
-            .args(["test", "--workspace", "--exclude", "farm-ebpf", "--release", "--"])
-            .args(args),
+        cargo().args(["test", "--release"]).args(HOST_CRATES).arg("--").args(args),
         "cargo test",
         "see the build errors or failing tests above",
     )

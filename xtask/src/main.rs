@@ -6,6 +6,7 @@ mod cargo;
 mod demo;
 mod farm;
 mod linker;
+mod lint;
 mod packages;
 mod privilege;
 mod process;
@@ -32,7 +33,8 @@ enum Task {
     Setup,
     /// Build the `farm` binary (with the XDP program inside) in release mode.
     Build,
-    /// Build, then run every test (as root, or the BPF and namespace tests skip).
+    /// Check formatting, clippy and rustdoc, build, then run every test (as root, or the
+    /// BPF and namespace tests skip).
     Test {
         /// Passed to the test binaries, e.g. `-- --test-threads=1 lookup`.
         #[arg(last = true)]

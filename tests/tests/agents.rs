@@ -12,7 +12,6 @@ use farm_common::{NO_OWNER, bucket_of, flow_hash};
 use farm_tests::{
     farm::UDP_PORT,
     farm::{CLIENT6, NsFarm, Ownership, SPREAD_PORT, VIP, VIP6},
-    have_root,
     netns::{in_ns, ip, wait_for},
     traffic::{ask_tcp, send_numbered},
 };
@@ -85,10 +84,8 @@ fn check_answers(farm: &NsFarm, row: &[u16]) -> BTreeMap<u16, usize> {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn agents_agree_on_one_table_and_the_vip_is_theirs() {
-    if !have_root("agents_agree_on_one_table_and_the_vip_is_theirs") {
-        return;
-    }
     let farm = agent_farm(&[1, 1, 1]);
     let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
     let rows = agreed_rows(&farm, &[0, 1, 2]);
@@ -152,10 +149,8 @@ fn agents_agree_on_one_table_and_the_vip_is_theirs() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn a_failed_node_is_replaced_then_gets_its_share_back() {
-    if !have_root("a_failed_node_is_replaced_then_gets_its_share_back") {
-        return;
-    }
     let mut farm = agent_farm(&[1, 1, 1]);
     let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
     let before = agreed_rows(&farm, &[0, 1, 2]);
@@ -190,10 +185,8 @@ fn a_failed_node_is_replaced_then_gets_its_share_back() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn a_killed_agent_fences_its_node_before_anyone_takes_over() {
-    if !have_root("a_killed_agent_fences_its_node_before_anyone_takes_over") {
-        return;
-    }
     let mut farm = agent_farm(&[1, 1, 1]);
     farm.wait_converged(&[1, 2, 3]).unwrap();
     let udp_row = agreed_rows(&farm, &[0, 1, 2])[UDP_SLOT].clone();
@@ -261,10 +254,8 @@ fn log_of(farm: &NsFarm, i: usize) -> String {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn sigterm_hands_over_at_once_and_cleans_up() {
-    if !have_root("sigterm_hands_over_at_once_and_cleans_up") {
-        return;
-    }
     let mut farm = agent_farm(&[1, 1, 1]);
     farm.wait_converged(&[1, 2, 3]).unwrap();
     let ns3 = farm.nodes[2].host.ns.name.clone();
@@ -297,10 +288,8 @@ fn sigterm_hands_over_at_once_and_cleans_up() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn weights_one_two_one_give_quarter_half_quarter() {
-    if !have_root("weights_one_two_one_give_quarter_half_quarter") {
-        return;
-    }
     let farm = agent_farm(&[1, 2, 1]);
     farm.wait_converged(&[1, 2, 3]).unwrap();
     let rows = agreed_rows(&farm, &[0, 1, 2]);
@@ -315,11 +304,9 @@ fn weights_one_two_one_give_quarter_half_quarter() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn forged_replayed_and_garbage_heartbeats_change_nothing() {
     use farm_userspace::agent::wire::{Heartbeat, Kind, Phase};
-    if !have_root("forged_replayed_and_garbage_heartbeats_change_nothing") {
-        return;
-    }
     let farm = agent_farm(&[1, 1, 1]);
     let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
     let cfg = farm_userspace::config::load(&farm.nodes[0].config).unwrap();
@@ -370,10 +357,8 @@ fn forged_replayed_and_garbage_heartbeats_change_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn a_bad_config_is_refused_at_start_and_on_reload() {
-    if !have_root("a_bad_config_is_refused_at_start_and_on_reload") {
-        return;
-    }
     let mut farm = agent_farm(&[1, 1, 1]);
     let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
     let good: Vec<String> =
@@ -446,10 +431,8 @@ fn a_bad_config_is_refused_at_start_and_on_reload() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn the_agent_adopts_what_farm_load_attached() {
-    if !have_root("the_agent_adopts_what_farm_load_attached") {
-        return;
-    }
     let mut farm = NsFarm::new(3, CLIENTS, BUCKETS, Ownership::Agents { weights: vec![1, 1, 1] })
         .expect("build the namespace farm");
     farm.load_all().expect("farm load on every node");
@@ -485,10 +468,8 @@ fn prog_id(link: &str) -> Option<&str> {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn drain_undrain_and_weight_through_the_cli() {
-    if !have_root("drain_undrain_and_weight_through_the_cli") {
-        return;
-    }
     let farm = agent_farm(&[1, 1, 1]);
     farm.wait_converged(&[1, 2, 3]).unwrap();
     let n2 = &farm.nodes[1];
@@ -517,10 +498,8 @@ fn drain_undrain_and_weight_through_the_cli() {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
 fn a_node_whose_link_drops_fences_then_rejoins() {
-    if !have_root("a_node_whose_link_drops_fences_then_rejoins") {
-        return;
-    }
     let farm = agent_farm(&[1, 1, 1]);
     let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
     let before = agreed_rows(&farm, &[0, 1, 2]);

@@ -6,7 +6,6 @@ use std::{collections::BTreeMap, net::SocketAddr};
 use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
     farm::{Node, NsFarm, Ownership, SPREAD_PORT, VIP, farm_bin},
-    have_root,
     netns::{command_in, in_ns},
     traffic::ask_tcp,
 };
@@ -41,10 +40,8 @@ fn failure(node: &Node, args: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and XDP"]
 fn read_commands_show_what_is_loaded() {
-    if !have_root("read_commands_show_what_is_loaded") {
-        return;
-    }
     let farm = NsFarm::new(3, 4, 4096, Ownership::StaticThirds).expect("build the namespace farm");
     let node = &farm.nodes[0];
     let (config, iface) = (node.config.to_str().unwrap(), node.host.iface.as_str());

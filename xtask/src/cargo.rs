@@ -1,13 +1,9 @@
-//! The tasks that are cargo runs in the workspace: build, test, bench.
+//! Cargo in the workspace, and the tasks that are one cargo run: build, bench.
 use std::{env, path::PathBuf, process::Command};
 
 use anyhow::Result;
 
-use crate::{
-    lint,
-    privilege::is_root,
-    process::{root, run},
-};
+use crate::process::{root, run};
 
 /// Cargo at the workspace root: the same cargo (and toolchain) that runs xtask.
 pub fn cargo() -> Command {
@@ -37,23 +33,6 @@ pub fn release_dir() -> PathBuf {
 /// Every member but the eBPF crate, which builds only for bpfel-unknown-none
 /// (farm-userspace's build.rs builds it): on the host it does not compile.
 pub const HOST_CRATES: [&str; 3] = ["--workspace", "--exclude", "farm-ebpf"];
-
-/// The lints, then every test in the workspace; `args` go to the test binaries. Cargo's
-/// own summaries ("test result: ...") go straight to the terminal: CI reads them.
-pub fn test(args: &[String]) -> Result<()> {
-    lint::lint()?;
-    build()?;
-    if !is_root() {
-        eprintln!(
-            "xtask: not root, so the BPF and namespace tests will skip: rerun as root to run them"
-        );
-    }
-    run(
-        cargo().args(["test", "--release"]).args(HOST_CRATES).arg("--").args(args),
-        "cargo test",
-        "see the build errors or failing tests above",
-    )
-}
 
 /// The benchmark binary (farm-tests' farm-bench); `args` go to it.
 pub fn bench(args: &[String]) -> Result<()> {

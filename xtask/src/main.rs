@@ -12,6 +12,7 @@ mod privilege;
 mod process;
 mod report;
 mod setup;
+mod test;
 mod toolchain;
 
 use std::process::ExitCode;
@@ -33,8 +34,8 @@ enum Task {
     Setup,
     /// Build the `farm` binary (with the XDP program inside) in release mode.
     Build,
-    /// Check formatting, clippy and rustdoc, build, then run every test (as root, or the
-    /// BPF and namespace tests skip).
+    /// Check formatting, clippy and rustdoc, build, then run every test: those that need
+    /// root too when run as root.
     Test {
         /// Passed to the test binaries, e.g. `-- --test-threads=1 lookup`.
         #[arg(last = true)]
@@ -77,7 +78,7 @@ fn run(task: Task) -> Result<()> {
     match task {
         Task::Setup => Ok(()),
         Task::Build => cargo::build().map(|farm| println!("xtask: built {}", farm.display())),
-        Task::Test { args } => cargo::test(&args),
+        Task::Test { args } => test::test(&args),
         Task::Load { args } => farm::exec("load", &args),
         Task::Unload { args } => farm::exec("unload", &args),
         Task::Demo => demo::demo(),

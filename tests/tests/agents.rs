@@ -10,8 +10,9 @@ use std::{
 
 use farm_common::{NO_OWNER, bucket_of, flow_hash};
 use farm_tests::{
+    agents::SETTLE,
     farm::UDP_PORT,
-    farm::{CLIENT6, NsFarm, Ownership, SPREAD_PORT, VIP, VIP6},
+    farm::{CLIENT6, Node, NsFarm, Ownership, SPREAD_PORT, VIP, VIP6},
     netns::{in_ns, ip, wait_for},
     traffic::{ask_tcp, send_numbered},
 };
@@ -205,11 +206,23 @@ fn a_killed_agent_fences_its_node_before_anyone_takes_over() {
             )
         })
     });
-    std::thread::sleep(Duration::from_millis(600));
+    // Node 2 serves its clients' datagrams before its agent dies.
+    wait_for(SETTLE, || (!farm.nodes[1].udp.numbers().is_empty()).then_some(()))
+        .unwrap_or_else(|| panic!("node 2 received no datagram\n{}", farm.report()));
     farm.kill_agent(1).unwrap();
     let sent_from = sender.join().unwrap().unwrap().unwrap();
     farm.wait_converged(&[1, 3]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Every datagram is sent, but the servers may still be reading theirs: wait until each
+    // has recorded as many as its program accepted for the UDP service.
+    let caught_up = |n: &Node| {
+        let accepted = farm.dataplane(n).unwrap().counters(UDP_SLOT as u32).unwrap().accepted;
+        accepted == n.udp.numbers().len() as u64
+    };
+    if wait_for(SETTLE, || farm.nodes.iter().all(caught_up).then_some(())).is_none() {
+        // A full socket buffer drops datagrams after the program accepted them: those
+        // count as lost below.
+        eprintln!("the servers recorded fewer datagrams than their programs accepted");
+    }
 
     let mut receiver: BTreeMap<u64, Vec<u16>> = BTreeMap::new();
     for n in &farm.nodes {
@@ -506,11 +519,13 @@ fn a_node_whose_link_drops_fences_then_rejoins() {
     // The cable is pulled; the agent lives on, alone on its side.
     farm.link(2, false).unwrap();
     farm.wait_converged(&[1, 2]).unwrap();
-    // Long past its failure time, it still owns nothing: it does not settle alone.
-    std::thread::sleep(Duration::from_millis(800));
-    let dp = farm.dataplane(&farm.nodes[2]).unwrap();
-    let mine = (0..SLOTS).flat_map(|s| dp.row(s).unwrap()).filter(|&o| o == 3).count();
-    assert_eq!(mine, 0, "node 3 owns buckets with its link down\n{}", farm.report());
+    // It does not settle alone: for 800 ms, long past its failure time, it owns nothing.
+    let owned = wait_for(Duration::from_millis(800), || {
+        let dp = farm.dataplane(&farm.nodes[2]).unwrap();
+        let mine = (0..SLOTS).flat_map(|s| dp.row(s).unwrap()).filter(|&o| o == 3).count();
+        (mine > 0).then_some(mine)
+    });
+    assert_eq!(owned, None, "node 3 owns buckets with its link down\n{}", farm.report());
     assert!(log_of(&farm, 2).contains("is down"), "{}", log_of(&farm, 2));
     // Back: a new incarnation, the same table as before.
     farm.link(2, true).unwrap();

@@ -51,7 +51,7 @@ pub fn lint() -> Result<()> {
             .args(HOST_CRATES)
             .args(["--", "-D", "warnings"]),
         "cargo clippy",
-        "fix the warnings above, or silence one with #[expect(lint, reason = \"...\")]",
+        "fix what clippy reports above, or silence a lint with #[expect(lint, reason = \"...\")]",
     )?;
     run(
         cargo()
@@ -59,6 +59,6 @@ pub fn lint() -> Result<()> {
             .args(HOST_CRATES)
             .env("RUSTDOCFLAGS", "-D warnings"),
         "cargo doc",
-        "fix the rustdoc warnings above (a [word] in a doc comment is taken for a link: quote it in backticks)",
+        "fix the doc comments rustdoc reports above",
     )
 }

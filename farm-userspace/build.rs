@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let target_dir = out_dir.join("ebpf-target");
+    let target_dir = ebpf_target_dir(&out_dir);
     build(&manifest.join("../farm-ebpf"), &target_dir)?;
     for program in PROGRAMS {
         let built = target_dir.join("bpfel-unknown-none/release").join(program);
@@ -40,6 +40,19 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("copy {}", built.display()))?;
     }
     Ok(())
+}
+
+/// Where the eBPF crate builds: one directory beside the profile's `build/`, not one per
+/// run of this script. Cargo runs it once for each variant of farm-userspace it builds
+/// (`cargo build`, the tests' `bench` feature, clippy's own), and the program, always the
+/// same release build, then compiles once for all of them. In an unknown layout, OUT_DIR.
+fn ebpf_target_dir(out_dir: &Path) -> PathBuf {
+    // OUT_DIR is PROFILE_DIR/build/farm-userspace-HASH/out.
+    let profile_dir = out_dir
+        .ancestors()
+        .nth(3)
+        .filter(|_| out_dir.ancestors().nth(2).and_then(Path::file_name) == Some("build".as_ref()));
+    profile_dir.unwrap_or(out_dir).join("ebpf-target")
 }
 
 fn build(crate_dir: &Path, target_dir: &Path) -> anyhow::Result<()> {

@@ -9,5 +9,6 @@ pub mod jiffies;
 pub mod loader;
 pub mod nic;
 pub mod owner_memory;
+pub mod privilege;
 pub mod program;
 pub mod rules;

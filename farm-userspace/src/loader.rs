@@ -20,6 +20,7 @@ use crate::{
     config::Config,
     dataplane::{Dataplane, DataplaneError, layout_name},
     nic::{self, NicError},
+    privilege::{NotRoot, require_root},
     program::{self, ProgramLoadError},
     rules::{self, Rules},
 };
@@ -40,8 +41,8 @@ pub fn is_attached(iface: &str) -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
-    #[error("loading XDP needs root (CAP_BPF and CAP_NET_ADMIN): run as root")]
-    NotRoot,
+    #[error(transparent)]
+    NotRoot(#[from] NotRoot),
     #[error(transparent)]
     Nic(#[from] NicError),
     #[error("farm is already loaded on {0}: run `cargo xtask unload --iface {0}` first")]
@@ -81,9 +82,7 @@ pub struct Attached {
 /// bucket has an owner until the agent installs a table).
 pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
     let iface = cfg.cluster.interface.as_str();
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LoaderError::NotRoot);
-    }
+    require_root("loading XDP (CAP_BPF and CAP_NET_ADMIN)")?;
     let own_mac = nic::mac(iface)?;
     ensure_bpffs()?;
     let dir = pin_dir(iface);
@@ -198,9 +197,7 @@ fn adopt(cfg: &Config, mut dp: Dataplane, dir: &Path) -> Result<Dataplane, Loade
 
 /// Detaches the program from `iface` and removes its pins.
 pub fn detach(iface: &str, cfg: Option<&Config>) -> Result<(), LoaderError> {
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LoaderError::NotRoot);
-    }
+    require_root("unloading XDP (CAP_BPF and CAP_NET_ADMIN)")?;
     let dir = pin_dir(iface);
     if !dir.exists() {
         return Err(LoaderError::NotLoaded(iface.into(), dir.display().to_string()));

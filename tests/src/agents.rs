@@ -68,6 +68,7 @@ impl NsFarm {
                 let _ = agent.kill();
                 bail!("node {} ignored SIGTERM for {SETTLE:?}", i + 1);
             }
+            // Finer than `wait_for`: the benchmark times a leave from this return.
             std::thread::sleep(Duration::from_millis(10));
         }
     }

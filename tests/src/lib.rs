@@ -11,15 +11,3 @@ pub mod netns;
 pub mod packet;
 pub mod sim;
 pub mod traffic;
-
-/// Whether this process may load BPF programs and make namespaces; tests that need it
-/// print why they skip instead of failing.
-pub fn have_root(test: &str) -> bool {
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!(
-            "SKIP {test}: needs root (BPF_PROG_TEST_RUN, network namespaces); run `cargo xtask test` as root"
-        );
-    }
-    root
-}

@@ -87,6 +87,7 @@ impl TcpServer {
                 let _ = s.set_nonblocking(false);
                 let _ = s.write_all(reply.as_bytes());
             }
+            // Nothing to accept: the listener does not block, so that the server can stop.
             Err(_) => thread::sleep(Duration::from_millis(2)),
         };
         Ok(TcpServer { _server: Server::start(ns, bind, serve)? })
@@ -173,6 +174,7 @@ pub fn send_numbered(
         // A full socket buffer drops the datagram; the number is then simply never seen.
         let _ = sockets[i].send_to(&number.to_be_bytes(), dst);
         sent_from.push(from[i]);
+        // Paces the traffic on purpose: a test sees what happens in between.
         thread::sleep(gap);
     }
     Ok(sent_from)

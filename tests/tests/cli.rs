@@ -6,7 +6,6 @@ use std::{collections::BTreeMap, net::SocketAddr};
 use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
     farm::{Node, NsFarm, Ownership, SPREAD_PORT, VIP, failure},
-    have_root,
     netns::in_ns,
     traffic::ask_tcp,
 };
@@ -23,10 +22,8 @@ fn json_of(farm: &NsFarm, node: &Node, args: &[&str]) -> Value {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces and XDP"]
 fn read_commands_show_what_is_loaded() {
-    if !have_root("read_commands_show_what_is_loaded") {
-        return;
-    }
     let farm = NsFarm::new(3, 4, 4096, Ownership::StaticThirds).expect("build the namespace farm");
     let node = &farm.nodes[0];
     let (config, iface) = (node.config.to_str().unwrap(), node.host.iface.as_str());

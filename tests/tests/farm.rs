@@ -7,7 +7,6 @@ use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
     farm::{NsFarm, Ownership, SPREAD_PORT, STICKY_PORT, SentCounter, VIP},
-    have_root,
     netns::{in_ns, ip, wait_for},
     traffic::ask_tcp,
 };
@@ -17,10 +16,8 @@ const CLIENTS: usize = 20;
 const CONNECTIONS: usize = 320;
 
 #[test]
+#[ignore = "needs root: network namespaces and XDP"]
 fn every_connection_is_answered_by_exactly_the_owner() {
-    if !have_root("every_connection_is_answered_by_exactly_the_owner") {
-        return;
-    }
     let farm =
         NsFarm::new(3, CLIENTS, 4096, Ownership::StaticThirds).expect("build the namespace farm");
     farm.load_all().expect("farm load on every node");

@@ -4,10 +4,7 @@ use std::{fs, process::Command};
 
 use anyhow::{Context, Result, bail};
 
-use crate::{
-    process::quietly,
-    setup::{Report, is_root},
-};
+use crate::{privilege::is_root, process::quietly, report::Report};
 
 const THING: &str = "bpffs on /sys/fs/bpf";
 

@@ -1,12 +1,9 @@
-//! The tasks that are cargo runs in the workspace: build, test, bench.
+//! Cargo in the workspace, and the tasks that are one cargo run: build, bench.
 use std::{env, path::PathBuf, process::Command};
 
 use anyhow::Result;
 
-use crate::{
-    process::{root, run},
-    setup::is_root,
-};
+use crate::process::{root, run};
 
 /// Cargo at the workspace root: the same cargo (and toolchain) that runs xtask.
 pub fn cargo() -> Command {
@@ -33,34 +30,26 @@ pub fn release_dir() -> PathBuf {
         .join("release")
 }
 
-/// Every test in the workspace; `args` go to the test binaries. Cargo's own summaries
-/// ("test result: ...") go straight to the terminal: CI reads them.
-pub fn test(args: &[String]) -> Result<()> {
-    build()?;
-    if !is_root() {
-        eprintln!(
-            "xtask: not root, so the BPF and namespace tests will skip: rerun as root to run them"
-        );
-    }
-    run(
-        // The eBPF crate builds only for bpfel-unknown-none (farm-userspace's build.rs
-        // does that); on the host it has nothing to test and does not compile.
-        cargo()
-            .args(["test", "--workspace", "--exclude", "farm-ebpf", "--release", "--"])
-            .args(args),
-        "cargo test",
-        "see the build errors or failing tests above",
-    )
-}
+/// Every member but the eBPF crate, which builds only for bpfel-unknown-none
+/// (farm-userspace's build.rs builds it): on the host it does not compile.
+pub const HOST_CRATES: [&str; 3] = ["--workspace", "--exclude", "farm-ebpf"];
 
 /// The benchmark binary (farm-tests' farm-bench); `args` go to it.
 pub fn bench(args: &[String]) -> Result<()> {
     build()?;
+    tests_bin("farm-bench", args, "the benchmark")
+}
+
+/// The simulation's soak (farm-tests' farm-soak); `args` go to it.
+pub fn soak(args: &[String]) -> Result<()> {
+    tests_bin("farm-soak", args, "the soak")
+}
+
+/// Runs one of farm-tests' binaries, built in release mode, with `args`.
+fn tests_bin(bin: &str, args: &[String], what: &str) -> Result<()> {
     run(
-        cargo()
-            .args(["run", "--release", "-p", "farm-tests", "--bin", "farm-bench", "--"])
-            .args(args),
-        "the benchmark",
+        cargo().args(["run", "--release", "-p", "farm-tests", "--bin", bin, "--"]).args(args),
+        what,
         "see its output above",
     )
 }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, anyhow};
 
 use crate::{
     process::{output, quietly, which},
-    setup::Report,
+    report::Report,
     toolchain::{Nightly, nightly_cmd},
 };
 

@@ -1,14 +1,18 @@
 //! `cargo xtask`: everything a user does with farm besides running the `farm` binary:
-//! set up a machine, build, load onto a NIC, demo, test, bench. Every task but `setup`
+//! set up a machine, build, load onto a NIC, demo, test, bench, soak. Every task but `setup`
 //! runs setup first, quietly, so each one works on a fresh machine.
 mod bpffs;
 mod cargo;
 mod demo;
 mod farm;
 mod linker;
+mod lint;
 mod packages;
+mod privilege;
 mod process;
+mod report;
 mod setup;
+mod test;
 mod toolchain;
 
 use std::process::ExitCode;
@@ -17,7 +21,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(about = "farm's tasks: setup, build, load, unload, demo, test, bench")]
+#[command(about = "farm's tasks: setup, build, load, unload, demo, test, bench, soak")]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -30,7 +34,8 @@ enum Task {
     Setup,
     /// Build the `farm` binary (with the XDP program inside) in release mode.
     Build,
-    /// Build, then run every test (as root, or the BPF and namespace tests skip).
+    /// Check formatting, clippy and rustdoc, build, then run every test: those that need
+    /// root too when run as root.
     Test {
         /// Passed to the test binaries, e.g. `-- --test-threads=1 lookup`.
         #[arg(last = true)]
@@ -54,6 +59,12 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the agent's core in the deterministic simulation over many seeds and print
+    /// every violation found: `--runs N` (default 10,000), `--from SEED`.
+    Soak {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,10 +84,11 @@ fn run(task: Task) -> Result<()> {
     match task {
         Task::Setup => Ok(()),
         Task::Build => cargo::build().map(|farm| println!("xtask: built {}", farm.display())),
-        Task::Test { args } => cargo::test(&args),
+        Task::Test { args } => test::test(&args),
         Task::Load { args } => farm::exec("load", &args),
         Task::Unload { args } => farm::exec("unload", &args),
         Task::Demo => demo::demo(),
         Task::Bench { args } => cargo::bench(&args),
+        Task::Soak { args } => cargo::soak(&args),
     }
 }

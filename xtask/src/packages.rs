@@ -4,8 +4,9 @@ use std::process::Command;
 use anyhow::{Result, bail};
 
 use crate::{
+    privilege::is_root,
     process::{quietly, which},
-    setup::{Report, is_root},
+    report::Report,
 };
 
 /// Each package with a command it provides. The command on PATH is what the tests use,

@@ -2,10 +2,10 @@
 use std::{
     env,
     fmt::Display,
-    io::{self, Write},
+    io::{self, Read, Write},
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, ExitStatus, Output, Stdio},
 };
 
 use anyhow::{Result, anyhow, bail};
@@ -25,12 +25,14 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 /// Runs `cmd` to completion with its output captured.
 pub fn output(cmd: &mut Command) -> Result<Output> {
-    cmd.output().map_err(|e| {
-        anyhow!(
-            "could not run {}: {e}: install it or put it on PATH",
-            cmd.get_program().to_string_lossy()
-        )
-    })
+    cmd.output().map_err(|e| could_not_run(cmd, e))
+}
+
+fn could_not_run(cmd: &Command, e: io::Error) -> anyhow::Error {
+    anyhow!(
+        "could not run {}: {e}: install it or put it on PATH",
+        cmd.get_program().to_string_lossy()
+    )
 }
 
 /// What `cmd` prints when it succeeds; None when it runs but fails (a probe's "no").
@@ -54,12 +56,34 @@ pub fn quietly(cmd: &mut Command, what: impl Display, hint: &str) -> Result<()> 
 
 /// Runs `cmd` on the terminal: builds and tests are run for the output they print.
 pub fn run(cmd: &mut Command, what: &str, hint: &str) -> Result<()> {
-    let status = cmd.status().map_err(|e| {
-        anyhow!(
-            "could not run {}: {e}: install it or put it on PATH",
-            cmd.get_program().to_string_lossy()
-        )
-    })?;
+    let status = cmd.status().map_err(|e| could_not_run(cmd, e))?;
+    succeeded(status, what, hint)
+}
+
+/// Runs `cmd` as `run` does, and returns what it printed on stdout, which is passed on
+/// to this process's stdout as it comes (its stderr goes straight to the terminal).
+pub fn run_echoed(cmd: &mut Command, what: &str, hint: &str) -> Result<String> {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().map_err(|e| could_not_run(cmd, e))?;
+    let mut pipe = child.stdout.take().expect("stdout is piped");
+    let (mut seen, mut chunk) = (Vec::new(), [0u8; 8192]);
+    let mut out = io::stdout().lock();
+    loop {
+        // Chunks, not lines: a test's "test NAME ... " shows before its outcome does.
+        let n = match pipe.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => bail!("reading the output of {what}: {e}: rerun it"),
+        };
+        out.write_all(&chunk[..n])?;
+        out.flush()?;
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    succeeded(child.wait()?, what, hint)?;
+    Ok(String::from_utf8_lossy(&seen).into_owned())
+}
+
+fn succeeded(status: ExitStatus, what: &str, hint: &str) -> Result<()> {
     if !status.success() {
         bail!("{what} failed ({status}): {hint}");
     }

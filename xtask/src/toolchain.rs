@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::{
     process::{quietly, stdout, which},
-    setup::Report,
+    report::Report,
 };
 
 pub struct Nightly {

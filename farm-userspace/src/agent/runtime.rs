@@ -29,7 +29,7 @@ use super::{
 use crate::{
     config::{self, Config},
     dataplane::Dataplane,
-    loader, nic,
+    loader, nic, privilege,
 };
 
 /// Datagrams read in one wake-up at most, so a flood cannot keep the clock from the
@@ -114,12 +114,7 @@ fn write(dp: &mut Dataplane, effect: &Effect) -> Result<bool> {
 
 impl Runtime {
     async fn start(path: &Path) -> Result<Runtime> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            bail!(
-                "farm agent needs root (it attaches XDP, adds the VIPs, sets sysctls): run it as root"
-            );
-        }
+        privilege::require_root("farm agent (it attaches XDP, adds the VIPs, sets sysctls)")?;
         let cfg = config::load(path)?;
         let key = key::read(path, cfg.cluster.key_file.as_deref())?;
         let iface = cfg.cluster.interface.clone();

@@ -150,7 +150,7 @@ fn few_buckets_move_on_failure_and_join() {
 /// change. Run with `cargo test --release -p farm-userspace --lib assign -- --ignored
 /// --nocapture`.
 #[test]
-#[ignore]
+#[ignore = "a measurement, not a check: run it by name with --ignored --nocapture"]
 fn time_65536_buckets_64_nodes() {
     let members: Vec<_> = (0..64).map(|id| Member { id, weight: 1 + u32::from(id % 4) }).collect();
     let start = std::time::Instant::now();

@@ -20,7 +20,7 @@ service, slot, affinity (client-ip|client-ip-port), hash, bucket, bucket_count, 
 
 #[derive(Args)]
 pub struct LookupArgs {
-    /// The client: IP or IP:PORT; IPv6 as 2001:db8::1 or [2001:db8::1]:PORT. The port
+    /// The client: IP or IP:PORT; IPv6 as `2001:db8::1` or `[2001:db8::1]:PORT`. The port
     /// counts only for client-ip-port services.
     #[arg(value_name = "CLIENT[:PORT]")]
     pub client: String,

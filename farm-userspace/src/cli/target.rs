@@ -17,6 +17,7 @@ use farm_userspace::{
     config::{self, Config},
     dataplane::Dataplane,
     loader::pin_dir,
+    privilege::{NotRoot, is_root},
 };
 
 /// The options every read command has.
@@ -62,8 +63,7 @@ impl Common {
         let cfg = config::load(&self.config)?;
         let iface = self.iface.clone().unwrap_or_else(|| cfg.cluster.interface.clone());
         let dir = pin_dir(&iface);
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let root = unsafe { libc::geteuid() } == 0;
+        let root = is_root();
         match std::fs::metadata(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 bail!(not_loaded(&iface, &dir, &self.config))
@@ -95,6 +95,6 @@ fn not_loaded(iface: &str, dir: &Path, config: &Path) -> String {
     )
 }
 
-fn needs_root(dir: &Path) -> String {
-    format!("reading farm's maps in {} needs root: run this command as root", dir.display())
+fn needs_root(dir: &Path) -> NotRoot {
+    NotRoot(format!("reading farm's maps in {}", dir.display()))
 }

@@ -6,6 +6,7 @@
 use anyhow::Result;
 use clap::Parser;
 use farm_tests::bench::{compare, cost, failover, markdown, report};
+use farm_userspace::privilege::require_root;
 
 #[derive(Parser)]
 #[command(
@@ -31,12 +32,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if unsafe { libc::geteuid() } != 0 {
-        println!(
-            "farm-bench needs root (BPF_PROG_TEST_RUN, network namespaces, nftables): run `cargo xtask bench` as root"
-        );
-        std::process::exit(1);
-    }
+    require_root("the benchmark (BPF_PROG_TEST_RUN, network namespaces, nftables)")?;
     eprintln!("farm-bench: table A, BPF_PROG_TEST_RUN...");
     let cost = cost::measure(args.repeat, args.rounds as usize)?;
     eprintln!("farm-bench: table B, live frames against nftables...");

@@ -16,17 +16,12 @@ use farm_tests::{
     netns::{in_ns, wait_for},
     traffic::ask_tcp_from,
 };
+use farm_userspace::privilege::require_root;
 
 const CLIENTS: usize = 8;
 const STEP: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "farm-demo: needs root (XDP, network namespaces): run `cargo xtask demo` as root"
-        );
-        return ExitCode::FAILURE;
-    }
     match demo() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,6 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn demo() -> Result<()> {
+    require_root("the demo (XDP, network namespaces)")?;
     let started = Instant::now();
     farm_bin()?;
     println!("== a farm of 3 nodes and a client with {CLIENTS} addresses, in network namespaces");

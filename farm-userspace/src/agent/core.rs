@@ -22,7 +22,7 @@
 //!   off the loop; the two-phase install waits for them.
 //! - Reloads: see `reload`.
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, VecDeque},
     net::{IpAddr, SocketAddr},
     path::PathBuf,
     sync::Arc,
@@ -46,6 +46,8 @@ use crate::{
 
 /// Leave datagrams sent on a clean stop: UDP may lose one.
 pub const LEAVE_COPIES: usize = 3;
+/// Computed tables kept: the current view's, and those of views that may come back.
+const KEPT_TABLES: usize = 4;
 
 /// What arrived since the last step.
 #[derive(Debug)]
@@ -112,10 +114,13 @@ pub struct Core {
     rules: Rules,
     /// The rows of the last install, to count what the next one moves.
     installed: Arc<Rows>,
-    /// The table of the view last computed: (view digest, rows).
-    table: Option<(u64, Arc<Rows>)>,
-    /// The digest of the view whose table was last asked for.
-    asked: Option<u64>,
+    /// The tables last computed, newest last: (view digest, rows). Views come back (a
+    /// peer failed and heard again, a drain undone), and a table asked for may never
+    /// come (the runtime computes only the newest it was asked for), so every one that
+    /// comes is kept a while.
+    tables: VecDeque<(u64, Arc<Rows>)>,
+    /// The table the membership was told is ready: its current view's.
+    ready: Option<(u64, Arc<Rows>)>,
     /// Since a reload and until the next release, install or fence: the rows this node
     /// held, laid out for the new file, to keep what the new table leaves them.
     remapped: Option<Rows>,
@@ -189,8 +194,8 @@ impl Core {
             counters: HeartbeatCounters::default(),
             rows: empty.clone(),
             installed: empty.clone(),
-            table: None,
-            asked: None,
+            tables: VecDeque::new(),
+            ready: None,
             remapped: None,
             held_ports: 0,
             lease_until: None,
@@ -393,20 +398,37 @@ impl Core {
         }
     }
 
+    /// The table of the view with `digest`, if computed lately.
+    fn table(&self, digest: u64) -> Option<Arc<Rows>> {
+        self.tables.iter().find(|(d, _)| *d == digest).map(|(_, rows)| rows.clone())
+    }
+
     /// Asks for the table of the view the membership holds, unless it is known.
     fn ask_table(&mut self, now: Instant) {
         let digest = self.membership.digest();
-        if self.table.as_ref().is_some_and(|(d, _)| *d == digest) {
-            let events = self.membership.tables_ready(digest);
-            self.handle(now, events);
-        } else if self.asked != Some(digest) {
-            self.asked = Some(digest);
-            let view = self.membership.view().clone();
-            self.out.push(Effect::Compute { config: self.cfg.clone(), view });
+        match self.table(digest) {
+            Some(rows) => self.ready(now, digest, rows),
+            None => {
+                let view = self.membership.view().clone();
+                self.out.push(Effect::Compute { config: self.cfg.clone(), view });
+            }
         }
     }
 
+    /// The table of the membership's view is here: its phases may go on.
+    fn ready(&mut self, now: Instant, digest: u64, rows: Arc<Rows>) {
+        self.ready = Some((digest, rows));
+        let events = self.membership.tables_ready(digest);
+        self.handle(now, events);
+    }
+
     fn computed(&mut self, now: Instant, digest: u64, rows: Arc<Rows>) {
+        if self.table(digest).is_none() {
+            if self.tables.len() == KEPT_TABLES {
+                self.tables.pop_front();
+            }
+            self.tables.push_back((digest, rows.clone()));
+        }
         if digest != self.membership.digest() {
             return;
         }
@@ -416,16 +438,14 @@ impl Core {
             let kept = tables::release(remapped, &rows);
             self.write_rows(kept);
         }
-        self.table = Some((digest, rows));
-        let events = self.membership.tables_ready(digest);
-        self.handle(now, events);
+        self.ready(now, digest, rows);
     }
 
     /// The table of `view`, which the membership only releases or installs once ready.
     fn table_of(&self, view: &View) -> Arc<Rows> {
-        match &self.table {
+        match &self.ready {
             Some((digest, rows)) if *digest == view.digest() => rows.clone(),
-            _ => unreachable!("the membership waits for the view's table"),
+            _ => unreachable!("the membership waits for its view's table"),
         }
     }
 

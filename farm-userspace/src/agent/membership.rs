@@ -600,6 +600,8 @@ impl Membership {
             self.digest = digest;
             self.view = view;
             self.phase = Phase::Proposed;
+            // A table known ready for this view before is the agent's to confirm again.
+            self.ready = None;
             let members = self.view.ids();
             events.push(Event::Changed(Change::ViewChanged { epoch: self.epoch, members }));
             events.push(Event::Send);

@@ -248,7 +248,24 @@ impl Sim {
     /// A failed property: the seed that replays it and the end of the trace.
     pub fn failure(&self, what: &str) -> String {
         let tail = self.trace[self.trace.len().saturating_sub(80)..].join("\n");
-        format!("seed {}, at {} ms: {what}\n{tail}", self.seed, self.elapsed().as_millis())
+        let states: String = self
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n, n.core.as_ref()?.membership())))
+            .map(|(n, m)| {
+                format!(
+                    "\n  node {} {:?}: epoch {} {:?} view {:?} converged {}",
+                    n.id,
+                    n.run,
+                    m.epoch(),
+                    m.phase(),
+                    m.view().ids(),
+                    m.converged()
+                )
+            })
+            .collect();
+        let at = self.elapsed().as_millis();
+        format!("seed {}, at {at} ms: {what}\n{tail}\nthen:{states}", self.seed)
     }
 
     /// Processes events until `done` holds (returns when) or `deadline` passes (None).

@@ -70,7 +70,8 @@ pub fn rules(cfg: &Config) -> Rules {
         let slot = slots.len() as u16;
         slots.push(SlotUse::Service(i));
         let mode = match svc.affinity {
-            Affinity::ClientIp => MODE_CLIENT_IP,
+            // One node owns every bucket of an active-backup table: any hash will do.
+            Affinity::ClientIp | Affinity::ActiveBackup => MODE_CLIENT_IP,
             Affinity::ClientIpPort => MODE_CLIENT_IP_PORT,
         };
         let vip = cfg.vips.iter().position(|v| v.address == svc.vip).expect("validated") as u32;

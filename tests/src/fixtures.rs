@@ -7,7 +7,8 @@ use std::{
 };
 
 use farm_userspace::config::{
-    Affinity, Cluster, Config, DefaultAction, L2Mode, Peer, PortRange, Protocol, Service, Vip,
+    Affinity, Cluster, Config, DefaultAction, Failback, L2Mode, Peer, PortRange, Protocol, Service,
+    Vip,
 };
 
 use crate::packet::CLUSTER_MAC;
@@ -53,6 +54,8 @@ pub fn config() -> Config {
         ports,
         affinity,
         weights: BTreeMap::new(),
+        health: vec![],
+        failback: Failback::Auto { delay_ms: 0 },
     };
     let port = |p: u16| PortRange { first: p, last: p };
     Config {

@@ -18,7 +18,9 @@ pub fn cluster_id(name: &str) -> u64 {
 }
 
 /// Everything that shapes the tables or the timing, and nothing that is per node
-/// (`node_id`, `interface`, `key_file`, `static_owners`).
+/// (`node_id`, `interface`, `key_file`, `static_owners`, the services' checkers: each
+/// node checks its own instance its own way, and only the outcome, in its heartbeats,
+/// shapes the tables).
 pub fn shared_digest(cfg: &Config) -> u64 {
     #[derive(Serialize)]
     struct Shared<'a> {
@@ -35,6 +37,8 @@ pub fn shared_digest(cfg: &Config) -> u64 {
     }
     let Cluster { name, peers, heartbeat_ms, failure_threshold, buckets, seed, l2_mode, .. } =
         &cfg.cluster;
+    let services: Vec<Service> =
+        cfg.services.iter().map(|s| Service { health: vec![], ..s.clone() }).collect();
     digest(&Shared {
         name,
         peers,
@@ -45,6 +49,6 @@ pub fn shared_digest(cfg: &Config) -> u64 {
         l2_mode: *l2_mode,
         cluster_mac: cfg.cluster.cluster_mac,
         vips: &cfg.vips,
-        services: &cfg.services,
+        services: &services,
     })
 }

@@ -3,6 +3,7 @@
 mod check;
 mod cluster;
 mod digest;
+mod health;
 mod lines;
 mod mac;
 mod model;

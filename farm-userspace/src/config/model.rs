@@ -79,6 +79,47 @@ pub struct Service {
     pub affinity: Affinity,
     /// Per node weight for this service; nodes not named use their peer weight.
     pub weights: BTreeMap<u16, u32>,
+    /// What this node checks of its own instance of the service: failing, it leaves the
+    /// service's table (the others keep serving it).
+    pub health: Vec<Checker>,
+    /// When an `active-backup` service goes back to a better node that returns.
+    pub failback: Failback,
+}
+
+/// One health checker of a service, run by every node against its own instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checker {
+    pub kind: CheckKind,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Successes in a row that make a failing checker pass again.
+    pub rise: u32,
+    /// Failures in a row that make a passing checker fail.
+    pub fall: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckKind {
+    /// Connects to the address; healthy once the connection is made.
+    Tcp { address: SocketAddr },
+    /// GETs `path`; healthy on a status within `status` and, if given, a body holding
+    /// `body`.
+    Http { address: SocketAddr, path: String, status: (u16, u16), body: Option<String> },
+    /// Runs the command (no shell); healthy on exit 0. Its first line of output is the
+    /// reason shown.
+    Exec { command: Vec<String> },
+}
+
+/// When an `active-backup` service returns to the better node (lower `priority`) that
+/// came back while another node was serving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failback {
+    /// Once that node has been healthy and in the farm for this long.
+    Auto { delay_ms: u64 },
+    /// Only when `farm failback SERVICE` is run on that node.
+    Manual,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -103,6 +144,8 @@ impl Protocol {
 pub enum Affinity {
     ClientIp,
     ClientIpPort,
+    /// Every client to one node: the healthy live one with the lowest `priority`.
+    ActiveBackup,
 }
 
 /// Inclusive port range; a single port has `first == last`.

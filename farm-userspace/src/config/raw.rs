@@ -61,6 +61,32 @@ pub(super) struct RawService {
     pub ports: Vec<RangeItem>,
     pub affinity: Option<Affinity>,
     pub weights: Option<BTreeMap<u64, u64>>,
+    pub health: Option<Vec<RawChecker>>,
+    pub failback: Option<RawFailback>,
+    pub failback_delay_ms: Option<u64>,
+}
+
+/// A checker: exactly one of `tcp`, `http` and `exec`, which validation insists on.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChecker {
+    pub tcp: Option<String>,
+    pub http: Option<String>,
+    pub exec: Option<Vec<String>>,
+    pub path: Option<String>,
+    pub status: Option<RangeItem>,
+    pub body: Option<String>,
+    pub interval_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub rise: Option<u64>,
+    pub fall: Option<u64>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawFailback {
+    Auto,
+    Manual,
 }
 
 /// One entry of a port or bucket list: a number, or text such as `"8000-8100"` that

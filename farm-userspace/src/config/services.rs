@@ -8,6 +8,7 @@ use super::{
     Affinity, ConfigError, DefaultAction, Peer, PortRange, Service, Vip,
     check::Ctx,
     cluster::known_node,
+    health,
     ranges::{Claim, claim, overlap},
     raw::{RawService, RawVip},
 };
@@ -88,6 +89,9 @@ fn service(
         .map(|(j, item)| claim(ctx, format!("{field}[{j}]"), item, "port", 1..=u16::MAX.into()))
         .collect::<Result<Vec<_>, _>>()?;
     let weights = weights(ctx, at, raw.weights.unwrap_or_default(), peers)?;
+    let affinity = raw.affinity.unwrap_or(Affinity::ClientIp);
+    let health = health::checkers(ctx, at, raw.health)?;
+    let failback = health::failback(ctx, at, affinity, raw.failback, raw.failback_delay_ms)?;
     let service = Service {
         name,
         vip,
@@ -97,8 +101,10 @@ fn service(
             .iter()
             .map(|c| PortRange { first: c.first as u16, last: c.last as u16 })
             .collect(),
-        affinity: raw.affinity.unwrap_or(Affinity::ClientIp),
+        affinity,
         weights,
+        health,
+        failback,
     };
     Ok((service, claims))
 }

@@ -355,3 +355,59 @@ fn floor(mut i: usize) -> usize {
     }
     i
 }
+
+#[test]
+fn reads_health_checkers_and_failback() {
+    let text = edit(
+        "    ports: [80]\n",
+        "    ports: [80]\n    affinity: active-backup\n    failback: manual\n    health:\n      - tcp: 127.0.0.1:80\n      - http: \"[::1]:8080\"\n        path: /healthz\n        status: 200-204\n        body: ok\n        interval_ms: 500\n        timeout_ms: 200\n        rise: 3\n        fall: 1\n      - exec: [/usr/bin/test, -e, /run/web.up]\n",
+    );
+    let web = &parsed(&text).services[0];
+    assert_eq!((web.affinity, web.failback), (Affinity::ActiveBackup, Failback::Manual));
+    let defaults = Checker {
+        kind: CheckKind::Tcp { address: "127.0.0.1:80".parse().unwrap() },
+        interval_ms: 1000,
+        timeout_ms: 1000,
+        rise: 2,
+        fall: 2,
+    };
+    let http = Checker {
+        kind: CheckKind::Http {
+            address: "[::1]:8080".parse().unwrap(),
+            path: "/healthz".into(),
+            status: (200, 204),
+            body: Some("ok".into()),
+        },
+        interval_ms: 500,
+        timeout_ms: 200,
+        rise: 3,
+        fall: 1,
+    };
+    let exec = Checker {
+        kind: CheckKind::Exec {
+            command: vec!["/usr/bin/test".into(), "-e".into(), "/run/web.up".into()],
+        },
+        ..defaults.clone()
+    };
+    assert_eq!(web.health, [defaults, http, exec]);
+    // A plain service fails back on its own after the default delay (and has no use for it).
+    assert_eq!(parsed(BASE).services[0].failback, Failback::Auto { delay_ms: 10_000 });
+}
+
+#[test]
+#[rustfmt::skip]
+fn refuses_bad_health_checkers() {
+    let health = |lines: &str| format!("    ports: [80]\n    health:\n{lines}");
+    refuses_edits(&[
+        ("    ports: [80]\n", &health("      - interval_ms: 100\n"), 18, "services[0].health[0]", "give exactly one of tcp"),
+        ("    ports: [80]\n", &health("      - tcp: 127.0.0.1:80\n        exec: [true]\n"), 18, "services[0].health[0]", "exactly one"),
+        ("    ports: [80]\n", &health("      - tcp: localhost:80\n"), 18, "services[0].health[0].tcp", "is not an address:port"),
+        ("    ports: [80]\n", &health("      - tcp: 127.0.0.1:80\n        path: /x\n"), 19, "services[0].health[0].path", "http checkers only"),
+        ("    ports: [80]\n", &health("      - http: 127.0.0.1:80\n        path: health\n"), 19, "services[0].health[0].path", "is not a request path"),
+        ("    ports: [80]\n", &health("      - http: 127.0.0.1:80\n        status: 700\n"), 19, "services[0].health[0].status", "status 700 is out of range"),
+        ("    ports: [80]\n", &health("      - exec: []\n"), 18, "services[0].health[0].exec", "names no command"),
+        ("    ports: [80]\n", &health("      - tcp: 127.0.0.1:80\n        interval_ms: 200\n        timeout_ms: 500\n"), 20, "services[0].health[0].timeout_ms", "use 10..=200"),
+        ("    ports: [80]\n", "    ports: [80]\n    failback: manual\n", 17, "services[0].failback", "active-backup only"),
+        ("    ports: [80]\n", "    ports: [80]\n    affinity: active-backup\n    failback: manual\n    failback_delay_ms: 5\n", 19, "services[0].failback_delay_ms", "failback: auto only"),
+    ]);
+}

@@ -43,7 +43,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::wire::{Heartbeat, Kind, Phase};
+use super::wire::{Heartbeat, Kind, Phase, ServiceBits};
 
 /// One member of a view, with what decides its share of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,9 @@ pub struct ViewMember {
     pub weight: Option<u32>,
     /// `farm drain`: weight 0 in every table, until `farm undrain`.
     pub drained: bool,
+    /// Its state of each service: health, drain, active-backup.
+    #[serde(default)]
+    pub services: ServiceBits,
 }
 
 /// The members every node must agree on before installing a table, in id order.
@@ -74,6 +77,9 @@ impl View {
             h.update(m.incarnation.to_be_bytes());
             h.update(m.weight.map_or(u64::MAX, u64::from).to_be_bytes());
             h.update([u8::from(m.drained)]);
+            for word in m.services.words() {
+                h.update(word.to_be_bytes());
+            }
         }
         u64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
     }
@@ -215,6 +221,8 @@ pub struct PeerStatus {
     pub weight: Option<u32>,
     pub drained: bool,
     pub same_config: Option<bool>,
+    #[serde(default)]
+    pub services: ServiceBits,
 }
 
 impl Peer {
@@ -240,6 +248,7 @@ pub struct Membership {
     sent: VecDeque<(u64, Instant)>,
     weight: Option<u32>,
     drained: bool,
+    services: ServiceBits,
     peers: BTreeMap<u16, Peer>,
     epoch: u64,
     view: View,
@@ -269,6 +278,7 @@ impl Membership {
             sent: VecDeque::new(),
             weight: None,
             drained: false,
+            services: ServiceBits::default(),
             peers,
             epoch: 0,
             view: View { members: vec![], config: settings.config },
@@ -355,6 +365,7 @@ impl Membership {
             weight: self.weight,
             drained: self.drained,
             reply,
+            services: self.services,
             members: self.view.ids(),
             acks,
         }
@@ -501,6 +512,19 @@ impl Membership {
         self.settle()
     }
 
+    /// This node's state of each service, as its agent judges it.
+    pub fn set_services(&mut self, services: ServiceBits) -> Vec<Event> {
+        if services == self.services {
+            return vec![];
+        }
+        self.services = services;
+        self.settle()
+    }
+
+    pub fn services(&self) -> ServiceBits {
+        self.services
+    }
+
     /// A reloaded configuration: new digest, maybe other peers.
     pub fn reconfigure(&mut self, settings: Settings) -> Vec<Event> {
         self.peers.retain(|id, _| settings.peers.contains(id) && *id != settings.me);
@@ -570,6 +594,7 @@ impl Membership {
             incarnation: self.incarnation,
             weight: self.weight,
             drained: self.drained,
+            services: self.services,
         };
         let mut members: Vec<ViewMember> = self
             .others()
@@ -578,6 +603,7 @@ impl Membership {
                 incarnation: hb.incarnation,
                 weight: hb.weight,
                 drained: hb.drained,
+                services: hb.services,
             })
             .chain([me])
             .collect();
@@ -654,6 +680,7 @@ impl Membership {
                     weight: hb.and_then(|hb| hb.weight),
                     drained: hb.is_some_and(|hb| hb.drained),
                     same_config: hb.map(|hb| hb.config == self.settings.config),
+                    services: hb.map_or_else(ServiceBits::default, |hb| hb.services),
                 }
             })
             .collect()

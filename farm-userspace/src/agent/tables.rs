@@ -3,19 +3,24 @@
 //! view and configuration computes the same rows.
 use farm_common::NO_OWNER;
 
-use super::membership::{View, ViewMember};
+use super::{
+    membership::{View, ViewMember},
+    wire::{ServiceBits, bit},
+};
 use crate::{
     assign::{self, Member},
-    config::{Config, DefaultAction},
+    config::{Affinity, Config, DefaultAction},
     rules::{self, SlotUse},
 };
 
 /// An owner table: one row per slot, `buckets` owners each.
 pub type Rows = Vec<Vec<u16>>;
 
-/// A member's weight in one slot: drained is 0, an override replaces the file's weight.
+/// A member's weight in one slot: drained (the node, or this service on it) is 0, an
+/// override replaces the file's weight.
 fn weight(cfg: &Config, slot: &SlotUse, m: &ViewMember) -> u32 {
-    if m.drained {
+    let service_drained = matches!(slot, SlotUse::Service(i) if bit(m.services.drained, *i));
+    if m.drained || service_drained {
         return 0;
     }
     m.weight.unwrap_or_else(|| match slot {
@@ -31,14 +36,24 @@ pub fn everyone(cfg: &Config) -> View {
         .cluster
         .peers
         .iter()
-        .map(|p| ViewMember { id: p.id, incarnation: 0, weight: None, drained: false })
+        .map(|p| ViewMember {
+            id: p.id,
+            incarnation: 0,
+            weight: None,
+            drained: false,
+            services: ServiceBits::default(),
+        })
         .collect();
     View { members, config: crate::config::shared_digest(cfg) }
 }
 
-/// The members of `view` with their weights in each slot of `cfg`. A VIP whose default
-/// is `priority` weighs 1 for its one chosen node and 0 for the others, so its table
-/// (and its quotas in the CLI) give that node every bucket.
+/// The members of `view` with their weights in each slot of `cfg`.
+/// - A service's members failing its health checks weigh 0, unless every member that
+///   could serve it fails them: then all keep their weights (`fail_open`), as balancers
+///   serve from all backends when all look down rather than refuse every client.
+/// - An active-backup service, and a VIP whose default is `priority`, weigh 1 for their
+///   one node (`active_node`) and 0 for the others, so its table (and its quotas in the
+///   CLI) give that node every bucket.
 pub fn members(cfg: &Config, view: &View) -> Vec<Vec<Member>> {
     rules::rules(cfg)
         .slots
@@ -49,26 +64,97 @@ pub fn members(cfg: &Config, view: &View) -> Vec<Vec<Member>> {
                 .iter()
                 .map(|m| Member { id: m.id, weight: weight(cfg, slot, m) })
                 .collect();
-            if let SlotUse::Vip(addr) = slot
-                && cfg
-                    .vips
-                    .iter()
-                    .any(|v| v.address == *addr && v.default == DefaultAction::Priority)
-            {
-                keep_first_by_priority(cfg, &mut members);
+            match *slot {
+                SlotUse::Vip(addr) => {
+                    let priority = |v: &&crate::config::Vip| v.default == DefaultAction::Priority;
+                    if cfg.vips.iter().filter(priority).any(|v| v.address == addr) {
+                        let chosen = active_node(cfg, &members, |_| false, |_| true);
+                        keep_one(&mut members, chosen);
+                    }
+                }
+                SlotUse::Service(i) => {
+                    let of = |id: u16| view.members.iter().find(|m| m.id == id).map(|m| m.services);
+                    let is = |pick: fn(&ServiceBits) -> u64| {
+                        move |id: u16| of(id).is_some_and(|s| bit(pick(&s), i))
+                    };
+                    if !fail_open(&members, is(|s| s.unhealthy)) {
+                        for m in members.iter_mut().filter(|m| is(|s| s.unhealthy)(m.id)) {
+                            m.weight = 0;
+                        }
+                    }
+                    if cfg.services[i].affinity == Affinity::ActiveBackup {
+                        let chosen =
+                            active_node(cfg, &members, is(|s| s.active), is(|s| s.takes_back));
+                        keep_one(&mut members, chosen);
+                    }
+                }
             }
             members
         })
         .collect()
 }
 
-/// Weight 1 for the member with weight > 0 and the lowest (priority, id), 0 for all others.
-fn keep_first_by_priority(cfg: &Config, members: &mut [Member]) {
+/// The services of `cfg` that every member of `view` able to serve them fails the
+/// checks of: they serve them regardless (see `members`).
+pub fn failing_open(cfg: &Config, view: &View) -> Vec<usize> {
+    (0..cfg.services.len())
+        .filter(|&i| !cfg.services[i].health.is_empty())
+        .filter(|&i| {
+            let slot = SlotUse::Service(i);
+            let members: Vec<Member> = view
+                .members
+                .iter()
+                .map(|m| Member { id: m.id, weight: weight(cfg, &slot, m) })
+                .collect();
+            let unhealthy =
+                |id: u16| view.members.iter().any(|m| m.id == id && bit(m.services.unhealthy, i));
+            fail_open(&members, unhealthy)
+        })
+        .collect()
+}
+
+/// Whether member `id` of `view` can serve service `service` at all: it weighs more than
+/// 0 there (not drained, nor weighed 0) and passes its checks.
+pub fn able(cfg: &Config, view: &View, service: usize, id: u16) -> bool {
+    view.members.iter().find(|m| m.id == id).is_some_and(|m| {
+        weight(cfg, &SlotUse::Service(service), m) > 0 && !bit(m.services.unhealthy, service)
+    })
+}
+
+/// Whether every member that could serve a service (weight > 0) fails its checks, so
+/// they all serve it regardless.
+pub fn fail_open(members: &[Member], unhealthy: impl Fn(u16) -> bool) -> bool {
+    let mut able = members.iter().filter(|m| m.weight > 0).peekable();
+    able.peek().is_some() && able.all(|m| unhealthy(m.id))
+}
+
+/// The one node of an active-backup table or of a VIP's `priority` default, among the
+/// members with weight > 0: the one serving it already (`active`), unless the best one
+/// (lowest `priority`, then lowest id) is another that `takes_back`; with none serving,
+/// the best. So a returning better node waits for its failback, and the service never
+/// moves between two nodes that are both up for no reason.
+fn active_node(
+    cfg: &Config,
+    members: &[Member],
+    active: impl Fn(u16) -> bool,
+    takes_back: impl Fn(u16) -> bool,
+) -> Option<u16> {
     let priority =
         |id: u16| cfg.cluster.peers.iter().find(|p| p.id == id).map_or(u32::MAX, |p| p.priority);
-    let chosen = members.iter().filter(|m| m.weight > 0).map(|m| (priority(m.id), m.id)).min();
+    let able = || members.iter().filter(|m| m.weight > 0).map(|m| (priority(m.id), m.id));
+    let best = able().min().map(|(_, id)| id);
+    let serving = able().filter(|&(_, id)| active(id)).min().map(|(_, id)| id);
+    match (serving, best) {
+        (Some(_), Some(best)) if takes_back(best) => Some(best),
+        (Some(serving), _) => Some(serving),
+        (None, best) => best,
+    }
+}
+
+/// Weight 1 for `chosen`, 0 for all others.
+fn keep_one(members: &mut [Member], chosen: Option<u16>) {
     for m in members {
-        m.weight = u32::from(chosen.is_some_and(|(_, id)| id == m.id));
+        m.weight = u32::from(chosen == Some(m.id));
     }
 }
 
@@ -177,7 +263,13 @@ mod tests {
         View {
             members: members
                 .iter()
-                .map(|&(id, weight, drained)| ViewMember { id, incarnation: 1, weight, drained })
+                .map(|&(id, weight, drained)| ViewMember {
+                    id,
+                    incarnation: 1,
+                    weight,
+                    drained,
+                    services: ServiceBits::default(),
+                })
                 .collect(),
             config: 0,
         }
@@ -241,5 +333,79 @@ mod tests {
         let want = vec![vec![1, NO_OWNER, 3, NO_OWNER], vec![NO_OWNER; 4]];
         assert_eq!(release(&cur, &next), want);
         assert_eq!(moved(&cur, &next), 2 + 4);
+    }
+
+    /// Three nodes (priorities 3, 1, 2) serving `web` (spread) and `db` (active-backup).
+    fn services_config() -> Config {
+        crate::config::parse(
+            "cluster:\n  name: t\n  node_id: 1\n  interface: eth0\n  peers:\n    - {id: 1, address: \"198.18.0.1:7400\", priority: 3}\n    - {id: 2, address: \"198.18.0.2:7400\", priority: 1}\n    - {id: 3, address: \"198.18.0.3:7400\", priority: 2}\nvips:\n  - address: 198.18.0.100\nservices:\n  - {name: web, vip: 198.18.0.100, protocol: tcp, ports: [80]}\n  - {name: db, vip: 198.18.0.100, protocol: tcp, ports: [5432], affinity: active-backup}\n",
+            "t.yaml",
+        )
+        .unwrap()
+    }
+
+    /// Nodes 1 to 3, each with its service bits.
+    fn with_bits(bits: [ServiceBits; 3]) -> View {
+        let mut v = view(&[(1, None, false), (2, None, false), (3, None, false)]);
+        for (m, b) in v.members.iter_mut().zip(bits) {
+            m.services = b;
+        }
+        v
+    }
+
+    const WEB: u64 = 1;
+    const DB: u64 = 2;
+
+    /// Who owns what in web's and db's rows: web's per-node counts, db's one owner.
+    fn web_and_db(cfg: &Config, v: &View) -> (Vec<usize>, Option<u16>) {
+        let rows = rows(cfg, v);
+        let web = (1..=3).map(|n| owned(std::slice::from_ref(&rows[1]), n)).collect();
+        let db = &rows[2];
+        assert!(db.iter().all(|&o| o == db[0]), "one node owns every bucket of db");
+        (web, Some(db[0]).filter(|&o| o != NO_OWNER))
+    }
+
+    #[test]
+    fn a_node_failing_a_services_checks_leaves_that_service_only() {
+        let cfg = services_config();
+        let sick = ServiceBits { unhealthy: WEB, ..ServiceBits::default() };
+        let v = with_bits([ServiceBits::default(), sick, ServiceBits::default()]);
+        assert_eq!(web_and_db(&cfg, &v), (vec![2048, 0, 2048], Some(2)));
+        assert_eq!(owned(std::slice::from_ref(&rows(&cfg, &v)[0]), 2), 1365, "its VIP row stays");
+        // Drained for web on node 3 too: node 1 serves web alone.
+        let drained = ServiceBits { drained: WEB, ..ServiceBits::default() };
+        let v = with_bits([ServiceBits::default(), sick, drained]);
+        assert_eq!(web_and_db(&cfg, &v).0, [4096, 0, 0]);
+        assert!(failing_open(&cfg, &v).is_empty());
+    }
+
+    #[test]
+    fn every_node_failing_a_service_keeps_serving_it() {
+        let cfg = services_config();
+        let sick = ServiceBits { unhealthy: WEB, ..ServiceBits::default() };
+        let v = with_bits([sick; 3]);
+        assert_eq!(web_and_db(&cfg, &v).0, [1366, 1365, 1365], "fail open");
+        // The web service has no checkers in this file: nothing to say loudly.
+        assert!(failing_open(&cfg, &v).is_empty());
+    }
+
+    #[test]
+    fn active_backup_goes_to_the_best_node_and_stays_where_it_serves() {
+        let cfg = services_config();
+        let none = ServiceBits::default();
+        // Nobody serves yet: the lowest priority, node 2.
+        assert_eq!(web_and_db(&cfg, &with_bits([none; 3])).1, Some(2));
+        // Node 2 fails db's checks: node 3 (priority 2) takes it.
+        let sick = ServiceBits { unhealthy: DB, ..none };
+        assert_eq!(web_and_db(&cfg, &with_bits([none, sick, none])).1, Some(3));
+        // Node 2 is back while node 3 serves: node 3 keeps it...
+        let serving = ServiceBits { active: DB, ..none };
+        assert_eq!(web_and_db(&cfg, &with_bits([none, none, serving])).1, Some(3));
+        // ... until node 2 may take it back.
+        let takes_back = ServiceBits { takes_back: DB, ..none };
+        assert_eq!(web_and_db(&cfg, &with_bits([none, takes_back, serving])).1, Some(2));
+        // Node 1 (priority 3) taking back is no reason to move: it is not the best.
+        let v = with_bits([takes_back, none, serving]);
+        assert_eq!(web_and_db(&cfg, &v).1, Some(3));
     }
 }

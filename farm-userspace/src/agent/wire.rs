@@ -8,7 +8,9 @@
 //! 20  incarnation (u64)   28  sequence (u64)
 //! 36  epoch (u64)         44  view digest (u64)          52 config digest (u64)
 //! 60  weight override (u32, u32::MAX = none)               64 acks (u16)
-//! 66  member ids (u16 each), then acks (node u16, seq u64 each), then the 32-byte tag
+//! 66  services, four bitmaps of u64 (bit i: service i of the file): unhealthy,
+//!     drained, active, takes back
+//! 98  member ids (u16 each), then acks (node u16, seq u64 each), then the 32-byte tag
 //! ```
 //! Flags: 1 drained, 2 a reply (sent back at once to one peer's heartbeat, so that the
 //! peer's acknowledgement comes a round trip after its heartbeat, not an interval).
@@ -16,8 +18,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 const MAGIC: &[u8; 4] = b"FARM";
-const VERSION: u8 = 1;
-const HEADER: usize = 66;
+/// 2: the services' bitmaps (health, drain, active-backup).
+const VERSION: u8 = 2;
+const HEADER: usize = 98;
 const ACK: usize = 10;
 const TAG: usize = 32;
 /// No override: the node's weights are the configuration's.
@@ -73,11 +76,45 @@ pub struct Heartbeat {
     pub drained: bool,
     /// Sent back at once to one peer's heartbeat (and not itself answered).
     pub reply: bool,
+    /// The sender's own state of each service.
+    pub services: ServiceBits,
     /// The ids in the sender's view, ascending.
     pub members: Vec<u16>,
     /// For each peer the sender hears: (its id, the sequence number of its newest
     /// heartbeat the sender received).
     pub acks: Vec<(u16, u64)>,
+}
+
+/// A node's state of each service, one bit per service (bit `i`: service `i` of the
+/// file; a file has at most 62).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct ServiceBits {
+    /// Failing its health checks.
+    pub unhealthy: u64,
+    /// Drained on this node by the operator (`farm drain --service`).
+    pub drained: u64,
+    /// Serving this active-backup service (it owns its whole table).
+    pub active: u64,
+    /// May take this active-backup service back from a worse node serving it: its
+    /// failback delay has passed, or `farm failback` was run on it.
+    pub takes_back: u64,
+}
+
+impl ServiceBits {
+    pub fn words(&self) -> [u64; 4] {
+        [self.unhealthy, self.drained, self.active, self.takes_back]
+    }
+
+    fn from_words([unhealthy, drained, active, takes_back]: [u64; 4]) -> ServiceBits {
+        ServiceBits { unhealthy, drained, active, takes_back }
+    }
+}
+
+/// Whether bit `i` of `bits` is set.
+pub fn bit(bits: u64, i: usize) -> bool {
+    i < 64 && bits >> i & 1 == 1
 }
 
 /// Why a datagram was not taken as a heartbeat.
@@ -109,6 +146,9 @@ impl Heartbeat {
         }
         out.extend_from_slice(&self.weight.unwrap_or(NO_WEIGHT).to_be_bytes());
         out.extend_from_slice(&(acks.len() as u16).to_be_bytes());
+        for word in self.services.words() {
+            out.extend_from_slice(&word.to_be_bytes());
+        }
         for id in members {
             out.extend_from_slice(&id.to_be_bytes());
         }
@@ -170,6 +210,7 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
     let acks: Vec<(u16, u64)> =
         (0..acked).map(|i| Some((u16_at(at(i))?, u64_at(at(i) + 2)?))).collect::<Option<_>>()?;
     let weight = u32_at(60)?;
+    let words = [0, 1, 2, 3].map(|i| u64_at(66 + 8 * i));
     Some(Heartbeat {
         kind,
         cluster: u64_at(8)?,
@@ -183,6 +224,7 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
         weight: (weight != NO_WEIGHT).then_some(weight),
         drained: body[7] & FLAG_DRAINED != 0,
         reply: body[7] & FLAG_REPLY != 0,
+        services: ServiceBits::from_words([words[0]?, words[1]?, words[2]?, words[3]?]),
         members,
         acks,
     })
@@ -209,6 +251,7 @@ mod tests {
             weight: Some(3),
             drained: true,
             reply: true,
+            services: ServiceBits { unhealthy: 1, drained: 4, active: 1 << 61, takes_back: 2 },
             members: vec![1, 2, 5],
             acks: vec![(1, 40), (5, 9)],
         }
@@ -226,6 +269,7 @@ mod tests {
             reply: false,
             kind: Kind::Leave,
             acks: vec![],
+            services: ServiceBits::default(),
             ..heartbeat()
         };
         assert_eq!(Heartbeat::decode(&plain.encode(KEY), KEY), Ok(plain));

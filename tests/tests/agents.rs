@@ -336,6 +336,7 @@ fn forged_replayed_and_garbage_heartbeats_change_nothing() {
         weight: None,
         drained: false,
         reply: false,
+        services: Default::default(),
         members: vec![1, 3],
         acks: vec![],
     };

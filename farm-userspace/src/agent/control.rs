@@ -16,8 +16,9 @@ use tokio::{
 };
 
 use super::{
+    health::ServiceStatus,
     membership::{PeerStatus, View},
-    wire::Phase,
+    wire::{Phase, ServiceBits},
 };
 
 /// The agent's socket and state, one set per interface.
@@ -37,6 +38,11 @@ pub enum Request {
     Undrain,
     /// `Some(n)`: weight n in every table; `None`: back to the file's weights.
     Weight(Option<u32>),
+    /// Takes this node out of one service's table (maintenance), until undrained.
+    DrainService(String),
+    UndrainService(String),
+    /// An active-backup service with `failback: manual` may come back to this node.
+    Failback(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +73,12 @@ pub struct AgentStatus {
     /// Ports that change service in a reload, held with no owner until every node has
     /// the new file.
     pub held_ports: usize,
+    /// This node's own instance of each service: health, checkers, drain.
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
+    /// What this node's heartbeats say of its services (the peers' are in `peers`).
+    #[serde(default)]
+    pub service_bits: ServiceBits,
     pub peers: Vec<PeerStatus>,
     pub heartbeats: HeartbeatCounters,
     pub view: View,

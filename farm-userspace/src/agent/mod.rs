@@ -9,8 +9,10 @@
 //! Every decision is in `core` (with `membership`: who is alive, when to install;
 //! `tables`: what to install; `reload`: what a reload keeps), which does no I/O; the
 //! I/O is in `runtime`, and the simulation drives the same core.
+mod checks;
 pub mod control;
 pub mod core;
+pub mod health;
 mod host;
 mod key;
 pub mod membership;

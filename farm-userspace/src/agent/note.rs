@@ -58,6 +58,19 @@ pub enum Note {
     TransitionDone {
         ports: usize,
     },
+    /// This node's instance of a service failed its checks: out of its table.
+    ServiceDown {
+        service: String,
+        reason: String,
+    },
+    /// ... and is back in.
+    ServiceUp {
+        service: String,
+    },
+    /// Every node that could serve a service fails its checks: all serve it still.
+    FailOpen {
+        service: String,
+    },
 }
 
 impl Note {
@@ -67,7 +80,9 @@ impl Note {
             | Note::NobodyOwns
             | Note::Fenced { .. }
             | Note::Stalled { .. }
-            | Note::LinkDown { .. } => Level::Warn,
+            | Note::LinkDown { .. }
+            | Note::ServiceDown { .. } => Level::Warn,
+            Note::FailOpen { .. } => Level::Error,
             Note::ReloadRefused { .. } => Level::Error,
             Note::Released { .. } | Note::Ignored { .. } => Level::Debug,
             _ => Level::Info,
@@ -123,6 +138,17 @@ impl fmt::Display for Note {
                     ),
                 }
             }
+            Note::ServiceDown { service, reason } => write!(
+                f,
+                "service {service} failed its checks on this node ({reason}): its clients go to the other nodes"
+            ),
+            Note::ServiceUp { service } => {
+                write!(f, "service {service} passes its checks again: this node takes its share")
+            }
+            Note::FailOpen { service } => write!(
+                f,
+                "every node fails the checks of service {service}: all of them keep serving it (fail open); fix the application"
+            ),
             Note::TransitionDone { ports } => write!(
                 f,
                 "every node has the reloaded file: {ports} held ports follow their new service"

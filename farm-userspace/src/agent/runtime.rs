@@ -18,6 +18,7 @@ use tokio::{
 };
 
 use super::{
+    checks::Checkers,
     control::{self, Asked, Reply, Request},
     core::{self, Core, Effect, Identity, Input, Reloaded},
     host::Host,
@@ -57,6 +58,7 @@ struct Runtime {
     socket: UdpSocket,
     requests: mpsc::Receiver<Asked>,
     tables: TableWorker,
+    checks: Checkers,
 }
 
 /// A thread computing tables, the newest asked for first: at 65,536 buckets and dozens
@@ -173,8 +175,10 @@ impl Runtime {
             socket,
             requests,
             tables: TableWorker::spawn()?,
+            checks: Checkers::new(),
         };
         runtime.apply(later)?;
+        runtime.checks.follow(runtime.core.config());
         Ok(runtime)
     }
 
@@ -201,6 +205,7 @@ impl Runtime {
                 Some((digest, rows)) = self.tables.done.recv() => {
                     inputs.push(Input::Table { digest, rows });
                 }
+                check = self.checks.next() => inputs.push(check),
                 ready = self.socket.readable() => if let Err(e) = ready {
                     debug!("heartbeat socket: {e}");
                 },
@@ -214,6 +219,8 @@ impl Runtime {
             if let (Some(reply), Some(asker)) = (self.apply(effects)?, asker) {
                 let _ = asker.send(reply);
             }
+            // A reload may have changed the checkers.
+            self.checks.follow(self.core.config());
         }
     }
 

@@ -1,0 +1,401 @@
+//! The agent's decisions, with no I/O: one state machine that the runtime (`runtime`:
+//! sockets, maps, the clock) and the deterministic simulation (farm-tests' `sim`) both
+//! drive, so the simulation tests the code that ships.
+//!
+//! Each `step` takes the time and what arrived since the last one (datagrams, the link's
+//! state, a control request, a reloaded file, a computed table) and returns what to do,
+//! in order: datagrams to send, rows and rules to write, the lease to set, tables to
+//! compute, a reply, notes to log. Within a step, inputs come first and the clock last,
+//! so a deadline is never acted on while a datagram that would have met it waits.
+//!
+//! What it decides besides the membership (`membership`):
+//! - Stalls: a step later than the lease after the previous one means the agent did not
+//!   run (SIGSTOP, a hung machine) for longer than peers wait before failing it. It
+//!   starts over as a new incarnation remembering no peer, so it fails nobody on a
+//!   deadline that passed while it slept, and waits a failure time to hear the farm.
+//! - The lease: written wherever the membership allows; a lease that ran out while this
+//!   node owned buckets means peers may have taken them, so it drops them and rejoins
+//!   as a new incarnation.
+//! - The link: down, it owns nothing and stops failing peers (cut off, it would fail
+//!   them all); up, it rejoins as a new incarnation.
+//! - Tables: asked of the runtime (`Effect::Compute`) when the view changes, computed
+//!   off the loop; the two-phase install waits for them.
+//! - Reloads: see `reload`.
+use std::{
+    collections::{BTreeSet, VecDeque},
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+mod install;
+mod lease;
+mod reconfigure;
+mod requests;
+mod services;
+
+use super::{
+    control::{HeartbeatCounters, Reply, Request},
+    health::Health,
+    membership::{self, Change, Event, Membership, Refused, Settings, View},
+    note::Note,
+    tables::{self, Rows},
+    wire::{Heartbeat, Kind, WireError},
+};
+use crate::{
+    config::{self, Config},
+    rules::{self, Rules},
+};
+
+/// Leave datagrams sent on a clean stop: UDP may lose one.
+pub const LEAVE_COPIES: usize = 3;
+/// Computed tables kept: the current view's, and those of views that may come back.
+const KEPT_TABLES: usize = 4;
+
+/// What arrived since the last step.
+#[derive(Debug)]
+pub enum Input {
+    /// A datagram on the heartbeat port, and who sent it (for the log).
+    Datagram(Vec<u8>, SocketAddr),
+    /// The link's state now (IFF_RUNNING).
+    Link(bool),
+    /// A control request, answered by an `Effect::Reply` of the same step.
+    Request(Request),
+    /// The file read again on SIGHUP, with its key, or why it could not be read.
+    Reload(Result<Box<Reloaded>, String>),
+    /// The table asked for by an `Effect::Compute`, for the view with this digest.
+    Table { digest: u64, rows: Arc<Rows> },
+    /// A health checker's result: checker `checker` of service `service` of the file,
+    /// and what it saw.
+    Check { service: usize, checker: usize, ok: bool, reason: String },
+}
+
+#[derive(Debug)]
+pub struct Reloaded {
+    pub config: Config,
+    pub key: Vec<u8>,
+}
+
+/// What the runtime must do, in order.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Send {
+        to: u16,
+        address: SocketAddr,
+        datagram: Vec<u8>,
+    },
+    /// The owner table the data plane must hold from now.
+    Rows(Arc<Rows>),
+    /// The VIP and port rules the data plane must hold from now.
+    Rules(Rules),
+    /// The seed the data plane must hash clients with from now.
+    Seed(u32),
+    /// The lease's end; `None` ends it now.
+    Lease(Option<Instant>),
+    /// The VIPs the host must hold on `lo`.
+    Vips(Vec<IpAddr>),
+    /// Compute `view`'s table under `config`, off the loop, and give it back as an
+    /// `Input::Table`.
+    Compute {
+        config: Arc<Config>,
+        view: View,
+    },
+    Reply(Reply),
+    Note(Note),
+}
+
+pub struct Core {
+    cfg: Arc<Config>,
+    /// The files peers may serve with: the one of this node's last install, and each it
+    /// reloaded since (peers may have installed one of those without this node getting
+    /// as far). A reload holds every port whose service any of them gives otherwise.
+    served: Vec<Arc<Config>>,
+    key: Vec<u8>,
+    path: PathBuf,
+    pid: u32,
+    membership: Membership,
+    counters: HeartbeatCounters,
+    /// This node's own instance of each service.
+    health: Health,
+    /// What the data plane holds: its rows, its rules.
+    rows: Arc<Rows>,
+    rules: Rules,
+    /// The rows of the last install, to count what the next one moves.
+    installed: Arc<Rows>,
+    /// The tables last computed, newest last: (view digest, rows). Views come back (a
+    /// peer failed and heard again, a drain undone), and a table asked for may never
+    /// come (the runtime computes only the newest it was asked for), so every one that
+    /// comes is kept a while.
+    tables: VecDeque<(u64, Arc<Rows>)>,
+    /// The table the membership was told is ready: its current view's.
+    ready: Option<(u64, Arc<Rows>)>,
+    /// Since a reload and until the next release, install or fence: the rows this node
+    /// held, laid out for the new file, to keep what the new table leaves them.
+    remapped: Option<Rows>,
+    /// Ports in the limbo slot since a reload.
+    held_ports: usize,
+    /// The lease as the data plane holds it.
+    lease_until: Option<Instant>,
+    last_step: Instant,
+    link_up: bool,
+    next_beat: Instant,
+    send_now: bool,
+    /// Peers whose heartbeat this step answers, unless a heartbeat to all goes out.
+    answer: BTreeSet<u16>,
+    sent_all: bool,
+    /// A moment and the wall clock then (µs): new incarnations count on from it.
+    clock: (Instant, u64),
+    out: Vec<Effect>,
+}
+
+fn settings(cfg: &Config) -> Settings {
+    Settings {
+        me: cfg.cluster.node_id,
+        peers: cfg.cluster.peers.iter().map(|p| p.id).collect(),
+        failure: failure_time(cfg),
+        config: config::shared_digest(cfg),
+        cluster: config::cluster_id(&cfg.cluster.name),
+    }
+}
+
+pub fn interval(cfg: &Config) -> Duration {
+    Duration::from_millis(cfg.cluster.heartbeat_ms)
+}
+
+pub fn failure_time(cfg: &Config) -> Duration {
+    interval(cfg) * cfg.cluster.failure_threshold
+}
+
+pub fn lease_time(cfg: &Config) -> Duration {
+    membership::longest_lease(failure_time(cfg))
+}
+
+/// What identifies the agent in `farm status`.
+pub struct Identity {
+    pub path: PathBuf,
+    pub pid: u32,
+}
+
+impl Core {
+    /// A core for `cfg`, started at `now`, when the wall clock reads `wall_us`
+    /// microseconds (its first incarnation: a restarted agent's is always larger). It
+    /// owns nothing until the farm agrees on a view: the data plane may hold a static
+    /// table, or a dead agent's.
+    pub fn start(
+        cfg: Config,
+        key: Vec<u8>,
+        id: Identity,
+        now: Instant,
+        wall_us: u64,
+    ) -> (Core, Vec<Effect>) {
+        let slots = rules::rules(&cfg).slots.len();
+        let empty = Arc::new(tables::empty(slots, cfg.cluster.buckets));
+        let health = Health::new(&cfg);
+        let cfg = Arc::new(cfg);
+        let mut core = Core {
+            health,
+            membership: Membership::new(settings(&cfg), wall_us, now),
+            served: vec![cfg.clone()],
+            rules: rules::rules(&cfg),
+            cfg,
+            key,
+            path: id.path,
+            pid: id.pid,
+            counters: HeartbeatCounters::default(),
+            rows: empty.clone(),
+            installed: empty.clone(),
+            tables: VecDeque::new(),
+            ready: None,
+            remapped: None,
+            held_ports: 0,
+            lease_until: None,
+            last_step: now,
+            link_up: true,
+            next_beat: now,
+            send_now: false,
+            answer: BTreeSet::new(),
+            sent_all: false,
+            clock: (now, wall_us),
+            out: vec![Effect::Rows(empty), Effect::Lease(None)],
+        };
+        core.ask_table(now);
+        let effects = std::mem::take(&mut core.out);
+        (core, effects)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// When the core must step next if nothing arrives: its next heartbeat, or the
+    /// moment a peer would fail (not while the link is down: cut off, it fails nobody).
+    pub fn next_wake(&self) -> Instant {
+        let deadline = self.membership.next_deadline().filter(|_| self.link_up);
+        let health = self.health.next_deadline(&self.cfg, self.last_step);
+        [deadline, health].into_iter().flatten().fold(self.next_beat, Instant::min)
+    }
+
+    /// Takes what arrived, then acts on the clock.
+    pub fn step(&mut self, now: Instant, inputs: Vec<Input>) -> Vec<Effect> {
+        let gap = now.saturating_duration_since(self.last_step);
+        self.last_step = now;
+        if gap > lease_time(&self.cfg) {
+            let incarnation = self.new_incarnation(now);
+            self.note(Note::Stalled { gap, incarnation });
+            let reason = format!("the agent stalled for {} ms", gap.as_millis());
+            let events = self.membership.restart(incarnation, reason);
+            self.handle(now, events);
+        }
+        for input in inputs {
+            match input {
+                Input::Datagram(bytes, from) => self.datagram(now, &bytes, from),
+                Input::Link(up) => self.link(now, up),
+                Input::Request(req) => self.request(now, req),
+                Input::Reload(result) => self.reload(now, result),
+                Input::Table { digest, rows } => self.computed(now, digest, rows),
+                Input::Check { service, checker, ok, reason } => {
+                    self.check(service, checker, ok, reason, now)
+                }
+            }
+        }
+        self.tick(now);
+        std::mem::take(&mut self.out)
+    }
+
+    /// Leaves the farm: the lease ends first, so no moment has this node and a peer
+    /// owning one bucket, then the peers are told, and take its buckets at once.
+    pub fn leave(&mut self, now: Instant) -> Vec<Effect> {
+        self.out.push(Effect::Lease(None));
+        self.lease_until = None;
+        for _ in 0..LEAVE_COPIES {
+            self.send_all(now, Kind::Leave);
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn note(&mut self, note: Note) {
+        self.out.push(Effect::Note(note));
+    }
+
+    /// The wall clock now in microseconds, and always past the current incarnation.
+    fn new_incarnation(&self, now: Instant) -> u64 {
+        let (at, wall) = self.clock;
+        let elapsed = now.saturating_duration_since(at).as_micros() as u64;
+        (wall + elapsed).max(self.membership.incarnation() + 1)
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if now >= self.next_beat {
+            if self.link_up {
+                self.send_all(now, Kind::Alive);
+            }
+            self.next_beat = now + interval(&self.cfg);
+        }
+        if self.link_up {
+            let events = self.membership.tick(now);
+            self.handle(now, events);
+        }
+        self.services(now);
+        self.renew(now);
+        if std::mem::take(&mut self.send_now) && self.link_up && !self.sent_all {
+            self.send_all(now, Kind::Alive);
+        }
+        // A heartbeat to everyone, sent after the inputs, answers them all.
+        let answer = std::mem::take(&mut self.answer);
+        if self.link_up && !std::mem::take(&mut self.sent_all) {
+            for id in answer {
+                self.send_to(now, id);
+            }
+        }
+    }
+
+    /// A heartbeat to every peer.
+    fn send_all(&mut self, now: Instant, kind: Kind) {
+        let datagram = self.membership.heartbeat(kind, now, false).encode(&self.key);
+        let me = self.cfg.cluster.node_id;
+        for peer in self.cfg.cluster.peers.iter().filter(|p| p.id != me) {
+            let datagram = datagram.clone();
+            self.out.push(Effect::Send { to: peer.id, address: peer.address, datagram });
+            self.counters.sent += 1;
+        }
+        self.sent_all = true;
+    }
+
+    /// The answer to a peer's heartbeat, which acknowledges it a round trip later.
+    fn send_to(&mut self, now: Instant, to: u16) {
+        let Some(address) = self.cfg.cluster.peers.iter().find(|p| p.id == to).map(|p| p.address)
+        else {
+            return;
+        };
+        let datagram = self.membership.heartbeat(Kind::Alive, now, true).encode(&self.key);
+        self.out.push(Effect::Send { to, address, datagram });
+        self.counters.sent += 1;
+    }
+
+    fn datagram(&mut self, now: Instant, bytes: &[u8], from: SocketAddr) {
+        let c = &mut self.counters;
+        let hb = match Heartbeat::decode(bytes, &self.key) {
+            Ok(hb) => hb,
+            Err(e) => {
+                match e {
+                    WireError::Forged => c.forged += 1,
+                    WireError::Length(_) | WireError::Malformed => c.malformed += 1,
+                }
+                self.note(Note::Ignored { why: format!("from {from}: {e}") });
+                return;
+            }
+        };
+        let (node, answer) = (hb.node, hb.kind == Kind::Alive && !hb.reply);
+        match self.membership.receive(hb, now) {
+            Ok(events) => {
+                c.accepted += 1;
+                if answer {
+                    self.answer.insert(node);
+                }
+                self.handle(now, events);
+            }
+            Err(refused) => {
+                match refused {
+                    Refused::Foreign => c.foreign += 1,
+                    Refused::Replayed => c.replayed += 1,
+                    Refused::Stale | Refused::Failed => c.stale += 1,
+                }
+                self.note(Note::Ignored { why: format!("from {from} (node {node}): {refused}") });
+            }
+        }
+    }
+
+    fn handle(&mut self, now: Instant, events: Vec<Event>) {
+        let me = self.cfg.cluster.node_id;
+        for event in events {
+            match event {
+                Event::Changed(change) => {
+                    let view_changed = matches!(change, Change::ViewChanged { .. });
+                    self.note(Note::Membership(change));
+                    if view_changed {
+                        self.ask_table(now);
+                    }
+                }
+                Event::Release { epoch, view } => {
+                    self.remapped = None;
+                    let released = tables::release(&self.rows, &self.table_of(&view));
+                    let given = tables::owned(&self.rows, me) - tables::owned(&released, me);
+                    self.write_rows(released);
+                    self.note(Note::Released { epoch, given });
+                }
+                Event::Install { epoch, view } => self.install(epoch, &view),
+                Event::Fence { reason } => {
+                    self.remapped = None;
+                    self.write_rows(tables::empty(self.rows.len(), self.cfg.cluster.buckets));
+                    self.note(Note::Fenced { reason });
+                }
+                Event::Send => self.send_now = true,
+            }
+        }
+    }
+}

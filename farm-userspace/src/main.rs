@@ -6,6 +6,7 @@ mod cli;
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use cli::steer::DrainArgs;
 use farm_userspace::{agent, agent::control::Request, config, loader};
 
 #[derive(Parser)]
@@ -58,14 +59,23 @@ enum Command {
     /// What is loaded on the interface: node, buckets, table half, lease, owners per slot.
     #[command(after_help = cli::status::JSON_HELP)]
     Status(cli::status::StatusArgs),
-    /// Give this node weight 0 in every table: its buckets move to the other nodes.
-    Drain(cli::steer::SteerArgs),
+    /// Give this node weight 0 in every table (or with --service, in that service's):
+    /// its buckets move to the other nodes.
+    Drain(cli::steer::DrainArgs),
     /// Undo `farm drain`: this node takes its share again.
-    Undrain(cli::steer::SteerArgs),
+    Undrain(cli::steer::DrainArgs),
     /// Give this node weight N in every table (`default`: the file's weights again).
     Weight {
         #[arg(value_parser = cli::steer::parse_weight, value_name = "N|default")]
         weight: cli::steer::Weight,
+        #[command(flatten)]
+        args: cli::steer::SteerArgs,
+    },
+    /// Let an active-backup service with `failback: manual` come back to this node, if
+    /// it is the best node (lowest priority) for it.
+    Failback {
+        #[arg(value_name = "SERVICE")]
+        service: String,
         #[command(flatten)]
         args: cli::steer::SteerArgs,
     },
@@ -122,8 +132,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Buckets(args) => emit(&cli::buckets::run(&args)?)?,
         Command::Lookup(args) => emit(&cli::lookup::run(&args)?)?,
         Command::Status(args) => emit(&cli::status::run(&args)?)?,
-        Command::Drain(args) => emit(&cli::steer::run(&args, Request::Drain)?)?,
-        Command::Undrain(args) => emit(&cli::steer::run(&args, Request::Undrain)?)?,
+        Command::Drain(DrainArgs { service, args }) => {
+            let req = service.map_or(Request::Drain, Request::DrainService);
+            emit(&cli::steer::run(&args, req)?)?
+        }
+        Command::Undrain(DrainArgs { service, args }) => {
+            let req = service.map_or(Request::Undrain, Request::UndrainService);
+            emit(&cli::steer::run(&args, req)?)?
+        }
+        Command::Failback { service, args } => {
+            emit(&cli::steer::run(&args, Request::Failback(service))?)?
+        }
         Command::Weight { weight, args } => {
             emit(&cli::steer::run(&args, Request::Weight(weight.0))?)?
         }

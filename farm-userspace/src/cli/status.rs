@@ -6,7 +6,13 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::Result;
 use clap::Args;
-use farm_userspace::{agent::control::AgentStatus, nic::format_mac};
+use farm_userspace::{
+    agent::{
+        control::AgentStatus,
+        wire::{ServiceBits, bit},
+    },
+    nic::format_mac,
+};
 use serde::Serialize;
 
 use super::{
@@ -21,7 +27,9 @@ cluster_mac, active_half, lease_never_expires, lease_left_secs (null when it nev
 answers; then agent_error says why): {node_id, pid, config, incarnation, epoch, phase (proposed|released|installed), \
 converged, members, weight (null: the file's), drained, heartbeat_ms, failure_ms, lease_ms, peers: [{id, state \
 (unknown|alive|failed|left), incarnation, epoch, phase, heartbeat_age_ms, weight, drained, same_config}], \
-held_ports (ports a reload holds with no owner until every node has the new file), heartbeats: {sent, accepted, \
+held_ports (ports a reload holds with no owner until every node has the new file), services (this node's): [{name, \
+healthy, withdrawn, drained, flaps, held_ms, checkers: [{passing, last_ok, reason, age_ms, changes}]}], service_bits \
+and peers[].services: {unhealthy, drained, active, takes_back} (bit i: service i), heartbeats: {sent, accepted, \
 forged, replayed, stale, malformed, foreign}, view}, agent_error}.";
 
 #[derive(Args)]
@@ -169,6 +177,65 @@ fn agent_text(a: &AgentStatus) -> String {
     let header =
         ["NODE", "STATE", "INCARNATION", "EPOCH", "PHASE", "HEARTBEAT AGE", "WEIGHT", "DRAINED"];
     out.push('\n');
+    out += &super::table::render(&header, &rows, 2);
+    out + &services_text(a)
+}
+
+/// Each service: this node's checks in words, then every node's state of it.
+fn services_text(a: &AgentStatus) -> String {
+    if a.services.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nservices on this node:\n");
+    for s in &a.services {
+        let state = match (s.drained, s.healthy, s.withdrawn) {
+            (true, _, _) => "drained".to_string(),
+            (_, true, false) => "healthy".into(),
+            (_, true, true) => {
+                format!("healthy, held out {} ms more after flapping", s.held_ms.unwrap_or(0))
+            }
+            (_, false, _) => "FAILING its checks, out of its table".into(),
+        };
+        let flaps = match s.flaps {
+            0 => String::new(),
+            n => format!(", {n} withdrawals lately"),
+        };
+        out += &format!("  {}: {state}{flaps}\n", s.name);
+        for (i, c) in s.checkers.iter().enumerate() {
+            let last = match (&c.reason, c.age_ms, c.last_ok) {
+                (Some(reason), Some(age), Some(ok)) => {
+                    format!("{} {age} ms ago: {reason}", if ok { "passed" } else { "failed" })
+                }
+                _ => "no result yet".into(),
+            };
+            let passing = if c.passing { "passing" } else { "failing" };
+            out += &format!("    checker {i}: {passing}, {last}; {} changes\n", c.changes);
+        }
+    }
+    let nodes: Vec<(u16, ServiceBits)> = std::iter::once((a.node_id, a.service_bits))
+        .chain(a.peers.iter().map(|p| (p.id, p.services)))
+        .collect();
+    let mut header = vec!["SERVICE".to_string()];
+    header.extend(nodes.iter().map(|(id, _)| format!("NODE {id}")));
+    let rows: Vec<Vec<String>> = a
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let cells = nodes.iter().map(|(_, b)| {
+                match (bit(b.drained, i), bit(b.unhealthy, i), bit(b.active, i)) {
+                    (true, _, _) => "drained",
+                    (_, true, _) => "DOWN",
+                    (_, _, true) => "active",
+                    _ => "up",
+                }
+                .to_string()
+            });
+            std::iter::once(s.name.clone()).chain(cells).collect()
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    out += "\nservices per node (as each node's heartbeats say):\n";
     out + &super::table::render(&header, &rows, 2)
 }
 

@@ -1,5 +1,6 @@
-//! `farm drain`, `farm undrain`, `farm weight`: ask the agent on this node, through its
-//! Unix socket, to change this node's weight in every table. The farm agrees on the new
+//! `farm drain`, `farm undrain`, `farm weight`, `farm failback`: ask the agent on this
+//! node, through its Unix socket, to change this node's weight in every table (or in one
+//! service's), or to take an active-backup service back. The farm agrees on the new
 //! view and moves the buckets as for any membership change.
 use std::path::PathBuf;
 
@@ -18,6 +19,16 @@ pub struct SteerArgs {
     /// The interface the agent runs on [default: the config's cluster.interface].
     #[arg(long, value_name = "IF")]
     pub iface: Option<String>,
+}
+
+/// `farm drain` and `farm undrain`: the whole node, or one service on it.
+#[derive(Args)]
+pub struct DrainArgs {
+    /// Only this service (its clients go to the other nodes; the node keeps the rest).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    #[command(flatten)]
+    pub args: SteerArgs,
 }
 
 pub fn run(args: &SteerArgs, req: Request) -> Result<String> {

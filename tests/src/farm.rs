@@ -57,7 +57,8 @@ pub struct Node {
     pub agent: Option<std::process::Child>,
     /// Where the agent's log goes.
     pub log: PathBuf,
-    _servers: Vec<TcpServer>,
+    /// The TCP servers answering with the node's name, by port.
+    servers: Vec<(u16, TcpServer)>,
 }
 
 pub struct NsFarm {
@@ -134,11 +135,11 @@ impl NsFarm {
         std::fs::write(&config, self.yaml(i, count, &host.iface, ownership))?;
         let servers = [SPREAD_PORT, STICKY_PORT]
             .into_iter()
-            .map(|port| TcpServer::start(ns, port, name.clone()))
+            .map(|port| Ok((port, TcpServer::start(ns, port, name.clone())?)))
             .collect::<Result<Vec<_>>>()?;
         let udp = UdpRecorder::start(ns, UDP_PORT)?;
         let log = self.dir.join(format!("{name}.log"));
-        Ok(Node { id: i as u16, name, host, config, udp, agent: None, log, _servers: servers })
+        Ok(Node { id: i as u16, name, host, config, udp, agent: None, log, servers })
     }
 
     fn yaml(&self, i: usize, count: usize, iface: &str, ownership: &Ownership) -> String {
@@ -198,6 +199,19 @@ impl NsFarm {
         let out =
             run(command_in(&node.host.ns.name, farm_bin()?.to_str().context("path")?).args(args))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Stops node `i`'s TCP server on `port`, as an application that dies.
+    pub fn stop_server(&mut self, i: usize, port: u16) {
+        self.nodes[i].servers.retain(|(p, _)| *p != port);
+    }
+
+    /// Starts node `i`'s TCP server on `port` again.
+    pub fn start_server(&mut self, i: usize, port: u16) -> Result<()> {
+        let node = &mut self.nodes[i];
+        let server = TcpServer::start(&node.host.ns.name, port, node.name.clone())?;
+        node.servers.push((port, server));
+        Ok(())
     }
 
     /// `farm load` on every node.

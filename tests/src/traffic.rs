@@ -77,20 +77,63 @@ pub struct TcpServer {
 
 impl TcpServer {
     pub fn start(ns: &str, port: u16, reply: String) -> Result<TcpServer> {
-        let bind = move || {
-            let l = TcpListener::bind(("::", port)).context("bind")?;
-            l.set_nonblocking(true)?;
-            Ok(l)
-        };
-        let serve = move |listener: &TcpListener| match listener.accept() {
-            Ok((mut s, _)) => {
-                let _ = s.set_nonblocking(false);
-                let _ = s.write_all(reply.as_bytes());
-            }
-            // Nothing to accept: the listener does not block, so that the server can stop.
-            Err(_) => thread::sleep(Duration::from_millis(2)),
-        };
-        Ok(TcpServer { _server: Server::start(ns, bind, serve)? })
+        let server = serve_tcp(ns, port, move |s| {
+            let _ = s.write_all(reply.as_bytes());
+        })?;
+        Ok(TcpServer { _server: server })
+    }
+}
+
+/// A server thread in namespace `ns` listening on TCP `port` (IPv4 and IPv6) that hands
+/// every connection to `answer`, then closes it.
+fn serve_tcp(
+    ns: &str,
+    port: u16,
+    mut answer: impl FnMut(&mut std::net::TcpStream) + Send + 'static,
+) -> Result<Server> {
+    let bind = move || {
+        let l = TcpListener::bind(("::", port)).context("bind")?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    };
+    let serve = move |listener: &TcpListener| match listener.accept() {
+        Ok((mut s, _)) => {
+            let _ = s.set_nonblocking(false);
+            answer(&mut s);
+        }
+        // Nothing to accept: the listener does not block, so that the server can stop.
+        Err(_) => thread::sleep(Duration::from_millis(2)),
+    };
+    Server::start(ns, bind, serve)
+}
+
+/// An HTTP server in a namespace answering every request with the status it is set to
+/// (200 at first) and the body it was given. Stops when dropped.
+pub struct HttpServer {
+    status: Arc<std::sync::atomic::AtomicU16>,
+    _server: Server,
+}
+
+impl HttpServer {
+    pub fn start(ns: &str, port: u16, body: String) -> Result<HttpServer> {
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let code = status.clone();
+        let server = serve_tcp(ns, port, move |s| {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+            // The request itself does not matter: one read takes it in.
+            let _ = s.read(&mut [0u8; 1024]);
+            let code = code.load(Ordering::Relaxed);
+            let answer = format!(
+                "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes());
+        })?;
+        Ok(HttpServer { status, _server: server })
+    }
+
+    pub fn set_status(&self, code: u16) {
+        self.status.store(code, Ordering::Relaxed);
     }
 }
 

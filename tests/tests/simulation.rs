@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use farm_tests::sim::{
     Disturbance, FAILURE, RELIABLE, Sim, ms,
     random::random_case,
-    spec::{Alt, Spec},
+    spec::{self, Alt, Spec},
 };
 use farm_userspace::agent::control::Request;
 
@@ -177,6 +177,9 @@ fn drain_moves_every_client_away_and_undrain_gives_them_back() {
     settle(&mut sim, ms(1000));
     assert_eq!(flows_of(&sim, 1), 0);
     ok(sim.disturb(Disturbance::Steer(1, Request::Undrain)));
+    // Node 2 serves the active-backup service meanwhile; node 1, the best for it, takes
+    // it back after its failback delay.
+    ok(sim.run_for(ms(spec::FAILBACK_MS)));
     settle(&mut sim, ms(1000));
     // The same view as before the drain, so the same table.
     assert_eq!(acceptors(&sim), before);
@@ -267,4 +270,94 @@ fn random_disturbances_never_give_a_client_two_nodes() {
         cut_apart.first().map_or("none", String::as_str)
     );
     assert!(cut_apart.len() as u64 <= lossy / 50, "{} runs cut apart", cut_apart.len());
+}
+
+/// The node that accepts the flows of the active-backup service `db` (port 5432), if one
+/// node accepts them all.
+fn db_node(sim: &Sim) -> Option<u16> {
+    let owners: Vec<Option<u16>> = sim
+        .flows
+        .iter()
+        .zip(acceptors(sim))
+        .filter(|(f, _)| f.port == 5432 && f.vip == std::net::Ipv4Addr::new(198, 18, 0, 100))
+        .map(|(_, a)| a)
+        .collect();
+    owners.iter().all(|&o| o == owners[0]).then_some(owners[0]).flatten()
+}
+
+const WEB: usize = spec::CHECKED[0];
+const DB: usize = spec::CHECKED[1];
+
+#[test]
+fn an_application_that_dies_takes_its_node_out_of_that_service_only() {
+    let mut sim = start(Spec::new(3)).0;
+    let before = acceptors(&sim);
+    let is_web = |f: &farm_userspace::classify::Flow| f.port == 80 || f.port == 8080;
+    ok(sim.disturb(Disturbance::App(2, WEB, false)));
+    let died = sim.now;
+    let moved = ok(sim.run_until(died + ms(2000), |s| {
+        s.settled() && s.flows.iter().zip(acceptors(s)).all(|(f, a)| !is_web(f) || a != Some(2))
+    }));
+    let moved = moved.unwrap_or_else(|| panic!("{}", sim.failure("node 2 kept web")));
+    eprintln!("web left node 2 {} ms after its application died", (moved - died).as_millis());
+    // Its other services stay where they were.
+    for ((f, b), a) in sim.flows.iter().zip(&before).zip(acceptors(&sim)) {
+        if !is_web(f) && *b == Some(2) {
+            assert_eq!(a, Some(2), "{f:?} left node 2");
+        }
+    }
+    ok(sim.disturb(Disturbance::App(2, WEB, true)));
+    settle(&mut sim, ms(2000));
+    assert_eq!(acceptors(&sim), before, "back after its checks pass again");
+}
+
+#[test]
+fn active_backup_fails_over_down_the_priorities_and_fails_back() {
+    let mut sim = start(Spec::new(3)).0;
+    assert_eq!(db_node(&sim), Some(1), "node 1 has the lowest priority");
+    ok(sim.disturb(Disturbance::App(1, DB, false)));
+    settle(&mut sim, ms(2000));
+    assert_eq!(db_node(&sim), Some(2));
+    ok(sim.disturb(Disturbance::App(2, DB, false)));
+    settle(&mut sim, ms(2000));
+    assert_eq!(db_node(&sim), Some(3));
+    ok(sim.disturb(Disturbance::App(1, DB, true)));
+    ok(sim.disturb(Disturbance::App(2, DB, true)));
+    // Node 3 serves on while node 1 proves itself for the failback delay...
+    ok(sim.run_for(ms(spec::FAILBACK_MS / 2)));
+    assert_eq!(db_node(&sim), Some(3));
+    // ... then node 1 takes it back.
+    settle(&mut sim, ms(3000));
+    assert_eq!(db_node(&sim), Some(1));
+}
+
+#[test]
+fn manual_failback_waits_for_the_operator() {
+    let mut spec = Spec::new(3);
+    spec.manual_failback = true;
+    let mut sim = start(spec).0;
+    ok(sim.disturb(Disturbance::App(1, DB, false)));
+    settle(&mut sim, ms(2000));
+    assert_eq!(db_node(&sim), Some(2));
+    ok(sim.disturb(Disturbance::App(1, DB, true)));
+    ok(sim.run_for(ms(5000)));
+    assert_eq!(db_node(&sim), Some(2), "no failback without `farm failback`");
+    ok(sim.disturb(Disturbance::Steer(1, Request::Failback("db".into()))));
+    settle(&mut sim, ms(2000));
+    assert_eq!(db_node(&sim), Some(1));
+}
+
+#[test]
+fn a_flapping_application_moves_its_clients_a_few_times_not_every_check() {
+    let mut sim = start(Spec::new(3)).0;
+    let installs = |s: &Sim| s.trace.iter().filter(|l| l.contains("node 1: installed")).count();
+    let before = installs(&sim);
+    // Ten seconds of an application that answers every other check.
+    for i in 0..50 {
+        ok(sim.disturb(Disturbance::App(2, WEB, i % 2 == 1)));
+        ok(sim.run_for(ms(spec::CHECK_MS)));
+    }
+    let moves = installs(&sim) - before;
+    eprintln!("50 flips of node 2's web moved the farm's tables {moves} times");
+    assert!(moves <= 16, "{moves} installs");
 }

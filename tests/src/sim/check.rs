@@ -21,7 +21,11 @@ use farm_userspace::{
     rules,
 };
 
-use super::{FAILURE, Node, Run, Sim};
+use super::{FAILURE, Node, Run, Sim, spec};
+use farm_userspace::agent::membership::View;
+
+/// The services the simulation checks, as bits.
+const CHECKED_BITS: u64 = 1 << spec::CHECKED[0] | 1 << spec::CHECKED[1];
 
 impl Sim {
     pub fn check_safety(&mut self) -> Result<(), String> {
@@ -66,6 +70,20 @@ impl Sim {
             m.phase() == Phase::Installed && m.epoch() == epoch && *m.view() == view
         });
         if !agree || view.ids() != ids {
+            return false;
+        }
+        // Nothing left for the clock to change: every node says of its services what
+        // its checkers see (no hold-down running), and the active-backup service is on
+        // the node it would fail back to.
+        let bits = |n: &Node| n.core.as_ref().expect("running").service_bits();
+        let says = self.running().all(|n| bits(n).unhealthy & CHECKED_BITS == n.apps_down);
+        let mut eventual = view.clone();
+        for m in &mut eventual.members {
+            m.services.takes_back = u64::MAX;
+        }
+        let cfg = self.spec.config(1);
+        let db = |v: &View| tables::rows(&cfg, v)[cfg.vips.len() + spec::CHECKED[1]].clone();
+        if !says || db(&view) != db(&eventual) {
             return false;
         }
         // The table last, and once per view and file: this runs before every event.

@@ -91,6 +91,9 @@ pub enum Disturbance {
     /// A new file for every node, each taking it (SIGHUP) within `spread` of now (or a
     /// newer one, if another edit came meanwhile).
     Reload(Box<Spec>, Duration),
+    /// Node `id`'s instance of service `service` stops answering (false) or answers
+    /// again: its checker sees so from its next check on.
+    App(u16, usize, bool),
 }
 
 enum Ev {
@@ -103,6 +106,8 @@ enum Ev {
     Table(u16, u64, u64, Arc<Rows>),
     /// The node gets the newest file, and its agent SIGHUP.
     Reload(u16),
+    /// The checker of service `usize` checks, for the node's `life`-th process.
+    Check(u16, u64, usize),
 }
 
 /// A node's data plane, as the agent's effects left it.
@@ -132,6 +137,8 @@ pub struct Node {
     /// What arrived while stalled: read on resume.
     held: Vec<Input>,
     wake: Option<Instant>,
+    /// The services whose instance on this node does not answer (bit i: service i).
+    pub apps_down: u64,
 }
 
 impl Node {
@@ -188,6 +195,7 @@ impl Sim {
                 file: spec.clone(),
                 held: vec![],
                 wake: None,
+                apps_down: 0,
             })
             .collect();
         let mut sim = Sim {
@@ -324,6 +332,20 @@ impl Sim {
                     self.arrive(id, Input::Table { digest, rows });
                 }
             }
+            Ev::Check(id, life, service) => {
+                let node = self.node(id);
+                if node.life != life {
+                    return;
+                }
+                // The checker runs on the agent's threads: stopped with them.
+                if node.run == Run::Running {
+                    let ok = node.apps_down >> service & 1 == 0;
+                    let reason = if ok { "answers" } else { "does not answer" };
+                    let check = Input::Check { service, checker: 0, ok, reason: reason.into() };
+                    self.turn(id, vec![check]);
+                }
+                self.push(self.now + ms(spec::CHECK_MS), Ev::Check(id, life, service));
+            }
             Ev::Reload(id) => {
                 let config = self.spec.config(id);
                 self.node_mut(id).file = self.spec.clone();
@@ -360,6 +382,10 @@ impl Sim {
         self.log(format!("node {id}: starts as incarnation {wall}"));
         self.apply(id, effects);
         self.turn(id, vec![]);
+        let life = self.node(id).life;
+        for service in spec::CHECKED {
+            self.push(self.now, Ev::Check(id, life, service));
+        }
     }
 
     /// One wake-up of the runtime: what arrived, the link, one step, its effects.
@@ -443,6 +469,10 @@ impl Sim {
             Disturbance::Steer(id, req) => self.turn(id, vec![Input::Request(req)]),
             Disturbance::LinkDown(id) => self.link_up[usize::from(id - 1)] = false,
             Disturbance::LinkUp(id) => self.link_up[usize::from(id - 1)] = true,
+            Disturbance::App(id, service, up) => {
+                let node = self.node_mut(id);
+                node.apps_down = node.apps_down & !(1 << service) | u64::from(!up) << service;
+            }
             Disturbance::Reload(spec, spread) => {
                 self.spec = *spec;
                 for id in 1..=self.spec.nodes {

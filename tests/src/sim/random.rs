@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use farm_userspace::agent::control::Request;
 
-use super::{Disturbance, FAILURE, INTERVAL, Net, Run, Sim, ms, spec::Spec};
+use super::{
+    Disturbance, FAILURE, INTERVAL, Net, Run, Sim, ms,
+    spec::{self, Spec},
+};
 
 /// What one run found: how long the farm took to settle once healed, and the double
 /// acceptance that loss cutting two nodes apart explains, if any.
@@ -23,7 +26,12 @@ impl Sim {
         match self.node(id).run {
             Run::Down => Some(Disturbance::Restart(id)),
             Run::Stalled => None,
-            Run::Running => Some(match self.rng.below(11) {
+            Run::Running => Some(match self.rng.below(13) {
+                11 | 12 => {
+                    let service = spec::CHECKED[self.rng.below(2) as usize];
+                    let up = self.node(id).apps_down >> service & 1 == 1;
+                    Disturbance::App(id, service, up)
+                }
                 0 => Disturbance::Kill(id),
                 1 => Disturbance::Stall(id, ms(150 + self.rng.below(451))),
                 // Longer than the lease and than the failure time.
@@ -70,12 +78,17 @@ pub fn random_case(seed: u64) -> Result<Outcome, String> {
         }
         at += ms(rng.below(700));
     }
-    // Heal: no more loss, every link up; stalled nodes resume and reloads arrive on
-    // their own.
+    // Heal: no more loss, every link up, every application answering; stalled nodes
+    // resume and reloads arrive on their own.
     sim.net.loss = 0;
     for id in 1..=n {
         if !sim.up(id) {
             sim.disturb(Disturbance::LinkUp(id))?;
+        }
+        for service in spec::CHECKED {
+            if sim.node(id).apps_down >> service & 1 == 1 {
+                sim.disturb(Disturbance::App(id, service, true))?;
+            }
         }
     }
     let healed = sim.now;
@@ -83,8 +96,10 @@ pub fn random_case(seed: u64) -> Result<Outcome, String> {
     // failure time, and peers that did not hear a node meanwhile may still fail it: the
     // farm counts as settled from then on.
     sim.run_until(healed + FAILURE + INTERVAL, |_| false)?;
-    let settled = sim.run_until(healed + ms(6000), Sim::settled)?;
-    let settled = settled.ok_or_else(|| sim.failure("not settled 6 s after healing"))?;
+    // Checks must pass `rise` times, a flapping service may be held out for a while,
+    // and an active-backup service waits for its failback.
+    let settled = sim.run_until(healed + ms(10_000), Sim::settled)?;
+    let settled = settled.ok_or_else(|| sim.failure("not settled 10 s after healing"))?;
     sim.run_for(ms(500))?;
     if !sim.settled() {
         return Err(sim.failure("settled, then unsettled without a disturbance"));

@@ -15,6 +15,13 @@ use super::rng::Rng;
 pub const BUCKETS: u32 = 64;
 pub const HEARTBEAT_MS: u64 = 100;
 pub const THRESHOLD: u32 = 3;
+/// The checker of `web` and `db`, every `CHECK_MS`.
+pub const CHECK_MS: u64 = 200;
+/// Rise and fall 1: every result counts, so flapping is damped by the hold-down alone.
+const CHECKER: &str = "{exec: [\"true\"], interval_ms: 200, timeout_ms: 100, rise: 1, fall: 1}";
+pub const FAILBACK_MS: u64 = 500;
+/// Services with a checker: `web` and `db`, the first two of the file.
+pub const CHECKED: [usize; 2] = [0, 1];
 
 /// Where port 8080 goes: the `web` service, a service `alt` of its own, or nowhere (the
 /// VIP's default).
@@ -40,6 +47,8 @@ pub struct Spec {
     pub vip2_drops: bool,
     /// A service `extra` on the second VIP, port 9000.
     pub extra: bool,
+    /// `db` fails back only on `farm failback` (else after `FAILBACK_MS`).
+    pub manual_failback: bool,
 }
 
 pub fn address(id: u16) -> SocketAddr {
@@ -60,6 +69,7 @@ impl Spec {
             dns_by_port: false,
             vip2_drops: true,
             extra: false,
+            manual_failback: false,
         }
     }
 
@@ -69,9 +79,14 @@ impl Spec {
             "cluster:\n  name: sim\n  node_id: {id}\n  interface: sim0\n  heartbeat_ms: {HEARTBEAT_MS}\n  failure_threshold: {THRESHOLD}\n  buckets: {BUCKETS}\n  seed: {}\n  peers:\n",
             self.seed
         );
+        // Priority by id: node 1 is the best for the active-backup service.
         for (i, w) in self.weights.iter().enumerate() {
             let n = i as u16 + 1;
-            let _ = writeln!(y, "    - {{id: {n}, address: \"{}\", weight: {w}}}", address(n));
+            let address = address(n);
+            let _ = writeln!(
+                y,
+                "    - {{id: {n}, address: \"{address}\", weight: {w}, priority: {n}}}"
+            );
         }
         let vip2 = if self.vip2_drops { "drop" } else { "client-ip" };
         let _ = write!(
@@ -81,9 +96,19 @@ impl Spec {
         let web_ports = if self.alt == Alt::InWeb { "[80, 8080]" } else { "[80]" };
         let web_weights =
             self.web_weight.map_or(String::new(), |w| format!(", weights: {{1: {w}}}"));
+        // The simulation gives the checkers' results itself (`Sim::app`): the command
+        // is never run.
         let _ = writeln!(
             y,
-            "  - {{name: web, vip: 198.18.0.100, protocol: tcp, ports: {web_ports}, affinity: client-ip-port{web_weights}}}"
+            "  - {{name: web, vip: 198.18.0.100, protocol: tcp, ports: {web_ports}, affinity: client-ip-port{web_weights}, health: [{CHECKER}]}}"
+        );
+        let failback = match self.manual_failback {
+            true => "failback: manual".to_string(),
+            false => format!("failback_delay_ms: {FAILBACK_MS}"),
+        };
+        let _ = writeln!(
+            y,
+            "  - {{name: db, vip: 198.18.0.100, protocol: tcp, ports: [5432], affinity: active-backup, {failback}, health: [{CHECKER}]}}"
         );
         if self.alt == Alt::Own {
             y += "  - {name: alt, vip: 198.18.0.100, protocol: tcp, ports: [8080]}\n";
@@ -129,6 +154,7 @@ pub fn flows() -> Vec<Flow> {
     let ports = [
         (Protocol::Tcp, 80),
         (Protocol::Tcp, 8080),
+        (Protocol::Tcp, 5432),
         (Protocol::Tcp, 25),
         (Protocol::Tcp, 9000),
         (Protocol::Tcp, 7),

@@ -120,6 +120,22 @@ impl NsFarm {
         })
     }
 
+    /// Waits until every node's checkers pass `service` and the farm has installed the
+    /// table of that (`wait_converged` of every node).
+    pub fn wait_healthy(&self, service: &str) -> Result<u64> {
+        let members: Vec<u16> = self.nodes.iter().map(|n| n.id).collect();
+        let passes = |i: usize| -> Option<()> {
+            let services = self.status(i).ok()?["agent"]["services"].clone();
+            let s = services.as_array()?.iter().find(|s| s["name"] == service)?.clone();
+            (s["healthy"] == true && s["withdrawn"] == false).then_some(())
+        };
+        let healthy = wait_for(SETTLE, || (0..self.nodes.len()).try_for_each(passes));
+        healthy.with_context(|| {
+            format!("{service} never passed its checks everywhere:\n{}", self.report())
+        })?;
+        self.wait_converged(&members)
+    }
+
     /// Up to `count` client endpoints of the spread service (client-ip-port) whose bucket
     /// `row` gives to `node`: fixed (address, port) pairs, so their owner is known.
     pub fn probes_owned_by(&self, row: &[u16], node: u16, count: usize) -> Vec<SocketAddr> {

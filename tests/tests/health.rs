@@ -91,7 +91,7 @@ fn status_service(farm: &NsFarm, i: usize, name: &str) -> serde_json::Value {
 fn an_application_that_dies_takes_its_node_out_of_that_service_only() {
     let checker = "{tcp: \"127.0.0.1:80\", interval_ms: 300}";
     let mut farm = farm_with(|_, text| with_checker(text, SPREAD, checker));
-    wait_owns(&farm, "spread", 2, true);
+    farm.wait_healthy("spread").unwrap();
     let sticky = owned(&farm, "sticky", 2);
     farm.stop_server(1, SPREAD_PORT);
     let gone = wait_owns(&farm, "spread", 2, false);
@@ -131,7 +131,8 @@ fn an_http_500_and_a_failing_command_withdraw_the_node() {
         .iter()
         .map(|n| HttpServer::start(&n.host.ns.name, 8081, n.name.clone()).unwrap())
         .collect();
-    wait_owns(&farm, "sticky", 3, true);
+    farm.wait_healthy("sticky").unwrap();
+    farm.wait_healthy("spread").unwrap();
     http[2].set_status(500);
     wait_owns(&farm, "sticky", 3, false);
     let reason = status_service(&farm, 2, "sticky")["checkers"][0]["reason"].clone();
@@ -214,6 +215,7 @@ fn serving(farm: &NsFarm, want: &str) {
 #[ignore = "needs root: network namespaces and XDP"]
 fn active_backup_fails_over_down_the_priorities_and_fails_back_by_itself() {
     let mut farm = active_backup("failback_delay_ms: 1000");
+    farm.wait_healthy("sticky").unwrap();
     serving(&farm, "n1");
     farm.stop_server(0, STICKY_PORT);
     serving(&farm, "n2");
@@ -230,6 +232,7 @@ fn active_backup_fails_over_down_the_priorities_and_fails_back_by_itself() {
 #[ignore = "needs root: network namespaces and XDP"]
 fn manual_failback_waits_for_farm_failback() {
     let mut farm = active_backup("failback: manual");
+    farm.wait_healthy("sticky").unwrap();
     serving(&farm, "n1");
     farm.stop_server(0, STICKY_PORT);
     serving(&farm, "n2");

@@ -5,8 +5,11 @@
 //! services' bits (`ServiceBits`) go out, for the heartbeats and the view.
 //!
 //! - A service is healthy when every checker passes; a checker passes after `rise`
-//!   successes in a row and fails after `fall` failures in a row. A checker starts
-//!   failing: a node does not take a service's clients before it has seen it answer.
+//!   successes in a row and fails after `fall` failures in a row, once its first
+//!   result has said which it is. Until then it fails: a node does not take a service's
+//!   clients before it has seen it answer. (The first check runs as the agent starts,
+//!   well before it joins the farm, so nodes starting together do not send every client
+//!   to the first one whose checker passed `rise` times.)
 //! - Withdrawal is at once: clients of a dead application must move. The return is held
 //!   down: the first one after a withdrawal is at once, each further one within the
 //!   run of instability waits twice as long as the last (from one check interval, at
@@ -29,6 +32,8 @@ pub const STABLE: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct CheckerState {
     passing: bool,
+    /// A result came: `passing` says what the checker found, not a default.
+    known: bool,
     /// Results in a row that disagree with `passing`.
     streak: u32,
     last: Option<(Instant, bool, String)>,
@@ -85,7 +90,8 @@ pub struct ServiceStatus {
 
 impl ServiceState {
     fn new(svc: &Service) -> ServiceState {
-        let checker = CheckerState { passing: false, streak: 0, last: None, changes: 0 };
+        let checker =
+            CheckerState { passing: false, known: false, streak: 0, last: None, changes: 0 };
         ServiceState {
             name: svc.name.clone(),
             checkers: vec![checker; svc.health.len()],
@@ -156,6 +162,10 @@ impl Health {
             return;
         };
         c.last = Some((now, ok, reason));
+        if !c.known {
+            (c.passing, c.known) = (ok, true);
+            return self.judge(cfg, service, now);
+        }
         c.streak = if ok == c.passing { 0 } else { c.streak + 1 };
         let needed = if c.passing { spec.fall } else { spec.rise };
         if c.streak >= needed {
@@ -322,7 +332,9 @@ mod tests {
         let (mut h, t0) = (Health::new(&cfg), Instant::now());
         let unhealthy = |h: &Health, at| h.bits(&cfg, 0, at).unhealthy;
         assert_eq!(unhealthy(&h, t0), 1, "no result yet: not in the table");
-        h.result(&cfg, 0, 0, true, "up".into(), t0);
+        h.result(&cfg, 0, 0, false, "refused".into(), t0);
+        assert_eq!(unhealthy(&h, t0), 1, "the first result decides");
+        h.result(&cfg, 0, 0, true, "up".into(), t0 + ms(50));
         assert_eq!(unhealthy(&h, t0), 1, "one success of two");
         h.result(&cfg, 0, 0, true, "up".into(), t0 + ms(100));
         assert_eq!(unhealthy(&h, t0), 0);

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::{
     compare::{self, PeerRow, Side},
     cost::{self, CostRow},
-    failover::{self, FailoverRow},
+    failover::FailoverRow,
     peer,
 };
 
@@ -32,7 +32,7 @@ pub(super) fn peer_met(r: &PeerRow) -> bool {
 }
 
 pub(super) fn failover_met(r: &FailoverRow) -> bool {
-    r.median < failover::GOAL_MS
+    r.median < r.goal_ms
 }
 
 /// The least and the most milliseconds of the rounds.
@@ -140,7 +140,7 @@ pub fn text(m: &Measured) -> String {
             r.name,
             r.median,
             format!("{lo:.0}-{hi:.0}"),
-            failover::GOAL_MS
+            r.goal_ms
         ));
     }
     for r in &m.failover {
@@ -190,9 +190,9 @@ pub fn json(m: &Measured) -> Value {
         },
         "failover": {
             "rounds": m.rounds,
-            "goal_max_ms": failover::GOAL_MS,
             "events": m.failover.iter().map(|r| json!({
                 "name": r.name,
+                "goal_max_ms": r.goal_ms,
                 "median_ms": r.median,
                 "ms": r.ms,
                 "within_goal": failover_met(r),

@@ -114,7 +114,7 @@ fn write(dp: &mut Dataplane, effect: &Effect) -> Result<bool> {
 
 impl Runtime {
     async fn start(path: &Path) -> Result<Runtime> {
-        privilege::require_root("farm agent (it attaches XDP, adds the VIPs, sets sysctls)")?;
+        privilege::require("farm agent", privilege::AGENT)?;
         let cfg = config::load(path)?;
         let key = key::read(path, cfg.cluster.key_file.as_deref())?;
         let iface = cfg.cluster.interface.clone();

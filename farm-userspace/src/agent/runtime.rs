@@ -116,6 +116,7 @@ impl Runtime {
     async fn start(path: &Path) -> Result<Runtime> {
         privilege::require("farm agent", privilege::AGENT)?;
         let cfg = config::load(path)?;
+        config::node_found(&cfg).inspect(|found| info!("{found}"));
         let key = key::read(path, cfg.cluster.key_file.as_deref())?;
         let iface = cfg.cluster.interface.clone();
         if let Ok(Reply::Status(other)) = control::ask(&iface, &Request::Status) {

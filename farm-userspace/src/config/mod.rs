@@ -6,6 +6,7 @@ mod digest;
 mod lines;
 mod mac;
 mod model;
+mod node;
 mod owners;
 mod parse;
 mod ranges;
@@ -17,5 +18,6 @@ mod tests;
 
 pub use digest::{cluster_id, shared_digest};
 pub use model::*;
+pub use node::found as node_found;
 pub use parse::{ConfigError, load, parse};
 pub use reload::needs_restart;

@@ -20,7 +20,7 @@ use std::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum JiffiesError {
-    #[error("read /proc/timer_list (the lease clock; needs root): {0}")]
+    #[error("read /proc/timer_list (the lease clock; needs root or CAP_DAC_READ_SEARCH): {0}")]
     Read(std::io::Error),
     #[error(
         "/proc/timer_list has no `now at` or `jiffies:` line: this kernel cannot tell its jiffies"

@@ -20,7 +20,7 @@ use crate::{
     config::Config,
     dataplane::{Dataplane, DataplaneError, layout_name},
     nic::{self, NicError},
-    privilege::{NotRoot, require_root},
+    privilege::{self, Missing},
     program::{self, ProgramLoadError},
     rules::{self, Rules},
 };
@@ -42,7 +42,7 @@ pub fn is_attached(iface: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
     #[error(transparent)]
-    NotRoot(#[from] NotRoot),
+    Privilege(#[from] Missing),
     #[error(transparent)]
     Nic(#[from] NicError),
     #[error("farm is already loaded on {0}: run `cargo xtask unload --iface {0}` first")]
@@ -82,7 +82,7 @@ pub struct Attached {
 /// bucket has an owner until the agent installs a table).
 pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
     let iface = cfg.cluster.interface.as_str();
-    require_root("loading XDP (CAP_BPF and CAP_NET_ADMIN)")?;
+    privilege::require("loading XDP", privilege::AGENT)?;
     let own_mac = nic::mac(iface)?;
     ensure_bpffs()?;
     let dir = pin_dir(iface);
@@ -197,7 +197,7 @@ fn adopt(cfg: &Config, mut dp: Dataplane, dir: &Path) -> Result<Dataplane, Loade
 
 /// Detaches the program from `iface` and removes its pins.
 pub fn detach(iface: &str, cfg: Option<&Config>) -> Result<(), LoaderError> {
-    require_root("unloading XDP (CAP_BPF and CAP_NET_ADMIN)")?;
+    privilege::require("unloading XDP", privilege::AGENT)?;
     let dir = pin_dir(iface);
     if !dir.exists() {
         return Err(LoaderError::NotLoaded(iface.into(), dir.display().to_string()));

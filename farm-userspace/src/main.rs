@@ -5,7 +5,7 @@ mod cli;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cli::steer::DrainArgs;
 use farm_userspace::{agent, agent::control::Request, config, loader};
 
@@ -45,8 +45,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Validate a configuration file without running anything.
+    /// Validate a configuration file without running anything, as this host's agent would
+    /// read it (a file without cluster.node_id names this host's node by its address).
     Check { file: PathBuf },
+    /// Make the shared key that signs heartbeats, readable by root and its directory's
+    /// group alone; make it on one node and copy it to the others.
+    Keygen(cli::keygen::KeygenArgs),
+    /// Write the man pages (DIR/man8) and shell completions (DIR/completions).
+    #[command(hide = true)]
+    Manual { dir: PathBuf },
     /// Packet counters per VIP and service, summed over CPUs, and for traffic to no VIP.
     #[command(after_help = cli::stats::json_help())]
     Stats(cli::stats::StatsArgs),
@@ -119,15 +126,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check { file } => {
             let cfg = config::load(&file)?;
             println!(
-                "{}: ok (cluster {}, node {}, {} peers, {} VIPs, {} services)",
+                "{}: ok (cluster {}, node {}, {} peers, {} VIPs, {} services){}",
                 file.display(),
                 cfg.cluster.name,
                 cfg.cluster.node_id,
                 cfg.cluster.peers.len(),
                 cfg.vips.len(),
-                cfg.services.len()
+                cfg.services.len(),
+                config::node_found(&cfg).map(|found| format!("; {found}")).unwrap_or_default()
             );
         }
+        Command::Keygen(args) => emit(&cli::keygen::run(&args)?)?,
+        Command::Manual { dir } => emit(&cli::manual::write(Cli::command(), &dir)?)?,
         Command::Stats(args) => emit(&cli::stats::run(&args)?)?,
         Command::Buckets(args) => emit(&cli::buckets::run(&args)?)?,
         Command::Lookup(args) => emit(&cli::lookup::run(&args)?)?,

@@ -4,7 +4,7 @@
 use std::{
     fs::File,
     net::SocketAddr,
-    process::{Child, ExitStatus},
+    process::{Child, Command, ExitStatus},
     thread,
     time::{Duration, Instant},
 };
@@ -26,9 +26,16 @@ pub const SETTLE: Duration = Duration::from_secs(20);
 impl NsFarm {
     /// Starts `farm agent` on node `i` (an index into `nodes`), logging at info level.
     pub fn start_agent(&mut self, i: usize) -> Result<()> {
+        let farm = command_in(&self.nodes[i].host.ns.name, farm_bin()?.to_str().context("path")?);
+        self.spawn_agent(i, farm)
+    }
+
+    /// Starts `farm agent` on node `i` with `farm`, a command in its namespace that runs
+    /// some `farm` binary (another build, or this one through a wrapper).
+    pub fn spawn_agent(&mut self, i: usize, mut farm: Command) -> Result<()> {
         let node = &self.nodes[i];
         let log = File::options().create(true).append(true).open(&node.log)?;
-        let child = command_in(&node.host.ns.name, farm_bin()?.to_str().context("path")?)
+        let child = farm
             .args(["agent", "--config", node.config.to_str().context("path")?])
             .env("RUST_LOG", "info")
             .stdout(log.try_clone()?)

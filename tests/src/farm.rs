@@ -16,7 +16,7 @@ use farm_common::Counters;
 use farm_userspace::{dataplane::Dataplane, loader::pin_dir};
 
 use crate::{
-    netns::{Host, Lan, command_in, ip, run, unique_id},
+    netns::{Host, Lan, command_in, in_ns, ip, run, unique_id},
     traffic::{TcpServer, UdpRecorder},
 };
 
@@ -196,8 +196,12 @@ impl NsFarm {
     /// Runs `farm ARGS` inside node `i`'s namespace (keeping this mount namespace, so it
     /// pins where the test can see).
     pub fn farm(&self, node: &Node, args: &[&str]) -> Result<String> {
-        let out =
-            run(command_in(&node.host.ns.name, farm_bin()?.to_str().context("path")?).args(args))?;
+        self.farm_at(node, &farm_bin()?, args)
+    }
+
+    /// As `farm`, with the `farm` binary at `bin` (the packaged one).
+    pub fn farm_at(&self, node: &Node, bin: &std::path::Path, args: &[&str]) -> Result<String> {
+        let out = run(command_in(&node.host.ns.name, bin.to_str().context("path")?).args(args))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
@@ -212,6 +216,19 @@ impl NsFarm {
         let server = TcpServer::start(&node.host.ns.name, port, node.name.clone())?;
         node.servers.push((port, server));
         Ok(())
+    }
+
+    /// Gives every node one file, node 1's without its `node_id` and `interface` lines,
+    /// so that each agent finds its node and NIC by its address; returns the file.
+    pub fn share_one_file(&mut self) -> Result<PathBuf> {
+        let text = std::fs::read_to_string(&self.nodes[0].config)?;
+        let iface = format!("  interface: {}\n", self.nodes[0].host.iface);
+        let shared = self.dir.join("farm.yaml");
+        std::fs::write(&shared, text.replacen("  node_id: 1\n", "", 1).replacen(&iface, "", 1))?;
+        for node in &mut self.nodes {
+            node.config = shared.clone();
+        }
+        Ok(shared)
     }
 
     /// `farm load` on every node.
@@ -236,7 +253,11 @@ impl NsFarm {
     /// The table slot of a VIP (by address) or service (by name), as the agents lay
     /// them out.
     pub fn slot(&self, name: &str) -> usize {
-        let cfg = farm_userspace::config::load(&self.nodes[0].config).expect("the farm's file");
+        // In node 1's namespace, where a file without node_id finds node 1.
+        let path = self.nodes[0].config.clone();
+        let cfg = in_ns(&self.nodes[0].host.ns.name, move || farm_userspace::config::load(&path))
+            .and_then(|cfg| Ok(cfg?))
+            .expect("the farm's file");
         let index = farm_userspace::rules::rules(&cfg).slots.iter().position(|s| match s {
             farm_userspace::rules::SlotUse::Vip(a) => a.to_string() == name,
             farm_userspace::rules::SlotUse::Service(i) => cfg.services[*i].name == name,

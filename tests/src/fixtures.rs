@@ -7,8 +7,8 @@ use std::{
 };
 
 use farm_userspace::config::{
-    Affinity, Cluster, Config, DefaultAction, Failback, L2Mode, Peer, PortRange, Protocol, Service,
-    Vip,
+    Affinity, Cluster, Config, DefaultAction, Failback, L2Mode, NodeSource, Peer, PortRange,
+    Protocol, Service, Vip,
 };
 
 use crate::packet::CLUSTER_MAC;
@@ -62,6 +62,7 @@ pub fn config() -> Config {
         cluster: Cluster {
             name: "fixture".into(),
             node_id: 1,
+            node_source: NodeSource::File,
             interface: "eth0".into(),
             peers: vec![peer(1), peer(2), peer(3)],
             heartbeat_ms: 100,

@@ -8,6 +8,7 @@ pub mod farm;
 pub mod fixtures;
 pub mod harness;
 pub mod netns;
+pub mod package;
 pub mod packet;
 pub mod sim;
 pub mod traffic;

@@ -53,7 +53,7 @@ fn load_failures_say_what_to_do_and_leave_nothing_behind() {
 
     let (ok, err) = farm_in(&farm, &["load", "--config", config], true);
     assert!(!ok);
-    one_line(&err, "needs root");
+    one_line(&err, "loading XDP needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_DAC_READ_SEARCH");
     assert!(!pin_dir(&node.host.iface).exists(), "nothing pinned without privilege");
 
     // Loaded once, a second load refuses and leaves the first as it was.

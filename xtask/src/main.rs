@@ -1,5 +1,5 @@
 //! `cargo xtask`: everything a user does with farm besides running the `farm` binary:
-//! set up a machine, build, load onto a NIC, demo, test, bench, soak. Every task but `setup`
+//! set up a machine, build, package, load onto a NIC, demo, test, bench, soak. Every task but `setup`
 //! runs setup first, quietly, so each one works on a fresh machine.
 mod bpffs;
 mod cargo;
@@ -7,6 +7,7 @@ mod demo;
 mod farm;
 mod linker;
 mod lint;
+mod package;
 mod packages;
 mod privilege;
 mod process;
@@ -21,7 +22,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(about = "farm's tasks: setup, build, load, unload, demo, test, bench, soak")]
+#[command(about = "farm's tasks: setup, build, package, load, unload, demo, test, bench, soak")]
 struct Cli {
     #[command(subcommand)]
     task: Task,
@@ -30,12 +31,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Install what is missing: Debian packages, the nightly with rust-src, bpf-linker,
-    /// bpffs on /sys/fs/bpf. Prints one line per thing checked.
+    /// cargo-deb, bpffs on /sys/fs/bpf. Prints one line per thing checked.
     Setup,
     /// Build the `farm` binary (with the XDP program inside) in release mode.
     Build,
-    /// Check formatting, clippy and rustdoc, build, then run every test: those that need
-    /// root too when run as root.
+    /// Build the Debian package (target/debian/farm_VERSION_ARCH.deb): farm in /usr/sbin,
+    /// its systemd unit, man pages and completions, an example /etc/farm/farm.yaml.
+    Package,
+    /// Check formatting, clippy and rustdoc, build and package, then run every test: those
+    /// that need root too when run as root.
     Test {
         /// Passed to the test binaries, e.g. `-- --test-threads=1 lookup`.
         #[arg(last = true)]
@@ -84,6 +88,7 @@ fn run(task: Task) -> Result<()> {
     match task {
         Task::Setup => Ok(()),
         Task::Build => cargo::build().map(|farm| println!("xtask: built {}", farm.display())),
+        Task::Package => package::package().map(|deb| println!("xtask: built {}", deb.display())),
         Task::Test { args } => test::test(&args),
         Task::Load { args } => farm::exec("load", &args),
         Task::Unload { args } => farm::exec("unload", &args),

@@ -15,9 +15,13 @@ use crate::{
 ///
 /// `ip` builds the test farms and joins the cluster MAC; `nft` counts a test client's
 /// packets and is the benchmark's peer; `bpftool` is how an operator inspects what farm
-/// pinned.
-const PACKAGES: &[(&str, &str)] =
-    &[("iproute2", "ip"), ("nftables", "nft"), ("bpftool", "bpftool")];
+/// pinned; `dpkg-shlibdeps` tells cargo-deb the package's library dependencies.
+const PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip"),
+    ("nftables", "nft"),
+    ("bpftool", "bpftool"),
+    ("dpkg-dev", "dpkg-shlibdeps"),
+];
 
 pub fn packages(report: &Report) -> Result<()> {
     let mut missing = Vec::new();

@@ -2,7 +2,7 @@
 //! missing. Idempotent; when nothing is missing it only probes, in about a second.
 use anyhow::Result;
 
-use crate::{bpffs, linker, lint, packages, report::Report, toolchain};
+use crate::{bpffs, linker, lint, package, packages, report::Report, toolchain};
 
 /// Install everything missing. `verbose` prints a line for each thing found in place
 /// too; otherwise only what was installed is printed, so other tasks stay quiet.
@@ -12,5 +12,6 @@ pub fn setup(verbose: bool) -> Result<()> {
     let nightly = toolchain::nightly(&report)?;
     lint::tools(&report)?;
     linker::bpf_linker(&report, &nightly)?;
+    package::cargo_deb(&report)?;
     bpffs::bpffs(&report)
 }

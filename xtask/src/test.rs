@@ -1,4 +1,4 @@
-//! `cargo xtask test`: the lints, the build, then every test.
+//! `cargo xtask test`: the lints, the build and the package, then every test.
 //!
 //! A test that needs root is ignored with a reason that says so,
 //! `#[ignore = "needs root: network namespaces and XDP"]`, so that a plain `cargo test`
@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use anyhow::{Context, Result, bail};
 
 use crate::{
-    cargo::{self, HOST_CRATES, cargo},
-    lint,
+    cargo::{HOST_CRATES, cargo},
+    lint, package,
     privilege::is_root,
     process::{run, run_echoed},
 };
@@ -23,7 +23,8 @@ const NEEDS_ROOT: &str = "needs root";
 /// `args` go to the test binaries, in both runs.
 pub fn test(args: &[String]) -> Result<()> {
     lint::lint()?;
-    cargo::build()?;
+    // The package's tests unpack it and run a farm with what it holds.
+    package::package()?;
     let out = run_echoed(
         cargo().args(["test", "--release"]).args(HOST_CRATES).arg("--").args(args),
         "cargo test",

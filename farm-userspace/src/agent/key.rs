@@ -13,13 +13,13 @@ const MIN_KEY: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error(
-        "{0}: cluster.key_file is not set, and the agent signs heartbeats with a shared key: create one with `head -c 32 /dev/urandom > /etc/farm/key`, copy it to every node and name it in cluster.key_file"
+        "{0}: cluster.key_file is not set, and the agent signs heartbeats with a shared key: make one with `farm keygen /etc/farm/key`, copy it to every node and name it in cluster.key_file"
     )]
     NotSet(String),
     #[error("read key file {path} (cluster.key_file): {error}")]
     Read { path: String, error: std::io::Error },
     #[error(
-        "key file {path} holds {len} bytes, fewer than {MIN_KEY}: make a longer one with `head -c 32 /dev/urandom > {path}`"
+        "key file {path} holds {len} bytes, fewer than {MIN_KEY}: make a longer one with `farm keygen --force {path}`"
     )]
     Short { path: String, len: usize },
 }
@@ -36,8 +36,9 @@ pub fn read(config: &Path, key_file: Option<&Path>) -> Result<Vec<u8>, KeyError>
     if key.len() < MIN_KEY {
         return Err(KeyError::Short { path: shown, len: key.len() });
     }
-    if std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-        warn!("key file {shown} can be read by other users: `chmod 600 {shown}`");
+    // Its group may read it: that is how the packaged agent, user `farm`, does.
+    if std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o007 != 0) {
+        warn!("key file {shown} can be read by every user: `chmod o= {shown}`");
     }
     Ok(key)
 }

@@ -116,8 +116,9 @@ fn write(dp: &mut Dataplane, effect: &Effect) -> Result<bool> {
 
 impl Runtime {
     async fn start(path: &Path) -> Result<Runtime> {
-        privilege::require_root("farm agent (it attaches XDP, adds the VIPs, sets sysctls)")?;
+        privilege::require("farm agent", privilege::AGENT)?;
         let cfg = config::load(path)?;
+        config::node_found(&cfg).inspect(|found| info!("{found}"));
         let key = key::read(path, cfg.cluster.key_file.as_deref())?;
         let iface = cfg.cluster.interface.clone();
         if let Ok(Reply::Status(other)) = control::ask(&iface, &Request::Status) {

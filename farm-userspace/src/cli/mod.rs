@@ -6,7 +6,9 @@
 pub mod buckets;
 pub mod client;
 pub mod grid;
+pub mod keygen;
 pub mod lookup;
+pub mod manual;
 pub mod slots;
 pub mod stats;
 pub mod status;

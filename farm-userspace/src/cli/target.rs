@@ -17,7 +17,7 @@ use farm_userspace::{
     config::{self, Config},
     dataplane::Dataplane,
     loader::pin_dir,
-    privilege::{NotRoot, is_root},
+    privilege,
 };
 
 /// The options every read command has.
@@ -63,20 +63,28 @@ impl Common {
         let cfg = config::load(&self.config)?;
         let iface = self.iface.clone().unwrap_or_else(|| cfg.cluster.interface.clone());
         let dir = pin_dir(&iface);
-        let root = is_root();
+        // Why reading the pins fails, when this process lacks what it takes.
+        let allowed = privilege::require(
+            &format!("reading farm's maps in {}", dir.display()),
+            privilege::READ,
+        );
         match std::fs::metadata(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 bail!(not_loaded(&iface, &dir, &self.config))
             }
-            Err(_) if !root => bail!(needs_root(&dir)),
-            Err(e) => bail!("cannot read {}: {e}", dir.display()),
+            Err(e) => {
+                allowed?;
+                bail!("cannot read {}: {e}", dir.display())
+            }
             Ok(_) => {}
         }
-        // Pins are root's alone (mode 0600): as another user, that is why opening failed.
-        let dp = Dataplane::open_pinned(&dir).map_err(|e| match root {
-            true => anyhow::Error::from(e),
-            false => anyhow::anyhow!(needs_root(&dir)),
-        })?;
+        let dp = match Dataplane::open_pinned(&dir) {
+            Ok(dp) => dp,
+            Err(e) => {
+                allowed?;
+                return Err(e.into());
+            }
+        };
         let node = dp.node_config()?;
         let agent = match control::ask(&iface, &Request::Status) {
             Ok(Reply::Status(agent)) => Ok(*agent),
@@ -93,8 +101,4 @@ fn not_loaded(iface: &str, dir: &Path, config: &Path) -> String {
         dir.display(),
         config.display()
     )
-}
-
-fn needs_root(dir: &Path) -> NotRoot {
-    NotRoot(format!("reading farm's maps in {}", dir.display()))
 }

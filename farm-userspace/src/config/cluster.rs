@@ -7,7 +7,7 @@ use farm_common::{MAX_BUCKETS, NO_OWNER};
 use super::{
     Cluster, ConfigError, L2Mode, Peer,
     check::Ctx,
-    mac,
+    mac, node,
     raw::{RawCluster, RawPeer},
 };
 
@@ -26,9 +26,11 @@ pub(super) fn cluster(raw: RawCluster, ctx: &Ctx) -> Result<Cluster, ConfigError
         }
         None => mac::derive(&name, l2_mode),
     };
+    let (node_id, node_source, interface) = node::place(ctx, raw.node_id, raw.interface, &peers)?;
     Ok(Cluster {
-        node_id: known_node(ctx, "cluster.node_id", raw.node_id, &peers)?,
-        interface: interface(ctx, raw.interface)?,
+        node_id,
+        node_source,
+        interface,
         heartbeat_ms: ctx.optional("cluster.heartbeat_ms", raw.heartbeat_ms, 100, 10..=10_000)?,
         failure_threshold: ctx.optional(
             "cluster.failure_threshold",
@@ -63,7 +65,7 @@ pub(super) fn known_node(
     ))
 }
 
-fn interface(ctx: &Ctx, name: String) -> Result<String, ConfigError> {
+pub(super) fn interface(ctx: &Ctx, name: String) -> Result<String, ConfigError> {
     // The kernel's own rule (dev_valid_name).
     let valid = (1..=MAX_IFNAME).contains(&name.len())
         && name != "."

@@ -7,6 +7,7 @@ mod health;
 mod lines;
 mod mac;
 mod model;
+mod node;
 mod owners;
 mod parse;
 mod ranges;
@@ -18,5 +19,6 @@ mod tests;
 
 pub use digest::{cluster_id, shared_digest};
 pub use model::*;
+pub use node::found as node_found;
 pub use parse::{ConfigError, load, parse};
 pub use reload::needs_restart;

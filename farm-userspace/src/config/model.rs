@@ -20,6 +20,8 @@ pub struct Cluster {
     pub name: String,
     /// This node's id: one of `peers`.
     pub node_id: u16,
+    /// How `node_id` was found.
+    pub node_source: NodeSource,
     /// The NIC that receives the VIPs' traffic.
     pub interface: String,
     /// Every node of the farm, this one included.
@@ -33,6 +35,15 @@ pub struct Cluster {
     /// The MAC every node answers ARP/ND for a VIP with; derived from `name` and
     /// `l2_mode` when not given.
     pub cluster_mac: [u8; 6],
+}
+
+/// Where a node's id comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeSource {
+    /// `cluster.node_id` in the file.
+    File,
+    /// The file leaves `node_id` out, and this peer address is the one on this host.
+    Address(IpAddr),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

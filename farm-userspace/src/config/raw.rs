@@ -23,8 +23,10 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCluster {
     pub name: String,
-    pub node_id: u64,
-    pub interface: String,
+    /// Left out: the peer whose address is on this host (see `node`).
+    pub node_id: Option<u64>,
+    /// Left out: the interface holding this node's address (see `node`).
+    pub interface: Option<String>,
     pub peers: Vec<RawPeer>,
     pub heartbeat_ms: Option<u64>,
     pub failure_threshold: Option<u64>,

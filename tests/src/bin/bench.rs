@@ -6,7 +6,7 @@
 use anyhow::Result;
 use clap::Parser;
 use farm_tests::bench::{compare, cost, failover, markdown, report};
-use farm_userspace::privilege::require_root;
+use farm_userspace::privilege::{NAMESPACE_FARMS, require};
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +32,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    require_root("the benchmark (BPF_PROG_TEST_RUN, network namespaces, nftables)")?;
+    require("the benchmark (BPF_PROG_TEST_RUN, network namespaces, nftables)", NAMESPACE_FARMS)?;
     eprintln!("farm-bench: table A, BPF_PROG_TEST_RUN...");
     let cost = cost::measure(args.repeat, args.rounds as usize)?;
     eprintln!("farm-bench: table B, live frames against nftables...");

@@ -16,7 +16,7 @@ use farm_tests::{
     netns::{in_ns, wait_for},
     traffic::ask_tcp_from,
 };
-use farm_userspace::privilege::require_root;
+use farm_userspace::privilege::{NAMESPACE_FARMS, require};
 
 const CLIENTS: usize = 8;
 const STEP: Duration = Duration::from_millis(100);
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn demo() -> Result<()> {
-    require_root("the demo (XDP, network namespaces)")?;
+    require("the demo (XDP, network namespaces)", NAMESPACE_FARMS)?;
     let started = Instant::now();
     farm_bin()?;
     println!("== a farm of 3 nodes and a client with {CLIENTS} addresses, in network namespaces");

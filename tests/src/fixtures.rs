@@ -7,7 +7,7 @@ use std::{
 };
 
 use farm_userspace::config::{
-    Affinity, Cluster, Config, DefaultAction, L2Mode, Peer, PortRange, Protocol, Service, Vip,
+    Affinity, Cluster, Config, DefaultAction, Http, L2Mode, Peer, PortRange, Protocol, Service, Vip,
 };
 
 use crate::packet::CLUSTER_MAC;
@@ -87,5 +87,6 @@ pub fn config() -> Config {
             service("dns6", VIP6.into(), Protocol::Udp, vec![port(53)], Affinity::ClientIpPort),
         ],
         static_owners: None,
+        http: Http { listen: None },
     }
 }

@@ -3,6 +3,7 @@
 mod check;
 mod cluster;
 mod digest;
+mod http;
 mod lines;
 mod mac;
 mod model;
@@ -16,6 +17,7 @@ mod services;
 mod tests;
 
 pub use digest::{cluster_id, shared_digest};
+pub use http::DEFAULT_LISTEN;
 pub use model::*;
 pub use parse::{ConfigError, load, parse};
 pub use reload::needs_restart;

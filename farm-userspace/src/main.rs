@@ -1,6 +1,6 @@
 //! `farm`: run the membership agent, load the XDP bucket filter onto a NIC without one,
 //! take it off, check a configuration, read what a loaded farm holds (stats, buckets,
-//! lookup, status), and steer the agent (drain, undrain, weight).
+//! lookup, status, events), and steer the agent (drain, undrain, weight).
 mod cli;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
@@ -58,6 +58,9 @@ enum Command {
     /// What is loaded on the interface: node, buckets, table half, lease, owners per slot.
     #[command(after_help = cli::status::JSON_HELP)]
     Status(cli::status::StatusArgs),
+    /// What the agent did and why: its event history, oldest first (--follow: then as it happens).
+    #[command(after_help = cli::events::JSON_HELP)]
+    Events(cli::events::EventsArgs),
     /// Give this node weight 0 in every table: its buckets move to the other nodes.
     Drain(cli::steer::SteerArgs),
     /// Undo `farm drain`: this node takes its share again.
@@ -122,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Buckets(args) => emit(&cli::buckets::run(&args)?)?,
         Command::Lookup(args) => emit(&cli::lookup::run(&args)?)?,
         Command::Status(args) => emit(&cli::status::run(&args)?)?,
+        Command::Events(args) => cli::events::run(&args, &mut std::io::stdout().lock())?,
         Command::Drain(args) => emit(&cli::steer::run(&args, Request::Drain)?)?,
         Command::Undrain(args) => emit(&cli::steer::run(&args, Request::Undrain)?)?,
         Command::Weight { weight, args } => {

@@ -1,5 +1,5 @@
-//! The agent's Unix socket: `farm status` asks it what the agent knows, `farm drain`,
-//! `undrain` and `weight` steer it. One JSON request line, one JSON reply line. The
+//! The agent's Unix socket: `farm status` asks it what the agent knows, `farm events` what
+//! it did, `farm drain`, `undrain` and `weight` steer it. One JSON request line, one JSON reply line. The
 //! socket is root's alone (mode 0600), and the agent also checks the caller's uid.
 use std::{
     io::{self, BufRead, BufReader, Write},
@@ -16,6 +16,7 @@ use tokio::{
 };
 
 use super::{
+    events::Entry,
     membership::{PeerStatus, View},
     wire::Phase,
 };
@@ -37,12 +38,17 @@ pub enum Request {
     Undrain,
     /// `Some(n)`: weight n in every table; `None`: back to the file's weights.
     Weight(Option<u32>),
+    /// The event history after entry `after` (all of it for `None`): `farm events`.
+    Events {
+        after: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reply {
     Status(Box<AgentStatus>),
+    Events(Vec<Entry>),
     Done(String),
     Refused(String),
 }

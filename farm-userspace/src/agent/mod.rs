@@ -11,6 +11,7 @@
 //! I/O is in `runtime`, and the simulation drives the same core.
 pub mod control;
 pub mod core;
+pub mod events;
 mod host;
 mod key;
 pub mod membership;

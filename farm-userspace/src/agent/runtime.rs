@@ -20,6 +20,7 @@ use tokio::{
 use super::{
     control::{self, Asked, Reply, Request},
     core::{self, Core, Effect, Identity, Input, Reloaded},
+    events::History,
     host::Host,
     key,
     membership::View,
@@ -57,6 +58,7 @@ struct Runtime {
     socket: UdpSocket,
     requests: mpsc::Receiver<Asked>,
     tables: TableWorker,
+    history: History,
 }
 
 /// A thread computing tables, the newest asked for first: at 65,536 buckets and dozens
@@ -165,6 +167,14 @@ impl Runtime {
             core::lease_time(c).as_millis(),
             sock.display()
         );
+        let mut history = History::default();
+        let started = format!(
+            "agent started for node {} on {iface} (pid {}, incarnation {})",
+            c.cluster.node_id,
+            std::process::id(),
+            core.membership().incarnation()
+        );
+        history.record(SystemTime::now(), log::Level::Info, "started", started);
         let mut runtime = Runtime {
             path: path.to_path_buf(),
             core,
@@ -173,6 +183,7 @@ impl Runtime {
             socket,
             requests,
             tables: TableWorker::spawn()?,
+            history,
         };
         runtime.apply(later)?;
         Ok(runtime)
@@ -194,10 +205,17 @@ impl Runtime {
                 _ = term.recv() => { info!("SIGTERM: leaving the farm"); return Ok(()) }
                 _ = int.recv() => { info!("SIGINT: leaving the farm"); return Ok(()) }
                 _ = hup.recv() => inputs.push(Input::Reload(self.read_file())),
-                Some((req, reply)) = self.requests.recv() => {
-                    inputs.push(Input::Request(req));
-                    asker = Some(reply);
-                }
+                Some((req, reply)) = self.requests.recv() => match req {
+                    // The history is the runtime's: the core has nothing to add.
+                    Request::Events { after } => {
+                        let _ = reply.send(Reply::Events(self.history.since(after)));
+                        continue;
+                    }
+                    req => {
+                        inputs.push(Input::Request(req));
+                        asker = Some(reply);
+                    }
+                },
                 Some((digest, rows)) = self.tables.done.recv() => {
                     inputs.push(Input::Table { digest, rows });
                 }
@@ -237,6 +255,7 @@ impl Runtime {
 
     /// Carries out the core's effects in order; the reply to a request, if one came.
     fn apply(&mut self, effects: Vec<Effect>) -> Result<Option<Reply>> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
         let mut reply = None;
         for effect in effects {
             if write(&mut self.dp, &effect)? {
@@ -252,7 +271,10 @@ impl Runtime {
                 // The thread only ends with the agent.
                 Effect::Compute { config, view } => drop(self.tables.jobs.send((config, view))),
                 Effect::Reply(r) => reply = Some(r),
-                Effect::Note(note) => log!(note.level(), "{note}"),
+                Effect::Note(note) => {
+                    log!(note.level(), "{note}");
+                    self.history.note(&note, now, wall);
+                }
                 Effect::Rows(_) | Effect::Rules(_) | Effect::Seed(_) | Effect::Lease(_) => {
                     unreachable!("written above")
                 }

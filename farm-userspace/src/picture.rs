@@ -1,10 +1,12 @@
 //! The owner table as a picture: buckets grouped into cells so that a table of any size
-//! fits 64 columns and 32 lines, each cell standing for the node that owns most of its
-//! buckets. `farm buckets --map` draws it in letters, the agent's status page in colours.
+//! fits a number of columns and lines, each cell standing for the node that owns most of
+//! its buckets. `farm buckets --map` draws it in letters on 64 x 32 (a terminal), the
+//! agent's status page in colours on 64 x 64 (a bucket a cell up to 4,096 buckets).
 use farm_common::NO_OWNER;
 
-const MAX_COLUMNS: usize = 64;
-const MAX_ROWS: usize = 32;
+const COLUMNS: usize = 64;
+/// Lines of a terminal's picture.
+const TERMINAL_LINES: usize = 32;
 
 /// A row of the owner table laid out in cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +20,14 @@ pub struct Grid {
 }
 
 impl Grid {
+    /// `row` on 64 columns and at most 32 lines.
     pub fn of(row: &[u16]) -> Grid {
-        let (group, columns) = layout(row.len());
+        Grid::fit(row, TERMINAL_LINES)
+    }
+
+    /// `row` on 64 columns and at most `lines` lines.
+    pub fn fit(row: &[u16], lines: usize) -> Grid {
+        let (group, columns) = layout(row.len(), lines);
         Grid { group, columns, cells: row.chunks(group).map(majority).collect() }
     }
 
@@ -30,10 +38,10 @@ impl Grid {
     }
 }
 
-/// Buckets per cell and cells per line for a table of `buckets`.
-fn layout(buckets: usize) -> (usize, usize) {
-    let group = buckets.div_ceil(MAX_COLUMNS * MAX_ROWS).max(1);
-    (group, buckets.div_ceil(group).clamp(1, MAX_COLUMNS))
+/// Buckets per cell and cells per line for a table of `buckets` on `lines` at most.
+fn layout(buckets: usize, lines: usize) -> (usize, usize) {
+    let group = buckets.div_ceil(COLUMNS * lines).max(1);
+    (group, buckets.div_ceil(group).clamp(1, COLUMNS))
 }
 
 /// The owner of most of `buckets` (ties to the lower id; `NO_OWNER` is the highest).
@@ -50,18 +58,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tables_fit_64_columns_and_32_lines() {
-        assert_eq!(layout(1), (1, 1));
-        assert_eq!(layout(100), (1, 64));
-        assert_eq!(layout(2048), (1, 64));
-        assert_eq!(layout(4096), (2, 64));
-        assert_eq!(layout(65536), (32, 64));
-        for buckets in [1, 5, 63, 64, 65, 2047, 2049, 4095, 10_000, 65_536] {
-            let (group, columns) = layout(buckets);
-            assert!(
-                columns <= MAX_COLUMNS && buckets.div_ceil(group * columns) <= MAX_ROWS,
-                "{buckets}"
-            );
+    fn tables_fit_64_columns_and_the_lines_given() {
+        assert_eq!(layout(1, 32), (1, 1));
+        assert_eq!(layout(100, 32), (1, 64));
+        assert_eq!(layout(2048, 32), (1, 64));
+        assert_eq!(layout(4096, 32), (2, 64));
+        assert_eq!(layout(4096, 64), (1, 64));
+        assert_eq!(layout(65536, 32), (32, 64));
+        for lines in [32, 64] {
+            for buckets in [1, 5, 63, 64, 65, 2047, 2049, 4095, 10_000, 65_536] {
+                let (group, columns) = layout(buckets, lines);
+                assert!(
+                    columns <= COLUMNS && buckets.div_ceil(group * columns) <= lines,
+                    "{buckets} on {lines} lines"
+                );
+            }
         }
     }
 

@@ -15,9 +15,15 @@ use crate::{
 ///
 /// `ip` builds the test farms and joins the cluster MAC; `nft` counts a test client's
 /// packets and is the benchmark's peer; `bpftool` is how an operator inspects what farm
-/// pinned.
-const PACKAGES: &[(&str, &str)] =
-    &[("iproute2", "ip"), ("nftables", "nft"), ("bpftool", "bpftool")];
+/// pinned; `promtool` (Prometheus' lint) checks the agent's metrics and `chromium`
+/// loads its status page in the tests.
+const PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip"),
+    ("nftables", "nft"),
+    ("bpftool", "bpftool"),
+    ("prometheus", "promtool"),
+    ("chromium", "chromium"),
+];
 
 pub fn packages(report: &Report) -> Result<()> {
     let mut missing = Vec::new();

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use farm_common::{Counters, LAYOUT_VERSION};
 use prometheus_client::{
-    encoding::{EncodeLabelSet, prometheus_text},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text},
     metrics::{
-        counter::Counter,
+        counter::{ConstCounter, Counter},
         family::Family,
-        gauge::Gauge,
+        gauge::ConstGauge,
         histogram::{Histogram, exponential_buckets},
         info::Info,
     },
@@ -40,24 +41,6 @@ struct Peer {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Slot {
-    vip: String,
-    service: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Verdict {
-    vip: String,
-    service: String,
-    verdict: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct State {
-    state: &'static str,
 }
 
 /// What the agent counts as it goes. Clones share the counts: the runtime feeds one,
@@ -265,6 +248,60 @@ pub fn exposition(instruments: &Instruments, snap: &Snapshot) -> String {
     text
 }
 
+/// The labels of one series, in the order they are written.
+type Labels = Vec<(&'static str, String)>;
+
+/// A metric read from a snapshot, its series in the order given (slot order, outcome
+/// order), where a `Family` writes them in the order of its hash map.
+#[derive(Debug)]
+struct Series<M> {
+    name: &'static str,
+    help: String,
+    unit: Option<Unit>,
+    series: Vec<(Labels, M)>,
+}
+
+impl<M: EncodeMetric + std::fmt::Debug + Send + Sync + 'static> Collector for Series<M> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let Some((_, first)) = self.series.first() else { return Ok(()) };
+        let kind = first.metric_type();
+        let mut metric =
+            encoder.encode_descriptor(self.name, &self.help, self.unit.as_ref(), kind)?;
+        for (labels, value) in &self.series {
+            value.encode(metric.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+fn add<M: EncodeMetric + std::fmt::Debug + Send + Sync + 'static>(
+    r: &mut Registry,
+    name: &'static str,
+    help: &str,
+    unit: Option<Unit>,
+    series: Vec<(Labels, M)>,
+) {
+    // Registered metrics get their full stop from the registry; collectors do not.
+    r.register_collector(Box::new(Series { name, help: format!("{help}."), unit, series }));
+}
+
+fn counter(value: u64) -> ConstCounter {
+    ConstCounter::new(value)
+}
+
+fn gauge(value: i64) -> ConstGauge {
+    ConstGauge::new(value)
+}
+
+fn seconds(value: f64) -> ConstGauge<f64> {
+    ConstGauge::new(value)
+}
+
+/// A VIP's or service's labels; `service` is empty for the VIP's own table.
+fn slot_labels(vip: String, service: String) -> Labels {
+    vec![("vip", vip), ("service", service)]
+}
+
 fn register_snapshot(r: &mut Registry, snap: &Snapshot) {
     let status = &snap.status;
     let info = Info::new(vec![
@@ -278,142 +315,149 @@ fn register_snapshot(r: &mut Registry, snap: &Snapshot) {
     ]);
     r.register("node", "The cluster this agent is in, and its node id", node);
 
-    let packets = Family::<Verdict, Counter>::default();
+    let mut packets = Vec::new();
     for c in &snap.counters {
         let vip = c.vip.map(|v| v.to_string()).unwrap_or_default();
         let service = c.service.clone().unwrap_or_default();
         for (verdict, &count) in Counters::NAMES.into_iter().zip(&c.counts) {
-            let labels = Verdict { vip: vip.clone(), service: service.clone(), verdict };
-            packets.get_or_create(&labels).inc_by(count);
+            let mut labels = slot_labels(vip.clone(), service.clone());
+            labels.push(("verdict", verdict.into()));
+            packets.push((labels, counter(count)));
         }
     }
-    r.register(
-        "packets",
-        format!(
-            "Frames the XDP program judged, summed over CPUs, by VIP and service (none: the VIP's own traffic; no VIP: frames for none) and verdict: {}",
-            Counters::NAMES.join(", ")
-        ),
-        packets,
+    let help = format!(
+        "Frames the XDP program judged, summed over CPUs, by VIP and service (none: the VIP's own traffic; no VIP: frames for none) and verdict: {}",
+        Counters::NAMES.join(", ")
     );
+    add(r, "packets", &help, None, packets);
 
     let h = &status.heartbeats;
-    let sent = Counter::<u64>::default();
-    sent.inc_by(h.sent);
-    r.register("heartbeats_sent", "Heartbeats this node sent to its peers", sent);
-    let received = Family::<Outcome, Counter>::default();
-    for (outcome, n) in [
+    add(
+        r,
+        "heartbeats_sent",
+        "Heartbeats this node sent to its peers",
+        None,
+        vec![(vec![], counter(h.sent))],
+    );
+    let received = [
         ("accepted", h.accepted),
         ("forged", h.forged),
         ("replayed", h.replayed),
         ("stale", h.stale),
         ("malformed", h.malformed),
         ("foreign", h.foreign),
-    ] {
-        received.get_or_create(&Outcome { outcome }).inc_by(n);
-    }
-    r.register(
+    ];
+    add(
+        r,
         "heartbeats_received",
         "Datagrams on the heartbeat port, by outcome: accepted, or ignored as forged, replayed, stale (an incarnation that is over), malformed or foreign (another cluster's, an unknown node's)",
-        received,
+        None,
+        received.map(|(outcome, n)| (vec![("outcome", outcome.into())], counter(n))).into(),
     );
 
-    let gauge = |r: &mut Registry, name: &str, help: &str, value: i64| {
-        let g = Gauge::<i64>::default();
-        g.set(value);
-        r.register(name, help, g);
-    };
-    gauge(r, "epoch", "The epoch of the view this node holds", status.epoch as i64);
-    gauge(
+    let one = |value: i64| vec![(vec![], gauge(value))];
+    add(r, "epoch", "The epoch of the view this node holds", None, one(status.epoch as i64));
+    add(
         r,
         "incarnation",
         "This node's incarnation: when its agent started or rejoined, in microseconds since 1970",
-        status.incarnation as i64,
+        None,
+        one(status.incarnation as i64),
     );
-    gauge(
+    add(
         r,
         "converged",
         "1 when every member of this node's view holds the same view and epoch",
-        i64::from(status.converged),
+        None,
+        one(status.converged.into()),
     );
-    gauge(
+    add(
         r,
         "drained",
         "1 while this node is drained (farm drain): weight 0 in every table",
-        i64::from(status.drained),
+        None,
+        one(status.drained.into()),
     );
-    gauge(
+    add(
         r,
         "held_ports",
         "Ports a reload holds with no owner until every node has the new file",
-        status.held_ports as i64,
+        None,
+        one(status.held_ports as i64),
     );
 
-    let members = Family::<State, Gauge>::default();
-    let mut states = vec![PeerState::Alive];
-    states.extend(status.peers.iter().map(|p| p.state));
-    for (state, name) in [
+    let states: Vec<PeerState> =
+        std::iter::once(PeerState::Alive).chain(status.peers.iter().map(|p| p.state)).collect();
+    let members = [
         (PeerState::Alive, "alive"),
         (PeerState::Failed, "failed"),
         (PeerState::Left, "left"),
         (PeerState::Unknown, "unknown"),
-    ] {
+    ]
+    .map(|(state, name)| {
         let n = states.iter().filter(|&&s| s == state).count();
-        members.get_or_create(&State { state: name }).set(n as i64);
-    }
-    r.register(
+        (vec![("state", name.to_string())], gauge(n as i64))
+    });
+    add(
+        r,
         "members",
         "The nodes of the configuration by state as this node sees them (itself alive): alive, failed (silent), left, unknown (never heard)",
-        members,
+        None,
+        members.into(),
     );
-    let ages = Family::<Peer, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-    for p in &status.peers {
-        if let Some(ms) = p.heartbeat_age_ms {
-            ages.get_or_create(&Peer { peer: p.id }).set(ms as f64 / 1000.0);
-        }
-    }
-    r.register_with_unit(
+    let ages = status
+        .peers
+        .iter()
+        .filter_map(|p| {
+            Some((vec![("peer", p.id.to_string())], seconds(p.heartbeat_age_ms? as f64 / 1000.0)))
+        })
+        .collect();
+    add(
+        r,
         "peer_heartbeat_age",
         "Time since each peer's last heartbeat was taken (peers never heard have none)",
-        Unit::Seconds,
+        Some(Unit::Seconds),
         ages,
     );
 
-    let owned = Family::<Slot, Gauge>::default();
-    let quota = Family::<Slot, Gauge>::default();
-    let unowned = Family::<Slot, Gauge>::default();
+    let (mut owned, mut quota, mut unowned) = (Vec::new(), Vec::new(), Vec::new());
     let members_of = crate::agent::tables::members(&snap.config, &status.view);
     for (slot, row) in snap.rows.iter().enumerate() {
         let (vip, service) = snap.slot_name(slot);
-        let labels = Slot { vip: vip.to_string(), service: service.unwrap_or_default().into() };
+        let labels = slot_labels(vip.to_string(), service.unwrap_or_default().into());
         let me = shares(&members_of[slot], row).into_iter().find(|s| s.node == status.node_id);
-        owned.get_or_create(&labels).set(me.as_ref().map_or(0, |s| s.owned.into()));
-        quota.get_or_create(&labels).set(me.as_ref().map_or(0, |s| s.quota.into()));
+        owned.push((labels.clone(), gauge(me.as_ref().map_or(0, |s| s.owned.into()))));
+        quota.push((labels.clone(), gauge(me.as_ref().map_or(0, |s| s.quota.into()))));
         let none = row.iter().filter(|&&o| o == farm_common::NO_OWNER).count();
-        unowned.get_or_create(&labels).set(none as i64);
+        unowned.push((labels, gauge(none as i64)));
     }
-    r.register(
+    add(
+        r,
         "buckets_owned",
         "Buckets this node owns in the table its data plane holds, by VIP and service (none: the VIP's own table)",
+        None,
         owned,
     );
-    r.register(
+    add(
+        r,
         "buckets_quota",
         "This node's weight-proportional share of the buckets among the members of its view",
+        None,
         quota,
     );
-    r.register(
+    add(
+        r,
         "buckets_unowned",
         "Buckets no node owns in the table this node's data plane holds (a fence, a reload under way, every member at weight 0)",
+        None,
         unowned,
     );
-
-    let lease = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-    lease.set(snap.lease_left.as_secs_f64());
-    r.register_with_unit(
+    add(
+        r,
         "lease_remaining",
         "Time left before this node's data plane stops accepting on its own unless the agent renews the lease (0: fenced)",
-        Unit::Seconds,
-        lease,
+        Some(Unit::Seconds),
+        vec![(vec![], seconds(snap.lease_left.as_secs_f64()))],
     );
 }
 

@@ -3,6 +3,7 @@
 //! socket is root's alone (mode 0600), and the agent also checks the caller's uid.
 use std::{
     io::{self, BufRead, BufReader, Write},
+    net::SocketAddr,
     os::unix::{fs::PermissionsExt, net::UnixStream},
     path::{Path, PathBuf},
     time::Duration,
@@ -76,6 +77,8 @@ pub struct AgentStatus {
     pub peers: Vec<PeerStatus>,
     pub heartbeats: HeartbeatCounters,
     pub view: View,
+    /// Where the agent serves its metrics and status page (`http.listen`); none when off.
+    pub http: Option<SocketAddr>,
 }
 
 /// Datagrams on the heartbeat port, by what became of them.

@@ -607,6 +607,7 @@ impl Core {
             peers: m.peers(now),
             heartbeats: self.counters.clone(),
             view: m.view().clone(),
+            http: self.cfg.http.listen,
         }
     }
 }

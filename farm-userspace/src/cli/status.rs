@@ -22,7 +22,8 @@ answers; then agent_error says why): {node_id, pid, config, incarnation, epoch, 
 converged, members, weight (null: the file's), drained, heartbeat_ms, failure_ms, lease_ms, peers: [{id, state \
 (unknown|alive|failed|left), incarnation, epoch, phase, heartbeat_age_ms, weight, drained, same_config}], \
 held_ports (ports a reload holds with no owner until every node has the new file), heartbeats: {sent, accepted, \
-forged, replayed, stale, malformed, foreign}, view}, agent_error}.";
+forged, replayed, stale, malformed, foreign}, view, http (where the metrics and status page are served; null when \
+off)}, agent_error}.";
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -127,6 +128,12 @@ fn agent_text(a: &AgentStatus) -> String {
                 "heartbeat {} ms, failure after {} ms, lease {} ms",
                 a.heartbeat_ms, a.failure_ms, a.lease_ms
             ),
+        ),
+        (
+            "http",
+            a.http.map_or("off".into(), |at| {
+                format!("metrics at http://{at}/metrics, status page at http://{at}/")
+            }),
         ),
         (
             "heartbeats",

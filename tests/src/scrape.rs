@@ -91,3 +91,20 @@ pub fn promtool(text: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// `promtool check rules` on a rule group recording each of `queries`: whether each is
+/// PromQL, as Prometheus parses it. `dir` holds the file while it runs.
+pub fn promtool_queries(queries: &[String], dir: &std::path::Path) -> Result<()> {
+    let mut rules = String::from("groups:\n  - name: farm\n    rules:\n");
+    for (i, query) in queries.iter().enumerate() {
+        let quoted = serde_json::to_string(query)?;
+        rules += &format!("      - record: farm:query_{i}\n        expr: {quoted}\n");
+    }
+    let file = dir.join("queries.rules.yml");
+    std::fs::write(&file, rules)?;
+    let out = Command::new("promtool").arg("check").arg("rules").arg(&file).output()?;
+    if !out.status.success() {
+        bail!("promtool check rules: {}", String::from_utf8_lossy(&out.stdout).trim());
+    }
+    Ok(())
+}

@@ -11,7 +11,7 @@ use farm_tests::{
     browser::Browser,
     farm::{NsFarm, Ownership, SPREAD_PORT, VIP, failure},
     netns::in_ns,
-    scrape::{Sample, get, promtool, samples, sum},
+    scrape::{Sample, get, promtool, promtool_queries, samples, sum},
     traffic::ask_tcp,
 };
 use farm_userspace::config::DEFAULT_LISTEN;
@@ -58,6 +58,8 @@ fn farm_sum(all: &[Vec<Sample>], name: &str, with: &[(&str, &str)]) -> f64 {
 fn metrics_pass_promtool_and_move_with_traffic() {
     let farm = agent_farm();
     let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
+    // farm status says where to look.
+    assert_eq!(farm.status(0).unwrap()["agent"]["http"], DEFAULT_LISTEN.to_string());
     let (text, _) = scrape(&farm, 0);
     promtool(&text).unwrap_or_else(|e| panic!("{e:#}\n{text}"));
     let node1 = samples(&text);
@@ -101,6 +103,9 @@ fn metrics_pass_promtool_and_move_with_traffic() {
         sorted[5].as_secs_f64() * 1000.0
     );
 
+    // The example dashboard asks Prometheus only for what a node serves, in PromQL.
+    dashboard_queries_name_real_metrics(&farm, &text);
+
     // The history says what happened, through the control socket.
     let n1 = &farm.nodes[0];
     let config = n1.config.to_str().unwrap();
@@ -113,6 +118,40 @@ fn metrics_pass_promtool_and_move_with_traffic() {
         .collect();
     for kind in ["started", "peer-up", "view-changed", "installed"] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+    }
+}
+
+/// Every query of examples/grafana-dashboard.json, with Grafana's variables given values,
+/// parses as PromQL, and every metric it names is in `scraped`.
+fn dashboard_queries_name_real_metrics(farm: &NsFarm, scraped: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/grafana-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| {
+            let expr = t["expr"].as_str().unwrap();
+            expr.replace("$__rate_interval", "1m")
+                .replace("$instance", ".*")
+                .replace("$service", ".*")
+        })
+        .collect();
+    promtool_queries(&queries, &farm.dir).unwrap();
+    let families: Vec<&str> =
+        scraped.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    for query in &queries {
+        for word in query.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let family = word.strip_suffix("_bucket").unwrap_or(word);
+            if word.starts_with("farm_") {
+                assert!(
+                    families.contains(&family),
+                    "the dashboard asks for {word}, which no node serves"
+                );
+            }
+        }
     }
 }
 

@@ -19,7 +19,14 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// `GET path` from the agent listening on the default address in namespace `ns`: the
 /// status code and the body.
 pub fn get(ns: &str, path: &str) -> Result<(u16, String)> {
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {DEFAULT_LISTEN}\r\n\r\n");
+    request(ns, "GET", path)
+}
+
+/// `method path` (with no body) to the agent listening on the default address in
+/// namespace `ns`: the status code and the body.
+pub fn request(ns: &str, method: &str, path: &str) -> Result<(u16, String)> {
+    let request =
+        format!("{method} {path} HTTP/1.0\r\nHost: {DEFAULT_LISTEN}\r\nContent-Length: 0\r\n\r\n");
     in_ns(ns, move || fetch(DEFAULT_LISTEN, &request))?
 }
 

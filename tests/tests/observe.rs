@@ -3,15 +3,19 @@
 //! traffic), `farm events`, and the status page in a real browser, before and after a
 //! node fails; and an agent whose HTTP port is taken, refused before it touches the host.
 use std::{
+    io::{BufRead, BufReader},
     net::SocketAddr,
+    process::Stdio,
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
 use farm_tests::{
+    agents::SETTLE,
     browser::Browser,
-    farm::{NsFarm, Ownership, SPREAD_PORT, VIP, failure},
-    netns::in_ns,
-    scrape::{Sample, get, promtool, promtool_queries, samples, sum},
+    farm::{NsFarm, Ownership, SPREAD_PORT, VIP, failure, farm_bin},
+    netns::{command_in, in_ns},
+    scrape::{Sample, get, promtool, promtool_queries, request, samples, sum},
     traffic::ask_tcp,
 };
 use farm_userspace::config::DEFAULT_LISTEN;
@@ -106,19 +110,51 @@ fn metrics_pass_promtool_and_move_with_traffic() {
     // The example dashboard asks Prometheus only for what a node serves, in PromQL.
     dashboard_queries_name_real_metrics(&farm, &text);
 
-    // The history says what happened, through the control socket.
+    // Read-only: nothing but GET (and HEAD), nothing but the page and the metrics.
+    let ns = &farm.nodes[0].host.ns.name;
+    assert_eq!(request(ns, "POST", "/metrics").unwrap().0, 405);
+    assert_eq!(request(ns, "DELETE", "/").unwrap().0, 405);
+    assert_eq!(get(ns, "/drain").unwrap().0, 404);
+
+    // The history says what happened, through the control socket; --follow prints what
+    // comes after, as it comes: node 2 drained makes node 1 change its view.
     let n1 = &farm.nodes[0];
     let config = n1.config.to_str().unwrap();
     let lines = farm.farm(n1, &["events", "--json", "--config", config]).unwrap();
-    let kinds: Vec<String> = lines
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].as_str().unwrap().into()
-        })
-        .collect();
+    let kinds: Vec<String> = lines.lines().map(kind).collect();
     for kind in ["started", "peer-up", "view-changed", "installed"] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
     }
+    let mut follow = command_in(ns, farm_bin().unwrap().to_str().unwrap())
+        .args(["events", "--follow", "--json", "--config", config])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = BufReader::new(follow.stdout.take().unwrap());
+    std::thread::spawn(move || stdout.lines().map_while(Result::ok).try_for_each(|l| tx.send(l)));
+    let n2 = &farm.nodes[1];
+    farm.farm(n2, &["drain", "--config", n2.config.to_str().unwrap()]).unwrap();
+    let end = Instant::now() + SETTLE;
+    let mut followed = Vec::new();
+    let drain_installed = |f: &[String]| f.iter().skip(kinds.len()).any(|k| k == "installed");
+    while !drain_installed(&followed) {
+        assert!(Instant::now() < end, "--follow printed {followed:?}\n{}", farm.report());
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            followed.push(kind(&line));
+        }
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert!(followed.starts_with(&kinds), "--follow prints the history first: {followed:?}");
+    let after = &followed[kinds.len()..];
+    assert!(after.iter().any(|k| k == "view-changed"), "what followed: {after:?}");
+}
+
+/// An event's kind, from its JSON line.
+fn kind(line: &str) -> String {
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    event["kind"].as_str().unwrap().into()
 }
 
 /// Every query of examples/grafana-dashboard.json, with Grafana's variables given values,

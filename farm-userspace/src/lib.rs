@@ -9,6 +9,7 @@ pub mod jiffies;
 pub mod loader;
 pub mod nic;
 pub mod owner_memory;
+pub mod picture;
 pub mod privilege;
 pub mod program;
 pub mod rules;

@@ -1,6 +1,6 @@
 //! `farm`: run the membership agent, load the XDP bucket filter onto a NIC without one,
 //! take it off, check a configuration, read what a loaded farm holds (stats, buckets,
-//! lookup, status), and steer the agent (drain, undrain, weight).
+//! lookup, status, events), and steer the agent (drain, undrain, weight).
 mod cli;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
@@ -66,6 +66,9 @@ enum Command {
     /// What is loaded on the interface: node, buckets, table half, lease, owners per slot.
     #[command(after_help = cli::status::JSON_HELP)]
     Status(cli::status::StatusArgs),
+    /// What the agent did and why: its event history, oldest first (--follow: then as it happens).
+    #[command(after_help = cli::events::JSON_HELP)]
+    Events(cli::events::EventsArgs),
     /// Give this node weight 0 in every table (or with --service, in that service's):
     /// its buckets move to the other nodes.
     Drain(cli::steer::DrainArgs),
@@ -142,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Buckets(args) => emit(&cli::buckets::run(&args)?)?,
         Command::Lookup(args) => emit(&cli::lookup::run(&args)?)?,
         Command::Status(args) => emit(&cli::status::run(&args)?)?,
+        Command::Events(args) => cli::events::run(&args, &mut std::io::stdout().lock())?,
         Command::Drain(DrainArgs { service, args }) => {
             let req = service.map_or(Request::Drain, Request::DrainService);
             emit(&cli::steer::run(&args, req)?)?

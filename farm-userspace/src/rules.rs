@@ -47,8 +47,13 @@ pub fn addr_key(addr: IpAddr) -> Addr {
     }
 }
 
+/// What each slot serves: VIP `i` has slot `i`, services follow in file order.
+pub fn slots(cfg: &Config) -> Vec<SlotUse> {
+    let vips = cfg.vips.iter().map(|v| SlotUse::Vip(v.address));
+    vips.chain((0..cfg.services.len()).map(SlotUse::Service)).collect()
+}
+
 pub fn rules(cfg: &Config) -> Rules {
-    let mut slots: Vec<SlotUse> = cfg.vips.iter().map(|v| SlotUse::Vip(v.address)).collect();
     let vips = cfg
         .vips
         .iter()
@@ -67,8 +72,7 @@ pub fn rules(cfg: &Config) -> Rules {
         .collect();
     let mut ports = Vec::new();
     for (i, svc) in cfg.services.iter().enumerate() {
-        let slot = slots.len() as u16;
-        slots.push(SlotUse::Service(i));
+        let slot = (cfg.vips.len() + i) as u16;
         let mode = match svc.affinity {
             // One node owns every bucket of an active-backup table: any hash will do.
             Affinity::ClientIp | Affinity::ActiveBackup => MODE_CLIENT_IP,
@@ -85,7 +89,7 @@ pub fn rules(cfg: &Config) -> Rules {
             }));
         }
     }
-    Rules { vips, ports, slots }
+    Rules { vips, ports, slots: slots(cfg) }
 }
 
 impl Rules {

@@ -7,7 +7,7 @@ use std::{
 };
 
 use farm_userspace::config::{
-    Affinity, Cluster, Config, DefaultAction, Failback, L2Mode, NodeSource, Peer, PortRange,
+    Affinity, Cluster, Config, DefaultAction, Failback, Http, L2Mode, NodeSource, Peer, PortRange,
     Protocol, Service, Vip,
 };
 
@@ -91,5 +91,6 @@ pub fn config() -> Config {
             service("dns6", VIP6.into(), Protocol::Udp, vec![port(53)], Affinity::ClientIpPort),
         ],
         static_owners: None,
+        http: Http { listen: None },
     }
 }

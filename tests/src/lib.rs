@@ -1,8 +1,9 @@
 //! Test support for farm: packet building, the BPF_PROG_TEST_RUN harness, the standard
 //! fixture configuration and the verdict cases run against it, and farms of network
-//! namespaces.
+//! namespaces, with what their agents serve over HTTP as Prometheus and a browser see it.
 pub mod agents;
 pub mod bench;
+pub mod browser;
 pub mod cases;
 pub mod farm;
 pub mod fixtures;
@@ -10,5 +11,6 @@ pub mod harness;
 pub mod netns;
 pub mod package;
 pub mod packet;
+pub mod scrape;
 pub mod sim;
 pub mod traffic;

@@ -15,12 +15,16 @@ use crate::{
 ///
 /// `ip` builds the test farms and joins the cluster MAC; `nft` counts a test client's
 /// packets and is the benchmark's peer; `bpftool` is how an operator inspects what farm
-/// pinned; `dpkg-shlibdeps` tells cargo-deb the package's library dependencies.
+/// pinned; `dpkg-shlibdeps` tells cargo-deb the package's library dependencies;
+/// `promtool` (Prometheus' lint) checks the agent's metrics and `chromium` loads its
+/// status page in the tests.
 const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     ("nftables", "nft"),
     ("bpftool", "bpftool"),
     ("dpkg-dev", "dpkg-shlibdeps"),
+    ("prometheus", "promtool"),
+    ("chromium", "chromium"),
 ];
 
 pub fn packages(report: &Report) -> Result<()> {

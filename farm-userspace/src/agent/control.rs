@@ -1,8 +1,9 @@
-//! The agent's Unix socket: `farm status` asks it what the agent knows, `farm drain`,
-//! `undrain` and `weight` steer it. One JSON request line, one JSON reply line. The
+//! The agent's Unix socket: `farm status` asks it what the agent knows, `farm events` what
+//! it did, `farm drain`, `undrain` and `weight` steer it. One JSON request line, one JSON reply line. The
 //! socket is root's alone (mode 0600), and the agent also checks the caller's uid.
 use std::{
     io::{self, BufRead, BufReader, Write},
+    net::SocketAddr,
     os::unix::{fs::PermissionsExt, net::UnixStream},
     path::{Path, PathBuf},
     time::Duration,
@@ -16,6 +17,7 @@ use tokio::{
 };
 
 use super::{
+    events::Entry,
     health::ServiceStatus,
     membership::{PeerStatus, View},
     wire::{Phase, ServiceBits},
@@ -43,12 +45,17 @@ pub enum Request {
     UndrainService(String),
     /// An active-backup service with `failback: manual` may come back to this node.
     Failback(String),
+    /// The event history after entry `after` (all of it for `None`): `farm events`.
+    Events {
+        after: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reply {
     Status(Box<AgentStatus>),
+    Events(Vec<Entry>),
     Done(String),
     Refused(String),
 }
@@ -82,6 +89,8 @@ pub struct AgentStatus {
     pub peers: Vec<PeerStatus>,
     pub heartbeats: HeartbeatCounters,
     pub view: View,
+    /// Where the agent serves its metrics and status page (`http.listen`); none when off.
+    pub http: Option<SocketAddr>,
 }
 
 /// Datagrams on the heartbeat port, by what became of them.

@@ -8,17 +8,25 @@
 //!
 //! Every decision is in `core` (with `membership`: who is alive, when to install;
 //! `tables`: what to install; `reload`: what a reload keeps), which does no I/O; the
-//! I/O is in `runtime`, and the simulation drives the same core.
+//! I/O is in `runtime`, and the simulation drives the same core. What the agent shows of
+//! itself beside its log is the runtime's too: `events` (the history `farm events`
+//! reads), `metrics` and `page` (Prometheus metrics and the status page, made from a
+//! `snapshot` and served by `http`).
 mod checks;
 pub mod control;
 pub mod core;
+pub mod events;
 pub mod health;
 mod host;
+mod http;
 mod key;
 pub mod membership;
+mod metrics;
 pub mod note;
+mod page;
 pub mod reload;
 mod runtime;
+mod snapshot;
 pub mod tables;
 pub mod wire;
 

@@ -88,6 +88,34 @@ impl Note {
             _ => Level::Info,
         }
     }
+
+    /// What kind of decision it is, in a word: the event history and the status page
+    /// file it under this.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Note::Membership(Change::PeerUp { restarted: false, .. }) => "peer-up",
+            Note::Membership(Change::PeerUp { restarted: true, .. }) => "peer-restarted",
+            Note::Membership(Change::PeerFailed { .. }) => "peer-failed",
+            Note::Membership(Change::PeerLeft { .. }) => "peer-left",
+            Note::Membership(Change::ConfigDiffers { .. }) => "config-differs",
+            Note::Membership(Change::ViewChanged { .. }) => "view-changed",
+            Note::Released { .. } => "released",
+            Note::Installed { .. } => "installed",
+            Note::NobodyOwns => "nobody-owns",
+            Note::Fenced { .. } => "fenced",
+            Note::Stalled { .. } => "stalled",
+            Note::LinkDown { .. } => "link-down",
+            Note::LinkUp { .. } => "link-up",
+            Note::Ignored { .. } => "ignored",
+            Note::Steered { .. } => "steered",
+            Note::ReloadRefused { .. } => "reload-refused",
+            Note::Reloaded { .. } => "reloaded",
+            Note::TransitionDone { .. } => "transition-done",
+            Note::ServiceDown { .. } => "service-down",
+            Note::ServiceUp { .. } => "service-up",
+            Note::FailOpen { .. } => "fail-open",
+        }
+    }
 }
 
 impl fmt::Display for Note {

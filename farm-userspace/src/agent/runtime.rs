@@ -21,9 +21,12 @@ use super::{
     checks::Checkers,
     control::{self, Asked, Reply, Request},
     core::{self, Core, Effect, Identity, Input, Reloaded},
+    events::History,
     host::Host,
-    key,
+    http, key,
     membership::View,
+    metrics::Metrics,
+    snapshot::{self, Snapshot},
     tables::{self, Rows},
     wire,
 };
@@ -59,6 +62,10 @@ struct Runtime {
     requests: mpsc::Receiver<Asked>,
     tables: TableWorker,
     checks: Checkers,
+    history: History,
+    metrics: Metrics,
+    /// Snapshots the HTTP listener asks for (none come when it is off).
+    observers: mpsc::Receiver<http::Asked>,
 }
 
 /// A thread computing tables, the newest asked for first: at 65,536 buckets and dozens
@@ -134,6 +141,16 @@ impl Runtime {
                 path.display()
             );
         }
+        // Before anything changes on the host: a port taken fails the start cleanly.
+        let metrics = Metrics::new(&cfg, Instant::now());
+        let observers = match cfg.http.listen {
+            Some(listen) => {
+                let asked = http::serve(listen, metrics.instruments.clone())?;
+                info!("metrics at http://{listen}/metrics, status page at http://{listen}/");
+                asked
+            }
+            None => mpsc::channel(1).1,
+        };
         let me = cfg.this_node().address;
         let vips: Vec<_> = cfg.vips.iter().map(|v| v.address).collect();
         let mut dp = loader::adopt_or_attach(&cfg)?;
@@ -168,6 +185,14 @@ impl Runtime {
             core::lease_time(c).as_millis(),
             sock.display()
         );
+        let mut history = History::default();
+        let started = format!(
+            "agent started for node {} on {iface} (pid {}, incarnation {})",
+            c.cluster.node_id,
+            std::process::id(),
+            core.membership().incarnation()
+        );
+        history.record(SystemTime::now(), log::Level::Info, "started", started);
         let mut runtime = Runtime {
             path: path.to_path_buf(),
             core,
@@ -177,6 +202,9 @@ impl Runtime {
             requests,
             tables: TableWorker::spawn()?,
             checks: Checkers::new(),
+            history,
+            metrics,
+            observers,
         };
         runtime.apply(later)?;
         runtime.checks.follow(runtime.core.config());
@@ -199,9 +227,20 @@ impl Runtime {
                 _ = term.recv() => { info!("SIGTERM: leaving the farm"); return Ok(()) }
                 _ = int.recv() => { info!("SIGINT: leaving the farm"); return Ok(()) }
                 _ = hup.recv() => inputs.push(Input::Reload(self.read_file())),
-                Some((req, reply)) = self.requests.recv() => {
-                    inputs.push(Input::Request(req));
-                    asker = Some(reply);
+                Some((req, reply)) = self.requests.recv() => match req {
+                    // The history is the runtime's: the core has nothing to add.
+                    Request::Events { after } => {
+                        let _ = reply.send(Reply::Events(self.history.since(after)));
+                        continue;
+                    }
+                    req => {
+                        inputs.push(Input::Request(req));
+                        asker = Some(reply);
+                    }
+                },
+                Some(asked) = self.observers.recv() => {
+                    let _ = asked.send(self.snapshot().map(Box::new).map_err(|e| format!("{e:#}")));
+                    continue;
                 }
                 Some((digest, rows)) = self.tables.done.recv() => {
                     inputs.push(Input::Table { digest, rows });
@@ -216,7 +255,11 @@ impl Runtime {
             // peer's heartbeat must not lose to its own failure deadline.
             self.read_datagrams(&mut buf, &mut inputs);
             inputs.push(Input::Link(nic::is_running(&self.core.config().cluster.interface)?));
-            let effects = self.core.step(Instant::now(), inputs);
+            let now = Instant::now();
+            if now >= wake {
+                self.metrics.loop_ran(now - wake);
+            }
+            let effects = self.core.step(now, inputs);
             if let (Some(reply), Some(asker)) = (self.apply(effects)?, asker) {
                 let _ = asker.send(reply);
             }
@@ -235,6 +278,14 @@ impl Runtime {
         }
     }
 
+    /// What the HTTP listener shows: taken here, rendered off the loop.
+    fn snapshot(&self) -> Result<Snapshot> {
+        let status = self.core.status(Instant::now());
+        let events = self.history.latest(snapshot::PAGE_EVENTS);
+        let (cfg, rows) = (self.core.config(), self.core.rows().clone());
+        Snapshot::take(status, cfg, rows, &self.dp, events)
+    }
+
     /// SIGHUP: the file and its key again, or why not, for the core to judge.
     fn read_file(&self) -> Result<Box<Reloaded>, String> {
         let config = config::load(&self.path).map_err(|e| e.to_string())?;
@@ -245,9 +296,14 @@ impl Runtime {
 
     /// Carries out the core's effects in order; the reply to a request, if one came.
     fn apply(&mut self, effects: Vec<Effect>) -> Result<Option<Reply>> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
         let mut reply = None;
         for effect in effects {
+            let writing = Instant::now();
             if write(&mut self.dp, &effect)? {
+                if let Effect::Rows(_) = effect {
+                    self.metrics.table_written(writing.elapsed());
+                }
                 continue;
             }
             match effect {
@@ -260,7 +316,11 @@ impl Runtime {
                 // The thread only ends with the agent.
                 Effect::Compute { config, view } => drop(self.tables.jobs.send((config, view))),
                 Effect::Reply(r) => reply = Some(r),
-                Effect::Note(note) => log!(note.level(), "{note}"),
+                Effect::Note(note) => {
+                    log!(note.level(), "{note}");
+                    self.history.note(&note, now, wall);
+                    self.metrics.note(&note, now);
+                }
                 Effect::Rows(_) | Effect::Rules(_) | Effect::Seed(_) | Effect::Lease(_) => {
                     unreachable!("written above")
                 }

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use farm_common::NO_OWNER;
 
-pub use quota::quotas;
+pub use quota::{NodeShare, quotas, shares};
 
 /// A live node and its weight for this table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,36 @@
-//! Weight-proportional quotas, apportioned exactly in integers.
-use std::collections::BTreeMap;
+//! Weight-proportional quotas, apportioned exactly in integers, and how a row of the
+//! owner table measures up to them.
+use std::collections::{BTreeMap, BTreeSet};
+
+use farm_common::NO_OWNER;
+use serde::Serialize;
 
 use super::{Member, eligible};
+
+/// One node's share of a row: the buckets it owns against its quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeShare {
+    pub node: u16,
+    pub weight: u32,
+    pub owned: u32,
+    pub quota: u32,
+}
+
+/// The share of every member, and of any other node `row` names, by id: what `farm
+/// buckets` and the agent's status page show of a row.
+pub fn shares(members: &[Member], row: &[u16]) -> Vec<NodeShare> {
+    let quotas = quotas(members, row.len() as u32);
+    let owners = row.iter().copied().filter(|&o| o != NO_OWNER);
+    let ids: BTreeSet<u16> = members.iter().map(|m| m.id).chain(owners).collect();
+    ids.into_iter()
+        .map(|node| NodeShare {
+            node,
+            weight: members.iter().find(|m| m.id == node).map_or(0, |m| m.weight),
+            owned: row.iter().filter(|&&o| o == node).count() as u32,
+            quota: quotas.get(&node).copied().unwrap_or(0),
+        })
+        .collect()
+}
 
 /// How many buckets each member with weight > 0 owns: `buckets * weight / total weight`
 /// rounded by largest remainder, so every quota is the floor or the ceiling of the exact

@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, io::IsTerminal};
 use anyhow::Result;
 use clap::Args;
 use farm_common::NO_OWNER;
-use farm_userspace::assign::quotas;
+use farm_userspace::assign::{NodeShare, shares};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -31,15 +31,6 @@ pub struct BucketsArgs {
     /// Also draw the table: a letter per node, `.` for no owner.
     #[arg(long)]
     pub map: bool,
-}
-
-/// One node's share of a slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NodeShare {
-    pub node: u16,
-    pub weight: u32,
-    pub owned: u32,
-    pub quota: u32,
 }
 
 /// A slot's row and who owns how much of it.
@@ -105,18 +96,7 @@ pub fn read(loaded: &Loaded, chosen: &[Slot]) -> Result<Vec<SlotBuckets>> {
 }
 
 pub fn summarize(slot: &Slot, row: Vec<u16>) -> SlotBuckets {
-    let quotas = quotas(&slot.members, row.len() as u32);
-    let owners = row.iter().copied().filter(|&o| o != NO_OWNER);
-    let ids: BTreeSet<u16> = slot.members.iter().map(|m| m.id).chain(owners).collect();
-    let nodes = ids
-        .into_iter()
-        .map(|node| NodeShare {
-            node,
-            weight: slot.members.iter().find(|m| m.id == node).map_or(0, |m| m.weight),
-            owned: row.iter().filter(|&&o| o == node).count() as u32,
-            quota: quotas.get(&node).copied().unwrap_or(0),
-        })
-        .collect();
+    let nodes = shares(&slot.members, &row);
     let no_owner = row.iter().filter(|&&o| o == NO_OWNER).count() as u32;
     SlotBuckets { id: slot.id.clone(), nodes, no_owner, row }
 }

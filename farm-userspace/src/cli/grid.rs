@@ -1,9 +1,7 @@
-//! `farm buckets --map`: the owner table as a picture, one character per bucket (or per
-//! group of buckets, so that a table of any size fits a terminal), a letter per node.
-use farm_common::NO_OWNER;
+//! `farm buckets --map`: the owner table as a picture (`picture::Grid`), a letter per
+//! node.
+use farm_userspace::picture::Grid;
 
-const MAX_COLUMNS: usize = 64;
-const MAX_ROWS: usize = 32;
 const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 /// For the nodes beyond the letters: a farm that large is read from the counts.
 const OVERFLOW: char = '?';
@@ -16,25 +14,10 @@ fn letter(i: usize) -> char {
     LETTERS.get(i).map_or(OVERFLOW, |&b| b as char)
 }
 
-/// Buckets per character and characters per line for a table of `buckets`.
-fn layout(buckets: usize) -> (usize, usize) {
-    let group = buckets.div_ceil(MAX_COLUMNS * MAX_ROWS).max(1);
-    (group, buckets.div_ceil(group).clamp(1, MAX_COLUMNS))
-}
-
-/// The owner of most of `buckets` (ties to the lower id; `NO_OWNER` is the highest).
-fn majority(buckets: &[u16]) -> u16 {
-    let mut sorted = buckets.to_vec();
-    sorted.sort_unstable();
-    let runs = sorted.chunk_by(|a, b| a == b);
-    // max_by_key keeps the last of equals: reversed, that is the lowest id.
-    runs.rev().max_by_key(|run| run.len()).map_or(NO_OWNER, |run| run[0])
-}
-
 /// The picture of `row`, whose nodes are `nodes` (sorted; they get letters in that
 /// order), with a legend; in ANSI colours when `colour`.
 pub fn draw(row: &[u16], nodes: &[u16], colour: bool) -> String {
-    let (group, columns) = layout(row.len());
+    let grid = Grid::of(row);
     let paint = |owner: u16| -> String {
         let Some(i) = nodes.iter().position(|&n| n == owner) else { return EMPTY.to_string() };
         match colour {
@@ -44,12 +27,11 @@ pub fn draw(row: &[u16], nodes: &[u16], colour: bool) -> String {
     };
     let label_width = row.len().saturating_sub(1).to_string().len();
     let mut out = String::new();
-    for (line, buckets) in row.chunks(group * columns).enumerate() {
-        let first = line * group * columns;
-        let cells: String = buckets.chunks(group).map(|g| paint(majority(g))).collect();
+    for (first, cells) in grid.lines() {
+        let cells: String = cells.iter().map(|&owner| paint(owner)).collect();
         out.push_str(&format!("{first:>label_width$} {cells}\n"));
     }
-    out.push_str(&legend(row, nodes, group, &paint));
+    out.push_str(&legend(row, nodes, grid.group, &paint));
     out
 }
 
@@ -73,31 +55,9 @@ fn legend(row: &[u16], nodes: &[u16], group: usize, paint: &dyn Fn(u16) -> Strin
 
 #[cfg(test)]
 mod tests {
+    use farm_common::NO_OWNER;
+
     use super::*;
-
-    #[test]
-    fn tables_fit_64_columns_and_32_lines() {
-        assert_eq!(layout(1), (1, 1));
-        assert_eq!(layout(100), (1, 64));
-        assert_eq!(layout(2048), (1, 64));
-        assert_eq!(layout(4096), (2, 64));
-        assert_eq!(layout(65536), (32, 64));
-        for buckets in [1, 5, 63, 64, 65, 2047, 2049, 4095, 10_000, 65_536] {
-            let (group, columns) = layout(buckets);
-            assert!(
-                columns <= MAX_COLUMNS && buckets.div_ceil(group * columns) <= MAX_ROWS,
-                "{buckets}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_group_shows_its_majority_owner() {
-        assert_eq!(majority(&[2, 1, 2]), 2);
-        assert_eq!(majority(&[2, 1]), 1, "ties go to the lower id");
-        assert_eq!(majority(&[NO_OWNER, NO_OWNER, 3]), NO_OWNER);
-        assert_eq!(majority(&[NO_OWNER, 3]), 3);
-    }
 
     #[test]
     fn small_table_picture() {

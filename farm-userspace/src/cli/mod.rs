@@ -5,6 +5,7 @@
 //! functions; `target` is the one I/O edge they share.
 pub mod buckets;
 pub mod client;
+pub mod events;
 pub mod grid;
 pub mod keygen;
 pub mod lookup;

@@ -1,5 +1,5 @@
 //! The slots of the owner table and counters, named as the user knows them: a VIP by its
-//! address, a service by its name, in the order `rules::rules` gives them slots.
+//! address, a service by its name, in the order `rules::slots` gives them.
 use std::{net::IpAddr, path::Path};
 
 use anyhow::{Result, bail};
@@ -60,8 +60,7 @@ pub fn table_slots(cfg: &Config) -> Vec<Slot> {
 
 /// Every table slot of `cfg` with the members of `view` at their weights there.
 pub fn slots_of(cfg: &Config, view: &View) -> Vec<Slot> {
-    rules::rules(cfg)
-        .slots
+    rules::slots(cfg)
         .iter()
         .zip(tables::members(cfg, view))
         .enumerate()

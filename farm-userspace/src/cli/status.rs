@@ -30,7 +30,8 @@ converged, members, weight (null: the file's), drained, heartbeat_ms, failure_ms
 held_ports (ports a reload holds with no owner until every node has the new file), services (this node's): [{name, \
 healthy, withdrawn, drained, flaps, held_ms, checkers: [{passing, last_ok, reason, age_ms, changes}]}], service_bits \
 and peers[].services: {unhealthy, drained, active, takes_back} (bit i: service i), heartbeats: {sent, accepted, \
-forged, replayed, stale, malformed, foreign}, view}, agent_error}.";
+forged, replayed, stale, malformed, foreign}, view, http (where the metrics and status page are served; null when \
+off)}, agent_error}.";
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -135,6 +136,12 @@ fn agent_text(a: &AgentStatus) -> String {
                 "heartbeat {} ms, failure after {} ms, lease {} ms",
                 a.heartbeat_ms, a.failure_ms, a.lease_ms
             ),
+        ),
+        (
+            "http",
+            a.http.map_or("off".into(), |at| {
+                format!("metrics at http://{at}/metrics, status page at http://{at}/")
+            }),
         ),
         (
             "heartbeats",

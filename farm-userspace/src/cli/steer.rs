@@ -32,16 +32,22 @@ pub struct DrainArgs {
 }
 
 pub fn run(args: &SteerArgs, req: Request) -> Result<String> {
-    let iface = match &args.iface {
-        Some(iface) => iface.clone(),
-        None => config::load(&args.config)?.cluster.interface,
-    };
-    match control::ask(&iface, &req)? {
+    match control::ask(&args.iface()?, &req)? {
         Reply::Done(text) => Ok(text + "\n"),
         Reply::Refused(why) => bail!("the agent refused: {why}"),
-        Reply::Status(_) => bail!(
-            "the agent answered a status to {req:?}: are the agent and this farm the same version?"
+        Reply::Status(_) | Reply::Events(_) => bail!(
+            "the agent answered {req:?} with something else: are the agent and this farm the same version?"
         ),
+    }
+}
+
+impl SteerArgs {
+    /// The interface whose agent to ask.
+    pub fn iface(&self) -> Result<String> {
+        match &self.iface {
+            Some(iface) => Ok(iface.clone()),
+            None => Ok(config::load(&self.config)?.cluster.interface),
+        }
     }
 }
 

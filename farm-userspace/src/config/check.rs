@@ -1,6 +1,6 @@
 //! The checks every part of the file shares, and the context that turns a refusal into a
 //! `ConfigError` with the file and the line of the field it is about.
-use std::{collections::HashMap, fmt::Display, hash::Hash, ops::RangeInclusive};
+use std::{collections::HashMap, fmt::Display, hash::Hash, net::SocketAddr, ops::RangeInclusive};
 
 use super::{ConfigError, lines::Lines};
 
@@ -75,6 +75,27 @@ impl Ctx<'_> {
                 "{name:?} is not a valid name; use 1 to {MAX_NAME} of A-Z a-z 0-9 _ -, e.g. \"web-1\""
             ),
         ))
+    }
+
+    /// An `address:port` with a port other than 0; `purpose` says what the port is for.
+    pub fn socket_address(
+        &self,
+        field: &str,
+        text: &str,
+        purpose: &str,
+    ) -> Result<SocketAddr, ConfigError> {
+        match text.parse::<SocketAddr>() {
+            Ok(address) if address.port() != 0 => Ok(address),
+            Ok(_) => {
+                Err(self.error(field, format!("{text}: port 0 cannot {purpose}; use 1..=65535")))
+            }
+            Err(_) => Err(self.error(
+                field,
+                format!(
+                    "{text:?} is not an address:port; write e.g. 198.18.0.11:7400 or [2001:db8::11]:7400"
+                ),
+            )),
+        }
     }
 
     /// Refuses the second of two entries of `list` whose `key` is equal.

@@ -1,6 +1,6 @@
 //! The `cluster:` section: who this node is, who its peers are, and the farm-wide
 //! settings every node must share.
-use std::{net::SocketAddr, path::PathBuf};
+use std::path::PathBuf;
 
 use farm_common::{MAX_BUCKETS, NO_OWNER};
 
@@ -108,19 +108,12 @@ fn peer(ctx: &Ctx, at: &str, raw: RawPeer) -> Result<Peer, ConfigError> {
     Ok(Peer {
         // NO_OWNER is how the owner table says "nobody", so no node may have it.
         id: ctx.number(&format!("{at}.id"), raw.id, 0..=NO_OWNER - 1)?,
-        address: heartbeat_address(ctx, &format!("{at}.address"), &raw.address)?,
+        address: ctx.socket_address(
+            &format!("{at}.address"),
+            &raw.address,
+            "receive heartbeats",
+        )?,
         weight: ctx.optional(&format!("{at}.weight"), raw.weight, 1, 0..=1000)?,
         priority: ctx.optional(&format!("{at}.priority"), raw.priority, 0, 0..=u32::MAX)?,
     })
-}
-
-fn heartbeat_address(ctx: &Ctx, field: &str, text: &str) -> Result<SocketAddr, ConfigError> {
-    match text.parse::<SocketAddr>() {
-        Ok(address) if address.port() != 0 => Ok(address),
-        Ok(_) => Err(ctx.error(field, format!("{text}: port 0 cannot receive heartbeats; use 1..=65535"))),
-        Err(_) => Err(ctx.error(
-            field,
-            format!("{text:?} is not an address:port; write e.g. 198.18.0.11:7400 or [2001:db8::11]:7400"),
-        )),
-    }
 }

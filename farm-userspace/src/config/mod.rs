@@ -4,6 +4,7 @@ mod check;
 mod cluster;
 mod digest;
 mod health;
+mod http;
 mod lines;
 mod mac;
 mod model;
@@ -18,6 +19,7 @@ mod services;
 mod tests;
 
 pub use digest::{cluster_id, shared_digest};
+pub use http::DEFAULT_LISTEN;
 pub use model::*;
 pub use node::found as node_found;
 pub use parse::{ConfigError, load, parse};

@@ -13,6 +13,15 @@ pub struct Config {
     /// (`farm load`): node id -> bucket ranges it owns, in every table. Buckets no
     /// range names have no owner.
     pub static_owners: Option<BTreeMap<u16, Vec<BucketRange>>>,
+    pub http: Http,
+}
+
+/// Where this node's agent serves its Prometheus metrics and status page. Per node, like
+/// `node_id`: not part of what nodes compare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Http {
+    /// `None`: no listener (`listen: off`).
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

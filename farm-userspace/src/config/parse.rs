@@ -8,6 +8,7 @@ use super::{
     Config,
     check::Ctx,
     cluster::cluster,
+    http::http,
     lines::{Lines, parent},
     owners::static_owners,
     raw::RawConfig,
@@ -58,7 +59,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         .static_owners
         .map(|owners| static_owners(owners, &cluster.peers, cluster.buckets, &ctx))
         .transpose()?;
-    Ok(Config { cluster, vips, services, static_owners })
+    let http = http(raw.http, &ctx)?;
+    Ok(Config { cluster, vips, services, static_owners, http })
 }
 
 /// Reads and parses the file at `path`.

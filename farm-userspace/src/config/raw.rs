@@ -17,6 +17,13 @@ pub(super) struct RawConfig {
     pub vips: Vec<RawVip>,
     pub services: Option<Vec<RawService>>,
     pub static_owners: Option<BTreeMap<u64, Vec<RangeItem>>>,
+    pub http: Option<RawHttp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub listen: Option<String>,
 }
 
 #[derive(Deserialize)]

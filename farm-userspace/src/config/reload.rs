@@ -1,26 +1,36 @@
 //! What a reload may change: the settings the data plane was loaded with, and this
-//! node's own place in the farm, take a restart; everything else a running agent takes.
-use super::Config;
+//! node's own place in the farm, take a restart (and so does the agent's HTTP listener);
+//! everything else a running agent takes.
+use super::{Config, Http};
 
 /// Why the agent cannot take `new` in place of `old` without a restart, if it cannot:
 /// the field, its old and its new value.
 pub fn needs_restart(old: &Config, new: &Config) -> Option<String> {
     let (o, n) = (&old.cluster, &new.cluster);
     let fixed = [
-        ("node_id", o.node_id.to_string(), n.node_id.to_string()),
-        ("interface", o.interface.clone(), n.interface.clone()),
-        ("buckets", o.buckets.to_string(), n.buckets.to_string()),
-        ("l2_mode", format!("{:?}", o.l2_mode), format!("{:?}", n.l2_mode)),
-        ("cluster_mac", format!("{:02x?}", o.cluster_mac), format!("{:02x?}", n.cluster_mac)),
+        ("cluster.node_id", o.node_id.to_string(), n.node_id.to_string()),
+        ("cluster.interface", o.interface.clone(), n.interface.clone()),
+        ("cluster.buckets", o.buckets.to_string(), n.buckets.to_string()),
+        ("cluster.l2_mode", format!("{:?}", o.l2_mode), format!("{:?}", n.l2_mode)),
         (
-            "peers[].address of this node",
+            "cluster.cluster_mac",
+            format!("{:02x?}", o.cluster_mac),
+            format!("{:02x?}", n.cluster_mac),
+        ),
+        (
+            "cluster.peers[].address of this node",
             old.this_node().address.to_string(),
             new.this_node().address.to_string(),
         ),
+        ("http.listen", listen(&old.http), listen(&new.http)),
     ];
     fixed.into_iter().find(|(_, was, is)| was != is).map(|(field, was, is)| {
-        format!("cluster.{field} changed from {was} to {is}, which needs a restart of the agent")
+        format!("{field} changed from {was} to {is}, which needs a restart of the agent")
     })
+}
+
+fn listen(http: &Http) -> String {
+    http.listen.map_or("off".into(), |a| a.to_string())
 }
 
 #[cfg(test)]
@@ -40,6 +50,13 @@ mod tests {
         assert_eq!(
             needs_restart(&old, &new).as_deref(),
             Some("cluster.interface changed from eth0 to eth1, which needs a restart of the agent")
+        );
+        let off = crate::config::parse(&format!("{BASE}http:\n  listen: off\n"), "t.yaml").unwrap();
+        assert_eq!(
+            needs_restart(&old, &off).as_deref(),
+            Some(
+                "http.listen changed from 127.0.0.1:9740 to off, which needs a restart of the agent"
+            )
         );
     }
 }

@@ -415,3 +415,16 @@ fn refuses_bad_health_checkers() {
         ("    ports: [80]\n", "    ports: [80]\n    affinity: active-backup\n    failback: manual\n    failback_delay_ms: 5\n", 19, "services[0].failback_delay_ms", "failback: auto only"),
     ]);
 }
+
+#[test]
+#[rustfmt::skip]
+fn http_listens_on_loopback_unless_told_otherwise() {
+    assert_eq!(parsed(BASE).http.listen, Some(DEFAULT_LISTEN));
+    let listen = |value: &str| parsed(&format!("{BASE}http:\n  listen: {value}\n")).http.listen;
+    assert_eq!(listen("\"[2001:db8::11]:9100\""), Some("[2001:db8::11]:9100".parse().expect("literal")));
+    assert_eq!(listen("0.0.0.0:9740"), Some("0.0.0.0:9740".parse().expect("literal")));
+    assert_eq!(listen("off"), None);
+    refused(&format!("{BASE}http:\n  listen: 198.18.0.11\n"), 22, "http.listen", "is not an address:port");
+    refused(&format!("{BASE}http:\n  listen: 127.0.0.1:0\n"), 22, "http.listen", "port 0 cannot serve the metrics");
+    refused(&format!("{BASE}http:\n  port: 80\n"), 22, "http.port", "unknown field `port`, expected `listen`");
+}

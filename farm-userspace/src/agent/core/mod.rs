@@ -232,6 +232,11 @@ impl Core {
         &self.membership
     }
 
+    /// The rows the data plane holds, as last written.
+    pub fn rows(&self) -> &Arc<Rows> {
+        &self.rows
+    }
+
     /// When the core must step next if nothing arrives: its next heartbeat, or the
     /// moment a peer would fail (not while the link is down: cut off, it fails nobody).
     pub fn next_wake(&self) -> Instant {

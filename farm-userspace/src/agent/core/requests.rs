@@ -26,6 +26,8 @@ impl Core {
                 self.membership.set_weight(weight, false),
                 format!("node {me} undrained: it takes its share again"),
             ),
+            // The runtime keeps the history and answers this itself.
+            Request::Events { .. } => unreachable!("the runtime answers requests for events"),
             Request::Weight(w) => (
                 self.membership.set_weight(w, drained),
                 match w {
@@ -100,6 +102,7 @@ impl Core {
             peers: m.peers(now),
             heartbeats: self.counters.clone(),
             view: m.view().clone(),
+            http: self.cfg.http.listen,
         }
     }
 }

@@ -52,8 +52,10 @@ pub fn packages(report: &Report) -> Result<()> {
     // The package lists on a fresh machine are empty or stale; refreshing them is the
     // slow part, so it happens only when something must be installed.
     quietly(apt().arg("update"), "apt-get update", "check the network to Debian's mirrors")?;
+    // What these packages only recommend the tests do not need, and Prometheus' would
+    // bring daemons (node-exporter) a test machine has no use for.
     quietly(
-        apt().args(["install", "-y"]).args(&missing),
+        apt().args(["install", "-y", "--no-install-recommends"]).args(&missing),
         format_args!("apt-get install {list}"),
         "check the network to Debian's mirrors",
     )?;

@@ -13,3 +13,4 @@ pub mod picture;
 pub mod privilege;
 pub mod program;
 pub mod rules;
+pub mod witness;

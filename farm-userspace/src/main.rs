@@ -7,7 +7,7 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::{CommandFactory, Parser, Subcommand};
 use cli::steer::DrainArgs;
-use farm_userspace::{agent, agent::control::Request, config, loader};
+use farm_userspace::{agent, agent::control::Request, config, loader, witness};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,19 @@ enum Command {
     Agent {
         #[arg(long, value_name = "FILE", default_value = "/etc/farm/farm.yaml")]
         config: PathBuf,
+    },
+    /// Run a witness: the tie-breaker for farms with `quorum: majority` that name it in
+    /// cluster.witness. Run it on a machine outside the farm; it keeps no state on disk.
+    Witness {
+        /// Address and UDP port to answer on (cluster.witness in the farms' file).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: std::net::SocketAddr,
+        /// The farm's shared key (the file cluster.key_file names).
+        #[arg(long, value_name = "FILE", default_value = "/etc/farm/key")]
+        key: PathBuf,
+        /// Longest lease granted, and how long a (re)started witness grants nothing.
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        max_lease_ms: u64,
     },
     /// Attach the XDP program to the config's interface and pin it under /sys/fs/bpf/farm/IFACE.
     Load {
@@ -106,6 +119,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Agent { config } => agent::run(&config)?,
+        Command::Witness { listen, key, max_lease_ms } => {
+            witness::run(listen, &key, std::time::Duration::from_millis(max_lease_ms))?
+        }
         Command::Load { iface, config } => {
             let mut cfg = config::load(&config)?;
             if let Some(iface) = iface {

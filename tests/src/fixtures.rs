@@ -8,7 +8,7 @@ use std::{
 
 use farm_userspace::config::{
     Affinity, Cluster, Config, DefaultAction, Failback, Http, L2Mode, NodeSource, Peer, PortRange,
-    Protocol, Service, Vip,
+    Protocol, QuorumMode, Service, Vip,
 };
 
 use crate::packet::CLUSTER_MAC;
@@ -71,6 +71,8 @@ pub fn config() -> Config {
             seed: SEED,
             key_file: None,
             l2_mode: L2Mode::Multicast,
+            quorum: QuorumMode::None,
+            witness: None,
             cluster_mac: CLUSTER_MAC,
         },
         vips: vec![

@@ -339,6 +339,9 @@ fn forged_replayed_and_garbage_heartbeats_change_nothing() {
         services: Default::default(),
         members: vec![1, 3],
         acks: vec![],
+        votes_epoch: 0,
+        votes: vec![],
+        apart: vec![],
     };
     // "Node 2 leaves": signed with another key, then with the right key but an
     // incarnation older than node 2's, then bytes that are no heartbeat at all.

@@ -20,6 +20,7 @@ use super::{
     events::Entry,
     health::ServiceStatus,
     membership::{PeerStatus, View},
+    quorum::QuorumStatus,
     wire::{Phase, ServiceBits},
 };
 
@@ -91,6 +92,12 @@ pub struct AgentStatus {
     pub view: View,
     /// Where the agent serves its metrics and status page (`http.listen`); none when off.
     pub http: Option<SocketAddr>,
+    /// Why this node owns nothing now, if it does not.
+    #[serde(default)]
+    pub fenced: Option<String>,
+    /// The quorum: its mode, the votes and how many this node's view holds, the witness.
+    #[serde(default)]
+    pub quorum: Option<QuorumStatus>,
 }
 
 /// Datagrams on the heartbeat port, by what became of them.
@@ -109,6 +116,13 @@ pub struct HeartbeatCounters {
     pub malformed: u64,
     /// Another cluster's, an unknown node's, or this node's own id.
     pub foreign: u64,
+    /// The witness's answers taken.
+    #[serde(default)]
+    pub witness: u64,
+    /// Witness ballots not taken: forged, malformed, not an answer to this node, or to
+    /// an ask too old to date.
+    #[serde(default)]
+    pub witness_ignored: u64,
 }
 
 /// A request from a connection, and where its reply goes.

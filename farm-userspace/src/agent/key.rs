@@ -30,14 +30,18 @@ pub fn read(config: &Path, key_file: Option<&Path>) -> Result<Vec<u8>, KeyError>
         Some(dir) if key_file.is_relative() => dir.join(key_file),
         _ => key_file.to_path_buf(),
     };
+    read_file(&path)
+}
+
+/// The key in `path`, whole, refused when short and warned about when every user may read it.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
     let shown = path.display().to_string();
-    let key =
-        std::fs::read(&path).map_err(|error| KeyError::Read { path: shown.clone(), error })?;
+    let key = std::fs::read(path).map_err(|error| KeyError::Read { path: shown.clone(), error })?;
     if key.len() < MIN_KEY {
         return Err(KeyError::Short { path: shown, len: key.len() });
     }
     // Its group may read it: that is how the packaged agent, user `farm`, does.
-    if std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o007 != 0) {
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o007 != 0) {
         warn!("key file {shown} can be read by every user: `chmod o= {shown}`");
     }
     Ok(key)

@@ -32,6 +32,12 @@
 //!   agent sent before it died, arriving late, revive nothing. To let two nodes that
 //!   failed each other (a healed partition) show that, acknowledgements also name
 //!   the newest heartbeat heard from a failed peer.
+//! - With `quorum: majority` (`quorum`), a node releases or installs only a view that
+//!   holds a majority of the votes, and its lease also ends before the fewest peers
+//!   that could be quorate without it could all have failed it: a minority stops
+//!   accepting before the majority takes its buckets, so a partition never has two
+//!   owners of a bucket. A view that is quorate only with the witness's vote serves only
+//!   while the witness's grant lasts.
 //! - A node installs a view's table only once the agent has computed it
 //!   (`tables_ready`): computing is slow at many buckets and nodes, and happens off the
 //!   agent's loop.
@@ -43,7 +49,14 @@ use std::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::wire::{Heartbeat, Kind, Phase, ServiceBits};
+use super::{
+    quorum::{Quorum, QuorumStatus, WitnessStatus},
+    wire::{Heartbeat, Kind, Phase, ServiceBits},
+};
+use crate::{
+    config::QuorumMode,
+    witness::wire::{self as ballot, Ballot},
+};
 
 /// One member of a view, with what decides its share of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +111,9 @@ pub struct Settings {
     pub failure: Duration,
     pub config: u64,
     pub cluster: u64,
+    pub quorum: QuorumMode,
+    /// The `farm witness` that breaks ties, if any.
+    pub witness: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +133,12 @@ pub enum PeerState {
 /// threshold being at least 2, it outlasts the interval between two renewals).
 pub const fn longest_lease(failure: Duration) -> Duration {
     Duration::from_nanos((failure.as_nanos() * 2 / 3) as u64)
+}
+
+/// What a lease keeps back from the moment a peer could act: the data plane's clock
+/// ticks, and the peer's clock running a little faster.
+fn lease_margin(failure: Duration) -> Duration {
+    (failure / 30).max(Duration::from_millis(10))
 }
 
 /// Sent heartbeats are remembered for this many failure times to date acknowledgements:
@@ -259,9 +281,19 @@ pub struct Membership {
     joined: bool,
     /// True while this node owns nothing on purpose (at start, after a fence).
     fenced: bool,
+    /// Why, since the last fence (until the next install).
+    fence_reason: Option<String>,
     /// The view digest whose table the agent has computed: no release or install
     /// before it is this view's.
     ready: Option<u64>,
+    quorum: Quorum,
+    /// The witness's vote, as its answers grant it: for which view, until when (by this
+    /// node's clock, counted from the ask).
+    grant: Option<(Vec<u16>, Instant)>,
+    /// The witness's last answer: when, and the view it said holds its vote.
+    witness_said: Option<(Instant, Vec<u16>)>,
+    /// The latest moment a heartbeat, an answer or the clock brought.
+    now: Instant,
 }
 
 impl Membership {
@@ -287,7 +319,12 @@ impl Membership {
             started: Some(now),
             joined: false,
             fenced: true,
+            fence_reason: Some("starting: no view agreed yet".to_string()),
             ready: None,
+            quorum: Quorum::new(settings.quorum, settings.witness.is_some(), &settings.peers),
+            grant: None,
+            witness_said: None,
+            now,
             settings,
         };
         m.view = m.current_view();
@@ -325,6 +362,11 @@ impl Membership {
         !self.fenced
     }
 
+    /// Why this node owns nothing, while it does not.
+    pub fn fenced(&self) -> Option<&str> {
+        self.fence_reason.as_deref().filter(|_| self.fenced)
+    }
+
     /// The digest of the view this node holds: the table the agent must compute.
     pub fn digest(&self) -> u64 {
         self.digest
@@ -352,6 +394,7 @@ impl Membership {
             .filter(|(_, p)| matches!(p.state, PeerState::Alive | PeerState::Failed))
             .filter_map(|(&id, p)| p.heard.map(|(_, seq)| (id, seq)))
             .collect();
+        let (votes_epoch, votes) = self.quorum.installed();
         Heartbeat {
             kind,
             cluster: self.settings.cluster,
@@ -368,6 +411,9 @@ impl Membership {
             services: self.services,
             members: self.view.ids(),
             acks,
+            votes_epoch,
+            votes,
+            apart: vec![],
         }
     }
 
@@ -382,15 +428,105 @@ impl Membership {
     /// a partition, where no protocol without a quorum keeps both sides from serving;
     /// bounding by a dead peer's last acknowledgement would only make every survivor's
     /// lease run out just before it fails that peer.
+    ///
+    /// With a quorum, a partition is no excuse: the lease also ends before the fewest
+    /// voters that could be quorate without this node could all have failed it (the
+    /// `k`-th earliest of their acknowledgements, a voter never heard counting as now),
+    /// and, where this node's view is quorate only with the witness's vote, when the
+    /// witness's grant ends.
     pub fn lease_deadline(&self, now: Instant) -> Instant {
         let failure = self.settings.failure;
-        let margin = (failure / 30).max(Duration::from_millis(10));
-        self.peers
+        let margin = lease_margin(failure);
+        let ends =
+            |p: Option<&Peer>| p.and_then(|p| p.acked).map_or(now, |at| at + failure - margin);
+        let lately = self
+            .peers
             .values()
             .filter(|p| p.state == PeerState::Alive)
             .filter(|p| p.last.as_ref().is_some_and(|(at, _)| now < *at + failure / 2))
-            .map(|p| p.acked.map_or(now, |at| at + failure - margin))
-            .fold(now + longest_lease(failure), Instant::min)
+            .map(|p| ends(Some(p)));
+        let me = self.settings.me;
+        let quorum = self.quorum.lease_bound(me, |id| ends(self.peers.get(&id)));
+        let witness = self
+            .quorum
+            .needs_witness(&self.view.ids())
+            .then(|| self.grant.as_ref().map_or(now, |(_, until)| *until));
+        lately.chain(quorum).chain(witness).fold(now + longest_lease(failure), Instant::min)
+    }
+
+    /// Whether this node's view is quorate now (always, without a quorum).
+    pub fn quorate(&self) -> bool {
+        self.quorum.quorate(&self.view.ids(), self.holds_witness())
+    }
+
+    /// The vote sets and exclusions, for a simulation's failure report.
+    pub fn quorum_debug(&self) -> &Quorum {
+        &self.quorum
+    }
+
+    fn holds_witness(&self) -> bool {
+        let ids = self.view.ids();
+        self.grant.as_ref().is_some_and(|(members, until)| *members == ids && self.now < *until)
+    }
+
+    /// What `farm status` shows of the quorum.
+    pub fn quorum_status(&self, now: Instant) -> QuorumStatus {
+        let witness = self.settings.witness.map(|address| WitnessStatus {
+            address,
+            held: self.holds_witness(),
+            holder: self.witness_said.as_ref().map(|(_, h)| h.clone()).unwrap_or_default(),
+            answered_ms_ago: self
+                .witness_said
+                .as_ref()
+                .map(|(at, _)| now.saturating_duration_since(*at).as_millis() as u64),
+        });
+        self.quorum.status(&self.view.ids(), witness)
+    }
+
+    /// The ask for the witness's vote for this node's view, sent every heartbeat
+    /// interval where a witness is named: the grant lasts one failure time.
+    pub fn witness_ask(&mut self, now: Instant) -> Option<(std::net::SocketAddr, Ballot)> {
+        let address = self.settings.witness?;
+        self.seq += 1;
+        self.sent.push_back((self.seq, now));
+        let ask = Ballot {
+            kind: ballot::Kind::Ask,
+            cluster: self.settings.cluster,
+            node: self.settings.me,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            lease_ms: self.settings.failure.as_millis() as u32,
+            members: self.view.ids(),
+        };
+        Some((address, ask))
+    }
+
+    /// The witness's answer to one of this node's asks.
+    pub fn witness_answer(&mut self, answer: Ballot, now: Instant) -> Result<Vec<Event>, Refused> {
+        let ours = answer.kind == ballot::Kind::Answer
+            && answer.cluster == self.settings.cluster
+            && answer.node == self.settings.me
+            && self.settings.witness.is_some();
+        if !ours {
+            return Err(Refused::Foreign);
+        }
+        // Its grant counts from when this node asked: never longer than the witness's.
+        let asked = self.sent_at(answer.seq).filter(|_| answer.incarnation == self.incarnation);
+        let asked = asked.ok_or(Refused::Stale)?;
+        self.now = self.now.max(now);
+        let lease = Duration::from_millis(u64::from(answer.lease_ms));
+        if lease > Duration::ZERO {
+            let until = asked + lease.saturating_sub(lease_margin(self.settings.failure));
+            if self.grant.as_ref().is_none_or(|(_, held)| *held < until) {
+                self.grant = Some((answer.members.clone(), until));
+            }
+        } else if self.grant.as_ref().is_some_and(|(members, _)| *members != answer.members) {
+            // Another view holds it: whatever this node was granted before is over at
+            // the witness, hence here.
+            self.grant = None;
+        }
+        self.witness_said = Some((now, answer.members));
+        Ok(self.settle())
     }
 
     /// How long since `id` was last heard from, if ever.
@@ -415,6 +551,7 @@ impl Membership {
         let (config, me) = (self.settings.config, self.settings.me);
         let acked_seq = hb.acks.iter().find(|(id, _)| *id == me).map(|&(_, seq)| seq);
         let acked_at = acked_seq.and_then(|seq| self.sent_at(seq));
+        self.now = self.now.max(now);
         let peer = self.peers.get_mut(&hb.node).ok_or(Refused::Foreign)?;
         match peer.heard {
             Some((inc, _)) if hb.incarnation < inc => return Err(Refused::Stale),
@@ -438,6 +575,7 @@ impl Membership {
         match hb.kind {
             Kind::Leave if peer.state != PeerState::Left => {
                 peer.state = PeerState::Left;
+                self.quorum.left(hb.node);
                 events.push(Event::Changed(Change::PeerLeft { id: hb.node }));
             }
             Kind::Leave => {}
@@ -461,6 +599,9 @@ impl Membership {
             events.push(Event::Changed(Change::ConfigDiffers { id: hb.node }));
         }
         peer.warned_config = Some(hb.config).filter(|&c| c != config);
+        if hb.kind == Kind::Alive && peer.state == PeerState::Alive {
+            self.quorum.adopt(hb.node, hb.votes_epoch, &hb.votes);
+        }
         // The same view under a larger epoch: take the epoch, so the two converge.
         if hb.kind == Kind::Alive && hb.view == self.digest && hb.epoch > self.epoch {
             self.epoch = hb.epoch;
@@ -474,6 +615,7 @@ impl Membership {
 
     /// Fails peers silent for longer than the failure time, ends the joining wait.
     pub fn tick(&mut self, now: Instant) -> Vec<Event> {
+        self.now = self.now.max(now);
         let mut events = Vec::new();
         for (&id, peer) in &mut self.peers {
             if let (PeerState::Alive, Some((at, _))) = (peer.state, &peer.last) {
@@ -531,6 +673,11 @@ impl Membership {
         for &id in settings.peers.iter().filter(|&&id| id != settings.me) {
             self.peers.entry(id).or_insert(Peer::unknown());
         }
+        let witness = settings.witness.is_some();
+        self.quorum.reconfigure(settings.quorum, witness, &settings.peers);
+        if settings.witness != self.settings.witness {
+            (self.grant, self.witness_said) = (None, None);
+        }
         self.settings = settings;
         self.settle()
     }
@@ -578,6 +725,7 @@ impl Membership {
             return vec![];
         }
         self.fenced = true;
+        self.fence_reason = Some(reason.clone());
         vec![Event::Fence { reason }]
     }
 
@@ -644,11 +792,46 @@ impl Membership {
             let reason = format!("node {id} failed this node or settled on a view without it");
             events.extend(self.drop_rows(reason));
         }
+        if !self.quorate() {
+            let status = self.quorum_status(self.now);
+            let tie = match &status.witness {
+                Some(w) if !status.excluded.is_empty() => format!(
+                    " (nodes {:?}, left out by a tie, may claim the witness at {}: {})",
+                    status.excluded,
+                    w.address,
+                    if w.held { "this view holds it" } else { "this view does not hold it" }
+                ),
+                Some(w) if w.holder.is_empty() => {
+                    format!(" (a tie, and the witness at {} grants it to nobody now)", w.address)
+                }
+                Some(w) => format!(
+                    " (a tie, and the witness at {} gives it to view {:?})",
+                    w.address, w.holder
+                ),
+                None => String::new(),
+            };
+            let reason = format!(
+                "no quorum: its view {:?} holds {} of the {} votes {:?}{tie}",
+                self.view.ids(),
+                status.held,
+                status.votes.len(),
+                status.votes
+            );
+            // Whatever fenced it first (a lease that ran out, a peer that failed it),
+            // the quorum is what keeps it fenced now: status and logs say so.
+            let said = self.fence_reason.as_ref().is_some_and(|r| r.starts_with("no quorum"));
+            if self.fenced && !said {
+                self.fenced = false;
+            }
+            events.extend(self.drop_rows(reason));
+            return events;
+        }
         if !self.converged() || self.ready != Some(self.digest) {
             return events;
         }
         if self.phase == Phase::Proposed {
             self.phase = Phase::Released;
+            self.quorum.released(&self.view.ids(), self.epoch);
             events.push(Event::Release { epoch: self.epoch, view: self.view.clone() });
             events.push(Event::Send);
         }
@@ -656,6 +839,8 @@ impl Membership {
         {
             self.phase = Phase::Installed;
             self.fenced = false;
+            self.fence_reason = None;
+            self.quorum.agreed(&self.view.ids(), self.epoch);
             events.push(Event::Install { epoch: self.epoch, view: self.view.clone() });
             events.push(Event::Send);
         }

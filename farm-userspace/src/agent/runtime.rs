@@ -312,6 +312,11 @@ impl Runtime {
                         debug!("heartbeat to node {to} at {address}: {e}");
                     }
                 }
+                Effect::Ask { address, datagram } => {
+                    if let Err(e) = self.socket.try_send_to(&datagram, address) {
+                        debug!("ask to the witness at {address}: {e}");
+                    }
+                }
                 Effect::Vips(vips) => self.host.set_vips(&vips)?,
                 // The thread only ends with the agent.
                 Effect::Compute { config, view } => drop(self.tables.jobs.send((config, view))),

@@ -10,19 +10,27 @@
 //! 60  weight override (u32, u32::MAX = none)               64 acks (u16)
 //! 66  services, four bitmaps of u64 (bit i: service i of the file): unhealthy,
 //!     drained, active, takes back
-//! 98  member ids (u16 each), then acks (node u16, seq u64 each), then the 32-byte tag
+//! 98  votes' epoch (u64)  106 votes (u16)  108 apart reports (u16)
+//! 110 member ids (u16 each), then the votes' ids (u16 each), then acks (node u16, seq
+//!     u64 each), then apart reports (node u16, served ms u32, owned u32 each), then
+//!     the 32-byte tag
 //! ```
+//! The votes are those of the sender's last install (`quorum`), with that install's
+//! epoch; an apart report is what the sender did while it had failed that node (see
+//! `apart`).
 //! Flags: 1 drained, 2 a reply (sent back at once to one peer's heartbeat, so that the
 //! peer's acknowledgement comes a round trip after its heartbeat, not an interval).
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 const MAGIC: &[u8; 4] = b"FARM";
-/// 2: the services' bitmaps (health, drain, active-backup).
-const VERSION: u8 = 2;
-const HEADER: usize = 98;
+/// 2: the services' bitmaps (health, drain, active-backup). 3: the votes and the
+/// apart reports (quorum).
+const VERSION: u8 = 3;
+const HEADER: usize = 110;
 const ACK: usize = 10;
-const TAG: usize = 32;
+const REPORT: usize = 10;
+pub(crate) const TAG: usize = 32;
 /// No override: the node's weights are the configuration's.
 const NO_WEIGHT: u32 = u32::MAX;
 const FLAG_DRAINED: u8 = 1;
@@ -32,7 +40,7 @@ const FLAG_REPLY: u8 = 2;
 /// few dozen nodes; this bounds the datagram to well under one Ethernet frame).
 pub const MAX_MEMBERS: usize = 256;
 /// The largest datagram a valid heartbeat makes.
-pub const MAX_DATAGRAM: usize = HEADER + (2 + ACK) * MAX_MEMBERS + TAG;
+pub const MAX_DATAGRAM: usize = HEADER + (2 + 2 + ACK + REPORT) * MAX_MEMBERS + TAG;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -83,6 +91,20 @@ pub struct Heartbeat {
     /// For each peer the sender hears: (its id, the sequence number of its newest
     /// heartbeat the sender received).
     pub acks: Vec<(u16, u64)>,
+    /// The epoch of the sender's last install and the ids of its votes, ascending.
+    pub votes_epoch: u64,
+    pub votes: Vec<u16>,
+    /// What the sender did while it had failed each of these nodes, lately.
+    pub apart: Vec<ApartReport>,
+}
+
+/// What a node did while it had failed a peer: how long it owned buckets then, and the
+/// most it owned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ApartReport {
+    pub peer: u16,
+    pub served_ms: u32,
+    pub owned: u32,
 }
 
 /// A node's state of each service, one bit per service (bit `i`: service `i` of the
@@ -133,7 +155,11 @@ impl Heartbeat {
     pub fn encode(&self, key: &[u8]) -> Vec<u8> {
         let members = &self.members[..self.members.len().min(MAX_MEMBERS)];
         let acks = &self.acks[..self.acks.len().min(MAX_MEMBERS)];
-        let mut out = Vec::with_capacity(HEADER + 2 * members.len() + ACK * acks.len() + TAG);
+        let votes = &self.votes[..self.votes.len().min(MAX_MEMBERS)];
+        let apart = &self.apart[..self.apart.len().min(MAX_MEMBERS)];
+        let size =
+            HEADER + 2 * (members.len() + votes.len()) + ACK * acks.len() + REPORT * apart.len();
+        let mut out = Vec::with_capacity(size + TAG);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[VERSION, self.kind as u8, self.phase as u8]);
         let flags = [(self.drained, FLAG_DRAINED), (self.reply, FLAG_REPLY)];
@@ -149,28 +175,53 @@ impl Heartbeat {
         for word in self.services.words() {
             out.extend_from_slice(&word.to_be_bytes());
         }
-        for id in members {
+        out.extend_from_slice(&self.votes_epoch.to_be_bytes());
+        out.extend_from_slice(&(votes.len() as u16).to_be_bytes());
+        out.extend_from_slice(&(apart.len() as u16).to_be_bytes());
+        for id in members.iter().chain(votes) {
             out.extend_from_slice(&id.to_be_bytes());
         }
         for (id, seq) in acks {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&seq.to_be_bytes());
         }
-        let tag = mac(key, &out).finalize().into_bytes();
-        out.extend_from_slice(&tag);
+        for r in apart {
+            out.extend_from_slice(&r.peer.to_be_bytes());
+            out.extend_from_slice(&r.served_ms.to_be_bytes());
+            out.extend_from_slice(&r.owned.to_be_bytes());
+        }
+        seal(key, &mut out);
         out
     }
 
     /// Checks the signature first (in constant time), then the layout: a datagram that
     /// is not signed with `key` is `Forged` whatever it holds.
     pub fn decode(datagram: &[u8], key: &[u8]) -> Result<Heartbeat, WireError> {
-        if datagram.len() < HEADER + TAG || datagram.len() > MAX_DATAGRAM {
-            return Err(WireError::Length(datagram.len()));
-        }
-        let (body, tag) = datagram.split_at(datagram.len() - TAG);
-        mac(key, body).verify_slice(tag).map_err(|_| WireError::Forged)?;
-        parse(body).ok_or(WireError::Malformed)
+        parse(open(datagram, key, HEADER..=MAX_DATAGRAM - TAG)?).ok_or(WireError::Malformed)
     }
+}
+
+/// Appends the signature of everything in `out`.
+pub(crate) fn seal(key: &[u8], out: &mut Vec<u8>) {
+    let tag = mac(key, out).finalize().into_bytes();
+    out.extend_from_slice(&tag);
+}
+
+/// The body of a signed datagram whose body is `body` bytes long: the length first, then
+/// the signature (in constant time), so a datagram not signed with `key` is `Forged`
+/// whatever it holds.
+pub(crate) fn open<'a>(
+    datagram: &'a [u8],
+    key: &[u8],
+    body: std::ops::RangeInclusive<usize>,
+) -> Result<&'a [u8], WireError> {
+    let len = datagram.len();
+    if len < TAG || !body.contains(&(len - TAG)) {
+        return Err(WireError::Length(len));
+    }
+    let (body, tag) = datagram.split_at(len - TAG);
+    mac(key, body).verify_slice(tag).map_err(|_| WireError::Forged)?;
+    Ok(body)
 }
 
 fn mac(key: &[u8], body: &[u8]) -> HmacSha256 {
@@ -179,10 +230,33 @@ fn mac(key: &[u8], body: &[u8]) -> HmacSha256 {
     mac
 }
 
+/// Big-endian reads at an offset of a datagram's body, `None` past its end, for the
+/// heartbeat's and the witness ballot's parsers.
+pub(crate) struct Fields<'a>(pub &'a [u8]);
+
+impl Fields<'_> {
+    pub fn u16(&self, at: usize) -> Option<u16> {
+        Some(u16::from_be_bytes(self.0.get(at..at + 2)?.try_into().ok()?))
+    }
+
+    pub fn u32(&self, at: usize) -> Option<u32> {
+        Some(u32::from_be_bytes(self.0.get(at..at + 4)?.try_into().ok()?))
+    }
+
+    pub fn u64(&self, at: usize) -> Option<u64> {
+        Some(u64::from_be_bytes(self.0.get(at..at + 8)?.try_into().ok()?))
+    }
+
+    /// `n` node ids from `from`, which must ascend.
+    pub fn ids(&self, from: usize, n: usize) -> Option<Vec<u16>> {
+        let ids: Vec<u16> = (0..n).map(|i| self.u16(from + 2 * i)).collect::<Option<_>>()?;
+        ids.is_sorted_by(|a, b| a < b).then_some(ids)
+    }
+}
+
 fn parse(body: &[u8]) -> Option<Heartbeat> {
-    let u16_at = |at: usize| Some(u16::from_be_bytes(body.get(at..at + 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?));
-    let u64_at = |at: usize| Some(u64::from_be_bytes(body.get(at..at + 8)?.try_into().ok()?));
+    let f = Fields(body);
+    let (u16_at, u32_at, u64_at) = (|at| f.u16(at), |at| f.u32(at), |at| f.u64(at));
     if &body[..4] != MAGIC || body[4] != VERSION || body[7] & !(FLAG_DRAINED | FLAG_REPLY) != 0 {
         return None;
     }
@@ -199,16 +273,25 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
     };
     let count = usize::from(u16_at(18)?);
     let acked = usize::from(u16_at(64)?);
-    if body.len() != HEADER + 2 * count + ACK * acked {
+    let (voters, reports) = (usize::from(u16_at(106)?), usize::from(u16_at(108)?));
+    if body.len() != HEADER + 2 * (count + voters) + ACK * acked + REPORT * reports {
         return None;
     }
-    let members: Vec<u16> = (0..count).map(|i| u16_at(HEADER + 2 * i)).collect::<Option<_>>()?;
-    if !members.is_sorted_by(|a, b| a < b) {
-        return None;
-    }
-    let at = |i: usize| HEADER + 2 * count + ACK * i;
+    let members = f.ids(HEADER, count)?;
+    let votes = f.ids(HEADER + 2 * count, voters)?;
+    let at = |i: usize| HEADER + 2 * (count + voters) + ACK * i;
     let acks: Vec<(u16, u64)> =
         (0..acked).map(|i| Some((u16_at(at(i))?, u64_at(at(i) + 2)?))).collect::<Option<_>>()?;
+    let at = |i: usize| at(acked) + REPORT * i;
+    let apart: Vec<ApartReport> = (0..reports)
+        .map(|i| {
+            Some(ApartReport {
+                peer: u16_at(at(i))?,
+                served_ms: u32_at(at(i) + 2)?,
+                owned: u32_at(at(i) + 6)?,
+            })
+        })
+        .collect::<Option<_>>()?;
     let weight = u32_at(60)?;
     let words = [0, 1, 2, 3].map(|i| u64_at(66 + 8 * i));
     Some(Heartbeat {
@@ -227,6 +310,9 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
         services: ServiceBits::from_words([words[0]?, words[1]?, words[2]?, words[3]?]),
         members,
         acks,
+        votes_epoch: u64_at(98)?,
+        votes,
+        apart,
     })
 }
 
@@ -254,6 +340,9 @@ mod tests {
             services: ServiceBits { unhealthy: 1, drained: 4, active: 1 << 61, takes_back: 2 },
             members: vec![1, 2, 5],
             acks: vec![(1, 40), (5, 9)],
+            votes_epoch: 6,
+            votes: vec![1, 2, 3, 5],
+            apart: vec![ApartReport { peer: 3, served_ms: 1500, owned: 384 }],
         }
     }
 
@@ -261,7 +350,7 @@ mod tests {
     fn round_trip() {
         let hb = heartbeat();
         let bytes = hb.encode(KEY);
-        assert_eq!(bytes.len(), HEADER + 6 + 20 + TAG);
+        assert_eq!(bytes.len(), HEADER + 6 + 8 + 20 + 10 + TAG);
         assert_eq!(Heartbeat::decode(&bytes, KEY), Ok(hb));
         let plain = Heartbeat {
             weight: None,
@@ -269,6 +358,8 @@ mod tests {
             reply: false,
             kind: Kind::Leave,
             acks: vec![],
+            votes: vec![],
+            apart: vec![],
             services: ServiceBits::default(),
             ..heartbeat()
         };
@@ -306,7 +397,19 @@ mod tests {
         cut_ack[65] = 2;
         let mut version = body.to_vec();
         version[4] = 9;
-        let bad_ones = [&body[..body.len() - 2], &unsorted, &version, &cut_ack, &[0u8; HEADER][..]];
+        let mut unsorted_votes = body.to_vec();
+        unsorted_votes[HEADER + 6..HEADER + 10].copy_from_slice(&[0, 3, 0, 2]);
+        let mut cut_report = body[..body.len() - 1].to_vec();
+        cut_report[109] = 2;
+        let bad_ones = [
+            &body[..body.len() - 2],
+            &unsorted,
+            &version,
+            &cut_ack,
+            &unsorted_votes,
+            &cut_report,
+            &[0u8; HEADER][..],
+        ];
         for bad in bad_ones {
             assert_eq!(Heartbeat::decode(&signed(bad), KEY), Err(WireError::Malformed));
         }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use farm_common::{MAX_BUCKETS, NO_OWNER};
 
 use super::{
-    Cluster, ConfigError, L2Mode, Peer,
+    Cluster, ConfigError, L2Mode, Peer, QuorumMode,
     check::Ctx,
     mac, node,
     raw::{RawCluster, RawPeer},
@@ -27,6 +27,15 @@ pub(super) fn cluster(raw: RawCluster, ctx: &Ctx) -> Result<Cluster, ConfigError
         None => mac::derive(&name, l2_mode),
     };
     let (node_id, node_source, interface) = node::place(ctx, raw.node_id, raw.interface, &peers)?;
+    let quorum = raw.quorum.unwrap_or(QuorumMode::None);
+    let witness = raw
+        .witness
+        .map(|text| ctx.socket_address("cluster.witness", &text, "reach a witness"))
+        .transpose()?;
+    if witness.is_some() && quorum != QuorumMode::Majority {
+        let reason = "a witness breaks ties between halves of a farm: it needs `quorum: majority`";
+        return Err(ctx.error("cluster.witness", reason));
+    }
     Ok(Cluster {
         node_id,
         node_source,
@@ -44,6 +53,8 @@ pub(super) fn cluster(raw: RawCluster, ctx: &Ctx) -> Result<Cluster, ConfigError
         name,
         peers,
         l2_mode,
+        quorum,
+        witness,
         cluster_mac,
     })
 }

@@ -1,10 +1,12 @@
 //! Digests of the configuration that nodes compare in their heartbeats: the cluster's
 //! name (a heartbeat of another farm sharing a key and port is not ours) and the part of
 //! the file that every node must hold alike for all of them to compute the same tables.
+use std::net::SocketAddr;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Cluster, Config, L2Mode, Peer, Service, Vip};
+use super::{Cluster, Config, L2Mode, Peer, QuorumMode, Service, Vip};
 
 fn digest(value: &impl Serialize) -> u64 {
     let bytes = serde_json::to_vec(value).expect("plain data");
@@ -31,12 +33,24 @@ pub fn shared_digest(cfg: &Config) -> u64 {
         buckets: u32,
         seed: u32,
         l2_mode: L2Mode,
+        quorum: QuorumMode,
+        witness: Option<SocketAddr>,
         cluster_mac: [u8; 6],
         vips: &'a [Vip],
         services: &'a [Service],
     }
-    let Cluster { name, peers, heartbeat_ms, failure_threshold, buckets, seed, l2_mode, .. } =
-        &cfg.cluster;
+    let Cluster {
+        name,
+        peers,
+        heartbeat_ms,
+        failure_threshold,
+        buckets,
+        seed,
+        l2_mode,
+        quorum,
+        witness,
+        ..
+    } = &cfg.cluster;
     let services: Vec<Service> =
         cfg.services.iter().map(|s| Service { health: vec![], ..s.clone() }).collect();
     digest(&Shared {
@@ -47,6 +61,8 @@ pub fn shared_digest(cfg: &Config) -> u64 {
         buckets: *buckets,
         seed: *seed,
         l2_mode: *l2_mode,
+        quorum: *quorum,
+        witness: *witness,
         cluster_mac: cfg.cluster.cluster_mac,
         vips: &cfg.vips,
         services: &services,

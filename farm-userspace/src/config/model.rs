@@ -44,6 +44,21 @@ pub struct Cluster {
     /// The MAC every node answers ARP/ND for a VIP with; derived from `name` and
     /// `l2_mode` when not given.
     pub cluster_mac: [u8; 6],
+    /// Whether a side of a split needs a majority to serve.
+    pub quorum: QuorumMode,
+    /// A `farm witness` that breaks ties between two halves (with `quorum: majority`).
+    pub witness: Option<SocketAddr>,
+}
+
+/// Who may serve when the farm is split (see `agent::quorum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuorumMode {
+    /// Every side serves what it sees (as Windows NLB and SafeKit farm do).
+    None,
+    /// Only the side holding a strict majority of the last agreed view (half, with its
+    /// lowest node id) serves.
+    Majority,
 }
 
 /// Where a node's id comes from.

@@ -8,7 +8,7 @@ use serde::{
     de::{self, Visitor},
 };
 
-use super::{Affinity, DefaultAction, L2Mode, Protocol};
+use super::{Affinity, DefaultAction, L2Mode, Protocol, QuorumMode};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +42,8 @@ pub(super) struct RawCluster {
     pub seed: Option<u64>,
     pub key_file: Option<PathBuf>,
     pub l2_mode: Option<L2Mode>,
+    pub quorum: Option<QuorumMode>,
+    pub witness: Option<String>,
     pub cluster_mac: Option<String>,
 }
 

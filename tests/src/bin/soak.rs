@@ -30,6 +30,7 @@ struct Args {
 struct Tally {
     violations: Vec<String>,
     cut_apart: Vec<String>,
+    partitioned: usize,
     slowest: Duration,
     disturbances: usize,
 }
@@ -55,7 +56,11 @@ fn main() -> ExitCode {
                         Ok(o) => {
                             t.slowest = t.slowest.max(o.settled_in);
                             t.disturbances += o.disturbances;
-                            t.cut_apart.extend(o.cut_apart);
+                            t.partitioned += usize::from(o.partitioned);
+                            // Without a quorum, a partition serves both sides by design.
+                            if !o.partitioned {
+                                t.cut_apart.extend(o.cut_apart);
+                            }
                         }
                         Err(e) => {
                             eprintln!("VIOLATION {e}\n");
@@ -81,7 +86,8 @@ fn main() -> ExitCode {
         t.slowest.as_millis()
     );
     println!(
-        "farm-soak: {} runs with loss cut two nodes apart both ways and each side served alone (no quorum){}",
+        "farm-soak: {} runs partitioned; {} runs with loss alone cut two nodes apart both ways and each side served alone (no quorum){}",
+        t.partitioned,
         t.cut_apart.len(),
         t.cut_apart.first().map_or(String::new(), |c| format!("; the first: {c}"))
     );

@@ -1,18 +1,21 @@
 //! What the simulation checks, as a client would see it.
 //!
 //! Safety, after every event that may let a node accept more: no sampled packet is
-//! accepted by two nodes. One exception, which no protocol without a quorum avoids and
-//! the random runs count: loss that cuts two nodes apart both ways, as a partition
-//! would. A double acceptance is excused only where one of the two had failed the
-//! other, and the other had not heard from it for half a failure time (past which its
-//! lease no longer waits on that node's acknowledgements; see
-//! `Membership::lease_deadline`). Loss one way only is no excuse: the failed node's
-//! lease, bounded by the acknowledgements of the node that failed it, ran out first.
+//! accepted by two nodes. With `quorum: majority`, there is no exception. Without a
+//! quorum, one, which the random runs count: a partition (until two failure times after
+//! it heals), or loss that cuts two nodes apart both ways as one would. A double acceptance is then excused only where one of
+//! the two had failed the other, and the other had not heard from it for half a failure
+//! time (past which its lease no longer waits on that node's acknowledgements; see
+//! `Membership::lease_deadline`). Loss one way only is never an excuse: the failed
+//! node's lease, bounded by the acknowledgements of the node that failed it, ran out
+//! first.
 //!
 //! Settled, once disturbances stop: no node is stalled and every file reloaded; the
-//! running nodes hold one view of exactly themselves at one epoch, installed; and every
-//! sampled packet is accepted by exactly the node that view's table under that file
-//! names (by none where the table names none or no service takes it).
+//! running nodes hold one view of exactly themselves at one epoch. If that view is
+//! quorate (always, without a quorum), it is installed and every sampled packet is
+//! accepted by exactly the node that view's table under that file names (by none where
+//! the table names none or no service takes it); if not (a minority of the votes
+//! survived), no node accepts anything.
 use std::time::Instant;
 
 use farm_userspace::{
@@ -34,7 +37,13 @@ impl Sim {
             let mut acceptors = self.nodes.iter().filter(|n| n.accepts(flow, self.now));
             let (Some(a), Some(b)) = (acceptors.next(), acceptors.next()) else { continue };
             let what = format!("{flow:?} accepted by nodes {} and {}", a.id, b.id);
-            if !(apart(a, b, self.now) || apart(b, a, self.now)) {
+            // A partition, or one that healed less than two failure times ago (the
+            // sides take that long to hear each other and agree), serves both sides.
+            let partitioned =
+                self.cut.is_some() || self.healed.is_some_and(|t| self.now < t + 2 * FAILURE);
+            let excused = self.spec.quorum == spec::Quorum::None
+                && (partitioned || apart(a, b, self.now) || apart(b, a, self.now));
+            if !excused {
                 return Err(self.failure(&what));
             }
             explained.get_or_insert(what);
@@ -65,12 +74,22 @@ impl Sim {
         let m = first.core.as_ref().expect("running").membership();
         let (view, epoch) = (m.view().clone(), m.epoch());
         let ids: Vec<u16> = self.running().map(|n| n.id).collect();
+        let quorate = |n: &Node| n.core.as_ref().expect("running").membership().quorate();
+        let (all, any) = (self.running().all(quorate), self.running().any(quorate));
+        if all != any {
+            return false;
+        }
+        let quorate = all;
         let agree = self.running().all(|n| {
             let m = n.core.as_ref().expect("running").membership();
-            m.phase() == Phase::Installed && m.epoch() == epoch && *m.view() == view
+            let phase = if quorate { m.phase() == Phase::Installed } else { !m.owns() };
+            phase && m.epoch() == epoch && *m.view() == view
         });
         if !agree || view.ids() != ids {
             return false;
+        }
+        if !quorate {
+            return self.flows.iter().all(|f| self.nodes.iter().all(|n| !n.accepts(f, self.now)));
         }
         // Nothing left for the clock to change: every node says of its services what
         // its checkers see (no hold-down running), and the active-backup service is on
@@ -94,6 +113,16 @@ impl Sim {
         }
         let (_, _, rows) = self.expected.as_ref().expect("just set");
         let cfg = self.spec.config(1);
+        // A node that the table makes the active-backup service's only owner says it
+        // serves it (its heartbeats set the bit, a view change that moves nothing).
+        let db = &rows[cfg.vips.len() + spec::CHECKED[1]];
+        let claims = view.members.iter().all(|m| {
+            let sole = !db.is_empty() && db.iter().all(|&owner| owner == m.id);
+            (m.services.active >> spec::CHECKED[1] & 1 == 1) == sole
+        });
+        if !claims {
+            return false;
+        }
         let (rules, node) = (rules::rules(&cfg), rules::node_config(&cfg, [0; 6]));
         let agreed = Plane { rules: &rules, node: &node, rows, lease: None };
         self.flows.iter().all(|flow| {

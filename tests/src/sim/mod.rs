@@ -20,17 +20,18 @@
 pub mod check;
 pub mod random;
 pub mod rng;
+pub mod scenario;
 pub mod spec;
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use farm_common::NodeConfig;
+use farm_userspace::witness::{arbiter::Arbiter, wire::Ballot};
 use farm_userspace::{
     agent::{
         control::Request,
@@ -44,7 +45,7 @@ use farm_userspace::{
 
 use self::{
     rng::Rng,
-    spec::{Spec, address, flows},
+    spec::{Spec, address, flows, witness_address},
 };
 
 pub const KEY: &[u8] = b"simulation key, shared by all";
@@ -65,6 +66,18 @@ pub struct Net {
 
 pub const RELIABLE: Net = Net { loss: 0, dup: 0 };
 const MAX_DELAY_US: u64 = 20_000;
+/// The simulated witness's longest lease, and how long it grants nothing after a start.
+pub const WITNESS_MAX_LEASE: Duration = Duration::from_secs(1);
+/// The witness, where a node id is expected.
+const WITNESS: u16 = 0;
+
+/// A partition: the nodes of `side` hear only each other, the rest only each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    pub side: Vec<u16>,
+    /// Whom the witness hears: both sides, or the nodes of `side` (true) or the rest.
+    pub witness: Option<bool>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Run {
@@ -94,10 +107,18 @@ pub enum Disturbance {
     /// Node `id`'s instance of service `service` stops answering (false) or answers
     /// again: its checker sees so from its next check on.
     App(u16, usize, bool),
+    /// Datagrams between the two sides are dropped, both ways, in flight too.
+    Cut(Cut),
+    Heal,
+    /// The witness process stops (false), or starts afresh.
+    Witness(bool),
 }
 
 enum Ev {
-    Deliver(u16, Vec<u8>, SocketAddr),
+    /// To, from (`WITNESS`: the witness), what.
+    Deliver(u16, u16, Vec<u8>),
+    /// An ask reaching the witness, from a node.
+    Ask(u16, Vec<u8>),
     /// The agent's timer, for the node's `life`-th process; stale when it rescheduled since.
     Wake(u16, u64, Instant),
     Resume(u16, u64),
@@ -172,6 +193,11 @@ pub struct Sim {
     grown: bool,
     /// The settled check's table, by (view digest, file).
     expected: Option<(u64, Spec, Rows)>,
+    pub cut: Option<Cut>,
+    /// When the last cut healed: without a quorum, both sides serve until they agree.
+    pub healed: Option<Instant>,
+    /// The witness process, while it runs (with `spec::Quorum::Witness`).
+    pub witness: Option<Arbiter>,
 }
 
 impl Sim {
@@ -215,7 +241,13 @@ impl Sim {
             loss_overlap: None,
             grown: false,
             expected: None,
+            cut: None,
+            healed: None,
+            witness: None,
         };
+        if sim.spec.quorum == spec::Quorum::Witness {
+            sim.witness = Some(Arbiter::new(WITNESS_MAX_LEASE, base - WITNESS_MAX_LEASE));
+        }
         for id in 1..=n {
             let at = base + Duration::from_micros(sim.rng.below(spread.as_micros() as u64 + 1));
             sim.push(at, Ev::Start(id));
@@ -262,13 +294,14 @@ impl Sim {
             .filter_map(|n| Some((n, n.core.as_ref()?.membership())))
             .map(|(n, m)| {
                 format!(
-                    "\n  node {} {:?}: epoch {} {:?} view {:?} converged {}",
+                    "\n  node {} {:?}: epoch {} {:?} view {:?} converged {}, votes {:?}",
                     n.id,
                     n.run,
                     m.epoch(),
                     m.phase(),
                     m.view().ids(),
-                    m.converged()
+                    m.converged(),
+                    m.quorum_debug()
                 )
             })
             .collect();
@@ -303,8 +336,21 @@ impl Sim {
 
     fn handle(&mut self, ev: Ev) {
         match ev {
-            Ev::Deliver(to, ..) if !self.up(to) => {}
-            Ev::Deliver(to, bytes, from) => self.arrive(to, Input::Datagram(bytes, from)),
+            Ev::Deliver(to, from, _) if !self.reach(from, to) => {}
+            Ev::Deliver(to, from, bytes) => {
+                let address = if from == WITNESS { witness_address() } else { address(from) };
+                self.arrive(to, Input::Datagram(bytes, address))
+            }
+            Ev::Ask(from, _) if !self.reach(from, WITNESS) => {}
+            Ev::Ask(from, bytes) => {
+                let now = self.now;
+                let Some(witness) = self.witness.as_mut() else { return };
+                let ask = Ballot::decode(&bytes, KEY).expect("nodes sign their asks");
+                if let (Some(answer), _) = witness.ask(&ask, now) {
+                    let answer = answer.encode(KEY);
+                    self.datagram(WITNESS, from, answer, Ev::Deliver);
+                }
+            }
             Ev::Wake(id, life, at) => {
                 let node = self.node_mut(id);
                 if node.life == life && node.run == Run::Running && node.wake == Some(at) {
@@ -415,6 +461,9 @@ impl Sim {
                 Effect::Rules(rules) => (model.rules, self.grown) = (rules, true),
                 Effect::Seed(seed) => (model.node.seed, self.grown) = (seed, true),
                 Effect::Lease(until) => (model.lease, self.grown) = (until, until.is_some()),
+                Effect::Ask { datagram, .. } => {
+                    self.datagram(id, WITNESS, datagram, |_, from, bytes| Ev::Ask(from, bytes))
+                }
                 Effect::Vips(_) | Effect::Reply(_) => {}
                 Effect::Compute { config, view } => {
                     let rows = Arc::new(tables::rows(&config, &view));
@@ -435,8 +484,25 @@ impl Sim {
         }
     }
 
-    fn send(&mut self, from: u16, to: u16, datagram: Vec<u8>) {
-        if !self.up(from) {
+    /// Whether a datagram from `from` reaches `to` now (either may be `WITNESS`): both
+    /// links up, no cut between them, the witness running.
+    fn reach(&self, from: u16, to: u16) -> bool {
+        let up = |id: u16| if id == WITNESS { self.witness.is_some() } else { self.up(id) };
+        let side = |cut: &Cut, id: u16| match id {
+            WITNESS => cut.witness,
+            id => Some(cut.side.contains(&id)),
+        };
+        let together = self.cut.as_ref().is_none_or(|cut| {
+            let (a, b) = (side(cut, from), side(cut, to));
+            a.is_none() || b.is_none() || a == b
+        });
+        up(from) && up(to) && together
+    }
+
+    /// A datagram on the simulated network: lost, duplicated, delayed as `net` says,
+    /// dropped where `from` cannot reach `to` when sent or when it arrives.
+    fn datagram(&mut self, from: u16, to: u16, bytes: Vec<u8>, ev: fn(u16, u16, Vec<u8>) -> Ev) {
+        if !self.reach(from, to) {
             return;
         }
         let lost = self.rng.chance(self.net.loss);
@@ -444,9 +510,13 @@ impl Sim {
         for _ in 0..copies {
             let at = self.now + Duration::from_micros(self.rng.below(MAX_DELAY_US + 1));
             if !lost {
-                self.push(at, Ev::Deliver(to, datagram.clone(), address(from)));
+                self.push(at, ev(to, from, bytes.clone()));
             }
         }
+    }
+
+    fn send(&mut self, from: u16, to: u16, datagram: Vec<u8>) {
+        self.datagram(from, to, datagram, Ev::Deliver);
     }
 
     pub fn disturb(&mut self, d: Disturbance) -> Result<(), String> {
@@ -472,6 +542,16 @@ impl Sim {
             Disturbance::App(id, service, up) => {
                 let node = self.node_mut(id);
                 node.apps_down = node.apps_down & !(1 << service) | u64::from(!up) << service;
+            }
+            Disturbance::Cut(cut) => self.cut = Some(cut),
+            Disturbance::Heal => {
+                if self.cut.take().is_some() {
+                    self.healed = Some(self.now);
+                }
+            }
+            Disturbance::Witness(false) => self.witness = None,
+            Disturbance::Witness(true) => {
+                self.witness.get_or_insert(Arbiter::new(WITNESS_MAX_LEASE, self.now));
             }
             Disturbance::Reload(spec, spread) => {
                 self.spec = *spec;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use farm_userspace::agent::control::Request;
 
 use super::{
-    Disturbance, FAILURE, INTERVAL, Net, Run, Sim, ms,
-    spec::{self, Spec},
+    Cut, Disturbance, FAILURE, INTERVAL, Net, Run, Sim, ms,
+    spec::{self, Quorum, Spec},
 };
 
 /// What one run found: how long the farm took to settle once healed, and the double
@@ -16,11 +16,23 @@ pub struct Outcome {
     pub settled_in: Duration,
     pub cut_apart: Option<String>,
     pub disturbances: usize,
+    /// A partition was among the disturbances.
+    pub partitioned: bool,
 }
 
 impl Sim {
     /// A disturbance that fits the state of a random node, if any.
     pub fn random_disturbance(&mut self) -> Option<Disturbance> {
+        // A partition, now and then: two random sides, the witness with either or both.
+        if self.rng.chance(100) {
+            return Some(match self.cut {
+                Some(_) => Disturbance::Heal,
+                None => Disturbance::Cut(self.random_cut()),
+            });
+        }
+        if self.spec.quorum == Quorum::Witness && self.rng.chance(40) {
+            return Some(Disturbance::Witness(self.witness.is_none()));
+        }
         let id = 1 + self.rng.below(u64::from(self.spec.nodes)) as u16;
         let (weight, drained) = self.core_weight(id);
         match self.node(id).run {
@@ -53,6 +65,12 @@ impl Sim {
         }
     }
 
+    fn random_cut(&mut self) -> Cut {
+        let side = (1..=self.spec.nodes).filter(|_| self.rng.chance(500)).collect();
+        let witness = [None, Some(true), Some(false)][self.rng.below(3) as usize];
+        Cut { side, witness }
+    }
+
     fn core_weight(&self, id: u16) -> (Option<u32>, bool) {
         self.node(id).core.as_ref().map_or((None, false), |c| c.membership().weight())
     }
@@ -62,26 +80,40 @@ impl Sim {
 pub fn random_case(seed: u64) -> Result<Outcome, String> {
     let mut rng = super::rng::Rng::new(seed ^ 0x5eed);
     let n = 2 + rng.below(5) as u16;
-    // A third of the runs without loss, where no double acceptance has an excuse.
+    // A third of the runs without loss; a third of each with a quorum, and a third with
+    // a quorum and a witness, where no double acceptance has an excuse.
     let loss = if seed.is_multiple_of(3) { 0 } else { 1 + rng.below(300) };
+    let quorum = [Quorum::None, Quorum::Majority, Quorum::Witness][(seed / 3 % 3) as usize];
     let net = Net { loss, dup: rng.below(51) };
-    let mut sim = Sim::new(Spec::new(n), seed, net, ms(rng.below(400)));
+    let spec = Spec { quorum, ..Spec::new(n) };
+    let mut sim = Sim::new(spec, seed, net, ms(rng.below(400)));
     sim.table_delay = ms(rng.below(40));
-    sim.trace.push(format!("{n} nodes, {net:?}, tables within {:?}", sim.table_delay));
+    sim.trace.push(format!("{n} nodes, {quorum:?}, {net:?}, tables within {:?}", sim.table_delay));
     let mut at = sim.base + ms(500 + rng.below(700));
-    let mut disturbances = 0;
+    let (mut disturbances, mut partitioned) = (0, false);
     for _ in 0..1 + rng.below(6) {
         sim.run_until(at, |_| false)?;
         if let Some(d) = sim.random_disturbance() {
+            partitioned |= matches!(d, Disturbance::Cut(_));
             sim.disturb(d)?;
             disturbances += 1;
         }
         at += ms(rng.below(700));
     }
-    // Heal: no more loss, every link up, every application answering; stalled nodes
-    // resume and reloads arrive on their own.
+    // Heal: no more loss or partition, every link up, every application answering, the
+    // witness running; stalled nodes resume and reloads arrive on their own.
     sim.net.loss = 0;
+    sim.disturb(Disturbance::Heal)?;
+    if quorum == Quorum::Witness && sim.witness.is_none() {
+        sim.disturb(Disturbance::Witness(true))?;
+    }
     for id in 1..=n {
+        // With a quorum, a farm may rightly wait for a dead voter (a tie it may hold):
+        // the scenarios in `simulation.rs` show what serves without one; here every
+        // node comes back.
+        if quorum != Quorum::None && sim.node(id).run == Run::Down {
+            sim.disturb(Disturbance::Restart(id))?;
+        }
         if !sim.up(id) {
             sim.disturb(Disturbance::LinkUp(id))?;
         }
@@ -105,5 +137,5 @@ pub fn random_case(seed: u64) -> Result<Outcome, String> {
         return Err(sim.failure("settled, then unsettled without a disturbance"));
     }
     let cut_apart = sim.loss_overlap.map(|what| format!("seed {seed}, {n} nodes: {what}"));
-    Ok(Outcome { settled_in: settled - healed, cut_apart, disturbances })
+    Ok(Outcome { settled_in: settled - healed, cut_apart, disturbances, partitioned })
 }

@@ -32,9 +32,25 @@ pub enum Alt {
     Unclaimed,
 }
 
+/// `cluster.quorum`, and whether a witness breaks ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    None,
+    Majority,
+    /// `majority`, with the simulation's witness (`WITNESS`).
+    Witness,
+}
+
+/// Where the simulated witness answers.
+pub fn witness_address() -> SocketAddr {
+    SocketAddr::new(IpAddr::from([198, 18, 0, 250]), 7402)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spec {
     pub nodes: u16,
+    /// Fixed for a run: reloads keep it.
+    pub quorum: Quorum,
     pub seed: u32,
     /// Each node's weight, node `i` at `i - 1`.
     pub weights: Vec<u32>,
@@ -62,6 +78,7 @@ impl Spec {
     pub fn new(nodes: u16) -> Spec {
         Spec {
             nodes,
+            quorum: Quorum::None,
             seed: 7,
             weights: vec![1; usize::from(nodes)],
             web_weight: None,
@@ -79,6 +96,16 @@ impl Spec {
             "cluster:\n  name: sim\n  node_id: {id}\n  interface: sim0\n  heartbeat_ms: {HEARTBEAT_MS}\n  failure_threshold: {THRESHOLD}\n  buckets: {BUCKETS}\n  seed: {}\n  peers:\n",
             self.seed
         );
+        match self.quorum {
+            Quorum::None => {}
+            Quorum::Majority => {
+                y.insert_str(y.find("  peers:").expect("written"), "  quorum: majority\n")
+            }
+            Quorum::Witness => {
+                let line = format!("  quorum: majority\n  witness: \"{}\"\n", witness_address());
+                y.insert_str(y.find("  peers:").expect("written"), &line)
+            }
+        }
         // Priority by id: node 1 is the best for the active-backup service.
         for (i, w) in self.weights.iter().enumerate() {
             let n = i as u16 + 1;

@@ -46,6 +46,7 @@ use super::{
 use crate::{
     config::{self, Config},
     rules::{self, Rules},
+    witness::wire::{self as ballot, Ballot},
 };
 
 /// Leave datagrams sent on a clean stop: UDP may lose one.
@@ -82,6 +83,11 @@ pub struct Reloaded {
 pub enum Effect {
     Send {
         to: u16,
+        address: SocketAddr,
+        datagram: Vec<u8>,
+    },
+    /// An ask for the witness's vote (`crate::witness`), from the heartbeat socket.
+    Ask {
         address: SocketAddr,
         datagram: Vec<u8>,
     },
@@ -146,6 +152,8 @@ pub struct Core {
     sent_all: bool,
     /// A moment and the wall clock then (µs): new incarnations count on from it.
     clock: (Instant, u64),
+    /// The view last asked the witness about: a new one is asked about at once.
+    asked: Option<Vec<u16>>,
     out: Vec<Effect>,
 }
 
@@ -156,6 +164,8 @@ fn settings(cfg: &Config) -> Settings {
         failure: failure_time(cfg),
         config: config::shared_digest(cfg),
         cluster: config::cluster_id(&cfg.cluster.name),
+        quorum: cfg.cluster.quorum,
+        witness: cfg.cluster.witness,
     }
 }
 
@@ -217,6 +227,7 @@ impl Core {
             answer: BTreeSet::new(),
             sent_all: false,
             clock: (now, wall_us),
+            asked: None,
             out: vec![Effect::Rows(empty), Effect::Lease(None)],
         };
         core.ask_table(now);
@@ -295,11 +306,15 @@ impl Core {
     }
 
     fn tick(&mut self, now: Instant) {
-        if now >= self.next_beat {
+        let beat = now >= self.next_beat;
+        if beat {
             if self.link_up {
                 self.send_all(now, Kind::Alive);
             }
             self.next_beat = now + interval(&self.cfg);
+        }
+        if self.link_up && (beat || self.asked.as_ref() != Some(&self.membership.view().ids())) {
+            self.ask_witness(now);
         }
         if self.link_up {
             let events = self.membership.tick(now);
@@ -342,7 +357,18 @@ impl Core {
         self.counters.sent += 1;
     }
 
+    /// Asks the witness, if the file names one, for its vote for this node's view.
+    fn ask_witness(&mut self, now: Instant) {
+        if let Some((address, ask)) = self.membership.witness_ask(now) {
+            self.asked = Some(ask.members.clone());
+            self.out.push(Effect::Ask { address, datagram: ask.encode(&self.key) });
+        }
+    }
+
     fn datagram(&mut self, now: Instant, bytes: &[u8], from: SocketAddr) {
+        if ballot::is_ballot(bytes) {
+            return self.answer(now, bytes, from);
+        }
         let c = &mut self.counters;
         let hb = match Heartbeat::decode(bytes, &self.key) {
             Ok(hb) => hb,
@@ -371,6 +397,23 @@ impl Core {
                     Refused::Stale | Refused::Failed => c.stale += 1,
                 }
                 self.note(Note::Ignored { why: format!("from {from} (node {node}): {refused}") });
+            }
+        }
+    }
+
+    /// The witness answered an ask (or something signed like one arrived).
+    fn answer(&mut self, now: Instant, bytes: &[u8], from: SocketAddr) {
+        let taken = Ballot::decode(bytes, &self.key)
+            .map_err(|e| e.to_string())
+            .and_then(|b| self.membership.witness_answer(b, now).map_err(|r| r.to_string()));
+        match taken {
+            Ok(events) => {
+                self.counters.witness += 1;
+                self.handle(now, events);
+            }
+            Err(why) => {
+                self.counters.witness_ignored += 1;
+                self.note(Note::Ignored { why: format!("from {from} (a witness ballot): {why}") });
             }
         }
     }

@@ -103,6 +103,8 @@ impl Core {
             heartbeats: self.counters.clone(),
             view: m.view().clone(),
             http: self.cfg.http.listen,
+            fenced: m.fenced().map(str::to_string),
+            quorum: Some(m.quorum_status(now)),
         }
     }
 }

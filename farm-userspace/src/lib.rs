@@ -12,4 +12,5 @@ pub mod owner_memory;
 pub mod picture;
 pub mod privilege;
 pub mod program;
+pub mod realtime;
 pub mod rules;

@@ -12,5 +12,6 @@ pub mod owner_memory;
 pub mod picture;
 pub mod privilege;
 pub mod program;
+pub mod realtime;
 pub mod rules;
 pub mod witness;

@@ -1,6 +1,7 @@
 //! The capabilities farm needs, checked before it starts on a task, so that a process
 //! without one hears which and what to do instead of a bare EPERM half way. Root has them
-//! all; the packaged unit runs the agent as the `farm` user with exactly `AGENT`.
+//! all; the packaged unit runs the agent as the `farm` user with exactly `AGENT` and
+//! CAP_SYS_NICE, which the agent does without if it must (see `realtime`).
 use std::fmt;
 
 /// A Linux capability farm uses, and why.
@@ -21,6 +22,9 @@ pub enum Capability {
     Perfmon,
     /// The bpf() system call itself: maps, programs, pins, links.
     Bpf,
+    /// Locking memory beyond RLIMIT_MEMLOCK (`agent.lock_memory`): optional, an
+    /// unlimited RLIMIT_MEMLOCK does as well.
+    IpcLock,
 }
 
 use Capability::*;
@@ -38,6 +42,7 @@ impl Capability {
         match self {
             DacReadSearch => 2,
             NetAdmin => 12,
+            IpcLock => 14,
             SysAdmin => 21,
             Perfmon => 38,
             Bpf => 39,
@@ -51,6 +56,7 @@ impl Capability {
             SysAdmin => "CAP_SYS_ADMIN",
             Perfmon => "CAP_PERFMON",
             Bpf => "CAP_BPF",
+            IpcLock => "CAP_IPC_LOCK",
         }
     }
 }

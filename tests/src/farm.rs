@@ -9,6 +9,7 @@ use std::{
     fmt::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::PathBuf,
+    time::Duration,
 };
 
 use anyhow::{Context, Result};
@@ -17,7 +18,7 @@ use farm_userspace::{dataplane::Dataplane, loader::pin_dir};
 
 use crate::{
     netns::{Host, Lan, command_in, in_ns, ip, run, unique_id},
-    traffic::{TcpServer, UdpRecorder},
+    traffic::{SERVER_LIFETIME, TcpServer, UdpRecorder},
 };
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -69,6 +70,8 @@ pub struct NsFarm {
     pub buckets: u32,
     pub seed: u32,
     nodes_total: u32,
+    /// How long its servers live at most.
+    lifetime: Duration,
     pub dir: PathBuf,
     // Dropped last: the namespaces go after the nodes are unloaded.
     _lan: Lan,
@@ -86,6 +89,17 @@ pub enum Ownership {
 impl NsFarm {
     /// Builds `nodes` nodes and a client with `clients` addresses; nothing loaded yet.
     pub fn new(nodes: usize, clients: usize, buckets: u32, ownership: Ownership) -> Result<NsFarm> {
+        NsFarm::lasting(nodes, clients, buckets, ownership, SERVER_LIFETIME)
+    }
+
+    /// `new`, with servers that live `lifetime` at most (a soak's length).
+    pub fn lasting(
+        nodes: usize,
+        clients: usize,
+        buckets: u32,
+        ownership: Ownership,
+        lifetime: Duration,
+    ) -> Result<NsFarm> {
         let id = unique_id();
         let lan = Lan::new(&id)?;
         let dir = std::env::temp_dir().join(format!("farm-test-{id}"));
@@ -104,6 +118,7 @@ impl NsFarm {
             buckets,
             seed,
             nodes_total: nodes as u32,
+            lifetime,
             dir,
             _lan: lan,
         };
@@ -135,9 +150,9 @@ impl NsFarm {
         std::fs::write(&config, self.yaml(i, count, &host.iface, ownership))?;
         let servers = [SPREAD_PORT, STICKY_PORT]
             .into_iter()
-            .map(|port| Ok((port, TcpServer::start(ns, port, name.clone())?)))
+            .map(|port| Ok((port, TcpServer::start_for(ns, port, name.clone(), self.lifetime)?)))
             .collect::<Result<Vec<_>>>()?;
-        let udp = UdpRecorder::start(ns, UDP_PORT)?;
+        let udp = UdpRecorder::start_for(ns, UDP_PORT, self.lifetime)?;
         let log = self.dir.join(format!("{name}.log"));
         Ok(Node { id: i as u16, name, host, config, udp, agent: None, log, servers })
     }
@@ -213,7 +228,8 @@ impl NsFarm {
     /// Starts node `i`'s TCP server on `port` again.
     pub fn start_server(&mut self, i: usize, port: u16) -> Result<()> {
         let node = &mut self.nodes[i];
-        let server = TcpServer::start(&node.host.ns.name, port, node.name.clone())?;
+        let server =
+            TcpServer::start_for(&node.host.ns.name, port, node.name.clone(), self.lifetime)?;
         node.servers.push((port, server));
         Ok(())
     }

@@ -7,8 +7,8 @@ use std::{
 };
 
 use farm_userspace::config::{
-    Affinity, Cluster, Config, DefaultAction, Failback, Http, L2Mode, NodeSource, Peer, PortRange,
-    Protocol, QuorumMode, Service, Vip,
+    Affinity, Agent, Cluster, Config, DefaultAction, Failback, Http, L2Mode, NodeSource, Peer,
+    PortRange, Protocol, QuorumMode, Service, Vip,
 };
 
 use crate::packet::CLUSTER_MAC;
@@ -94,5 +94,7 @@ pub fn config() -> Config {
         ],
         static_owners: None,
         http: Http { listen: None },
+        // No agent runs on the fixture configuration.
+        agent: Agent { realtime_priority: None, lock_memory: false },
     }
 }

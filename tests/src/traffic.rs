@@ -18,12 +18,12 @@ use socket2::{Domain, Socket, Type};
 
 use crate::netns::enter;
 
-/// Longest a test server lives, whatever the test does.
-const SERVER_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest a test server lives, whatever the test does (a soak asks for longer).
+pub const SERVER_LIFETIME: Duration = Duration::from_secs(300);
 const IO_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A server thread in a namespace: binds with `bind` there, then calls `step` until
-/// stopped (by drop) or `SERVER_LIFETIME` ends. `step` must return within a few ms.
+/// stopped (by drop) or `lifetime` ends. `step` must return within a few ms.
 struct Server {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -32,6 +32,7 @@ struct Server {
 impl Server {
     fn start<S: 'static>(
         ns: &str,
+        lifetime: Duration,
         bind: impl FnOnce() -> Result<S> + Send + 'static,
         mut step: impl FnMut(&S) + Send + 'static,
     ) -> Result<Server> {
@@ -50,7 +51,7 @@ impl Server {
                     return;
                 }
             };
-            let end = Instant::now() + SERVER_LIFETIME;
+            let end = Instant::now() + lifetime;
             while !flag.load(Ordering::Relaxed) && Instant::now() < end {
                 step(&socket);
             }
@@ -77,7 +78,12 @@ pub struct TcpServer {
 
 impl TcpServer {
     pub fn start(ns: &str, port: u16, reply: String) -> Result<TcpServer> {
-        let server = serve_tcp(ns, port, move |s| {
+        TcpServer::start_for(ns, port, reply, SERVER_LIFETIME)
+    }
+
+    /// `start`, for a server that lives `lifetime` at most.
+    pub fn start_for(ns: &str, port: u16, reply: String, lifetime: Duration) -> Result<TcpServer> {
+        let server = serve_tcp(ns, port, lifetime, move |s| {
             let _ = s.write_all(reply.as_bytes());
         })?;
         Ok(TcpServer { _server: server })
@@ -89,6 +95,7 @@ impl TcpServer {
 fn serve_tcp(
     ns: &str,
     port: u16,
+    lifetime: Duration,
     mut answer: impl FnMut(&mut std::net::TcpStream) + Send + 'static,
 ) -> Result<Server> {
     let bind = move || {
@@ -104,7 +111,7 @@ fn serve_tcp(
         // Nothing to accept: the listener does not block, so that the server can stop.
         Err(_) => thread::sleep(Duration::from_millis(2)),
     };
-    Server::start(ns, bind, serve)
+    Server::start(ns, lifetime, bind, serve)
 }
 
 /// An HTTP server in a namespace answering every request with the status it is set to
@@ -118,7 +125,7 @@ impl HttpServer {
     pub fn start(ns: &str, port: u16, body: String) -> Result<HttpServer> {
         let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
         let code = status.clone();
-        let server = serve_tcp(ns, port, move |s| {
+        let server = serve_tcp(ns, port, SERVER_LIFETIME, move |s| {
             let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
             // The request itself does not matter: one read takes it in.
             let _ = s.read(&mut [0u8; 1024]);
@@ -171,6 +178,11 @@ pub struct UdpRecorder {
 
 impl UdpRecorder {
     pub fn start(ns: &str, port: u16) -> Result<UdpRecorder> {
+        UdpRecorder::start_for(ns, port, SERVER_LIFETIME)
+    }
+
+    /// `start`, for a recorder that lives `lifetime` at most.
+    pub fn start_for(ns: &str, port: u16, lifetime: Duration) -> Result<UdpRecorder> {
         let got = Arc::new(Mutex::new(Vec::new()));
         let sink = got.clone();
         let bind = move || {
@@ -187,7 +199,7 @@ impl UdpRecorder {
                 sink.lock().expect("recorder lock").push(number);
             }
         };
-        Ok(UdpRecorder { got, _server: Server::start(ns, bind, record)? })
+        Ok(UdpRecorder { got, _server: Server::start(ns, lifetime, bind, record)? })
     }
 
     /// The numbers received so far, in arrival order.
@@ -205,10 +217,7 @@ pub fn send_numbered(
     count: u64,
     gap: Duration,
 ) -> Result<Vec<SocketAddr>> {
-    let sockets: Vec<UdpSocket> = sources
-        .iter()
-        .map(|&src| UdpSocket::bind(SocketAddr::new(src, 0)).context("bind a client socket"))
-        .collect::<Result<_>>()?;
+    let sockets = client_sockets(sources)?;
     let from: Vec<SocketAddr> =
         sockets.iter().map(UdpSocket::local_addr).collect::<Result<_, _>>()?;
     let mut sent_from = Vec::with_capacity(count as usize);
@@ -221,6 +230,36 @@ pub fn send_numbered(
         thread::sleep(gap);
     }
     Ok(sent_from)
+}
+
+/// Sends datagrams numbered 0.., round robin from one socket per address in `sources`,
+/// one every `gap`, until `lasting` has passed: when each number was sent. Runs in the
+/// calling thread's namespace.
+pub fn send_numbered_for(
+    sources: &[IpAddr],
+    dst: SocketAddr,
+    gap: Duration,
+    lasting: Duration,
+) -> Result<Vec<Instant>> {
+    let sockets = client_sockets(sources)?;
+    let end = Instant::now() + lasting;
+    let mut sent = Vec::new();
+    while Instant::now() < end {
+        let number = sent.len() as u64;
+        sent.push(Instant::now());
+        // A full socket buffer drops the datagram; the number is then simply never seen.
+        let _ = sockets[number as usize % sockets.len()].send_to(&number.to_be_bytes(), dst);
+        thread::sleep(gap);
+    }
+    Ok(sent)
+}
+
+/// One UDP socket per address of `sources`, on a port the kernel picks.
+fn client_sockets(sources: &[IpAddr]) -> Result<Vec<UdpSocket>> {
+    sources
+        .iter()
+        .map(|&src| UdpSocket::bind(SocketAddr::new(src, 0)).context("bind a client socket"))
+        .collect()
 }
 
 /// Connects once from exactly `from` (address and port) to `dst` and reads the reply,

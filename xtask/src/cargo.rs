@@ -1,7 +1,7 @@
-//! Cargo in the workspace, and the tasks that are one cargo run: build, bench.
+//! Cargo in the workspace, and the tasks that are one cargo run: build, bench, soak.
 use std::{env, path::PathBuf, process::Command};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::process::{root, run};
 
@@ -40,9 +40,20 @@ pub fn bench(args: &[String]) -> Result<()> {
     tests_bin("farm-bench", args, "the benchmark")
 }
 
-/// The simulation's soak (farm-tests' farm-soak); `args` go to it.
+/// The simulation's soak (farm-tests' farm-soak), or with `--minutes` the chaos soak of
+/// a namespace farm (farm-chaos, which runs the `farm` binary); `args` go to it.
 pub fn soak(args: &[String]) -> Result<()> {
-    tests_bin("farm-soak", args, "the soak")
+    let given = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    match (given("--minutes"), given("--runs")) {
+        (true, true) => bail!(
+            "--minutes (the chaos soak of a namespace farm) and --runs (the simulation) are two soaks: give one"
+        ),
+        (true, false) => {
+            build()?;
+            tests_bin("farm-chaos", args, "the chaos soak")
+        }
+        (false, _) => tests_bin("farm-soak", args, "the soak"),
+    }
 }
 
 /// Runs one of farm-tests' binaries, built in release mode, with `args`.

@@ -64,7 +64,10 @@ enum Task {
         args: Vec<String>,
     },
     /// Run the agent's core in the deterministic simulation over many seeds and print
-    /// every violation found: `--runs N` (default 10,000), `--from SEED`.
+    /// every violation found: `--runs N` (default 10,000), `--from SEED`. Or, with
+    /// `--minutes N` (as root), the chaos soak: a farm of agents in namespaces under
+    /// traffic and random events for N minutes (`--nodes 3-5`, `--quorum none|majority`,
+    /// `--seed S`).
     Soak {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,

@@ -33,7 +33,7 @@ use super::{
 use crate::{
     config::{self, Config},
     dataplane::Dataplane,
-    loader, nic, privilege,
+    loader, nic, privilege, realtime,
 };
 
 /// Datagrams read in one wake-up at most, so a flood cannot keep the clock from the
@@ -125,6 +125,7 @@ impl Runtime {
     async fn start(path: &Path) -> Result<Runtime> {
         privilege::require("farm agent", privilege::AGENT)?;
         let cfg = config::load(path)?;
+        realtime::claim(&cfg.agent);
         config::node_found(&cfg).inspect(|found| info!("{found}"));
         let key = key::read(path, cfg.cluster.key_file.as_deref())?;
         let iface = cfg.cluster.interface.clone();

@@ -1,5 +1,6 @@
 //! The YAML configuration: the model every other module uses, and (in `parse`) the
 //! reading and validation that refuse a bad file with its line, field and reason.
+mod agent;
 mod check;
 mod cluster;
 mod digest;
@@ -18,6 +19,7 @@ mod services;
 #[cfg(test)]
 mod tests;
 
+pub use agent::DEFAULT_REALTIME_PRIORITY;
 pub use digest::{cluster_id, shared_digest};
 pub use http::DEFAULT_LISTEN;
 pub use model::*;

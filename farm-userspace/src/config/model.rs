@@ -14,6 +14,7 @@ pub struct Config {
     /// range names have no owner.
     pub static_owners: Option<BTreeMap<u16, Vec<BucketRange>>>,
     pub http: Http,
+    pub agent: Agent,
 }
 
 /// Where this node's agent serves its Prometheus metrics and status page. Per node, like
@@ -22,6 +23,19 @@ pub struct Config {
 pub struct Http {
     /// `None`: no listener (`listen: off`).
     pub listen: Option<SocketAddr>,
+}
+
+/// How this node's agent claims the CPU and memory, so that a busy machine does not
+/// delay its heartbeats past the failure time. Per node, like `http`: not part of what
+/// nodes compare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The SCHED_RR priority of the agent's loop; `None`: the normal scheduler
+    /// (`realtime_priority: off`).
+    pub realtime_priority: Option<u8>,
+    /// Whether the agent locks its memory (mlockall), so that no page it touches on its
+    /// loop waits for the disk.
+    pub lock_memory: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

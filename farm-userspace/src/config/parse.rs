@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::{
     Config,
+    agent::agent,
     check::Ctx,
     cluster::cluster,
     http::http,
@@ -60,7 +61,8 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         .map(|owners| static_owners(owners, &cluster.peers, cluster.buckets, &ctx))
         .transpose()?;
     let http = http(raw.http, &ctx)?;
-    Ok(Config { cluster, vips, services, static_owners, http })
+    let agent = agent(raw.agent, &ctx)?;
+    Ok(Config { cluster, vips, services, static_owners, http, agent })
 }
 
 /// Reads and parses the file at `path`.

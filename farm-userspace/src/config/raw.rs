@@ -18,6 +18,15 @@ pub(super) struct RawConfig {
     pub services: Option<Vec<RawService>>,
     pub static_owners: Option<BTreeMap<u64, Vec<RangeItem>>>,
     pub http: Option<RawHttp>,
+    pub agent: Option<RawAgent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAgent {
+    /// A priority, or `off`.
+    pub realtime_priority: Option<RangeItem>,
+    pub lock_memory: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -101,7 +110,8 @@ pub(super) enum RawFailback {
 }
 
 /// One entry of a port or bucket list: a number, or text such as `"8000-8100"` that
-/// validation reads (it knows the bounds and can say which entry is wrong).
+/// validation reads (it knows the bounds and can say which entry is wrong). Any other
+/// field that takes a number or a word (a priority or `off`) reads it the same way.
 pub(super) enum RangeItem {
     Number(u64),
     Text(String),

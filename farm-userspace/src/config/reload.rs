@@ -1,7 +1,8 @@
 //! What a reload may change: the settings the data plane was loaded with, and this
-//! node's own place in the farm, take a restart (and so does the agent's HTTP listener);
-//! everything else a running agent takes.
-use super::{Config, Http};
+//! node's own place in the farm, take a restart (and so do the agent's HTTP listener and
+//! its claim on the CPU and memory, made once at its start); everything else a running
+//! agent takes.
+use super::{Agent, Config, Http};
 
 /// Why the agent cannot take `new` in place of `old` without a restart, if it cannot:
 /// the field, its old and its new value.
@@ -23,6 +24,8 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<String> {
             new.this_node().address.to_string(),
         ),
         ("http.listen", listen(&old.http), listen(&new.http)),
+        ("agent.realtime_priority", priority(&old.agent), priority(&new.agent)),
+        ("agent.lock_memory", old.agent.lock_memory.to_string(), new.agent.lock_memory.to_string()),
     ];
     fixed.into_iter().find(|(_, was, is)| was != is).map(|(field, was, is)| {
         format!("{field} changed from {was} to {is}, which needs a restart of the agent")
@@ -31,6 +34,10 @@ pub fn needs_restart(old: &Config, new: &Config) -> Option<String> {
 
 fn listen(http: &Http) -> String {
     http.listen.map_or("off".into(), |a| a.to_string())
+}
+
+fn priority(agent: &Agent) -> String {
+    agent.realtime_priority.map_or("off".into(), |p| p.to_string())
 }
 
 #[cfg(test)]
@@ -56,6 +63,15 @@ mod tests {
             needs_restart(&old, &off).as_deref(),
             Some(
                 "http.listen changed from 127.0.0.1:9740 to off, which needs a restart of the agent"
+            )
+        );
+        let unlocked =
+            crate::config::parse(&format!("{BASE}agent:\n  lock_memory: false\n"), "t.yaml")
+                .unwrap();
+        assert_eq!(
+            needs_restart(&old, &unlocked).as_deref(),
+            Some(
+                "agent.lock_memory changed from true to false, which needs a restart of the agent"
             )
         );
     }

@@ -428,3 +428,15 @@ fn http_listens_on_loopback_unless_told_otherwise() {
     refused(&format!("{BASE}http:\n  listen: 127.0.0.1:0\n"), 22, "http.listen", "port 0 cannot serve the metrics");
     refused(&format!("{BASE}http:\n  port: 80\n"), 22, "http.port", "unknown field `port`, expected `listen`");
 }
+
+#[test]
+#[rustfmt::skip]
+fn the_agent_runs_real_time_with_its_memory_locked_unless_told_otherwise() {
+    let agent = |section: &str| parsed(&format!("{BASE}{section}")).agent;
+    assert_eq!(agent(""), Agent { realtime_priority: Some(DEFAULT_REALTIME_PRIORITY), lock_memory: true });
+    assert_eq!(agent("agent:\n  realtime_priority: 99\n"), Agent { realtime_priority: Some(99), lock_memory: true });
+    assert_eq!(agent("agent:\n  realtime_priority: off\n  lock_memory: false\n"), Agent { realtime_priority: None, lock_memory: false });
+    refused(&format!("{BASE}agent:\n  realtime_priority: 0\n"), 22, "agent.realtime_priority", "0 is out of range; use 1..=99");
+    refused(&format!("{BASE}agent:\n  realtime_priority: max\n"), 22, "agent.realtime_priority", "\"max\" is not a priority; give 1..=99, or off");
+    refused(&format!("{BASE}agent:\n  lock_memory: yes please\n"), 22, "agent.lock_memory", "invalid type");
+}

@@ -1,8 +1,8 @@
-//! The three tables as Markdown (`--markdown`), so the README's figures come from a run
+//! The four tables as Markdown (`--markdown`), so the README's figures come from a run
 //! of the bench, not from hand edits.
 use super::{
-    cost,
-    report::{Measured, cost_met, failover_met, peer_met, range},
+    busy, cost,
+    report::{Measured, busy_met, cost_met, failover_met, peer_met, range},
 };
 
 /// The tables, after a line naming `command` (what printed them) and the machine.
@@ -64,6 +64,29 @@ pub fn markdown(m: &Measured, command: &str) -> String {
         ]
     });
     table(&mut out, header, rows);
+    let header = [
+        format!(
+            "D: agent (three-node farm, no node failing, {} busy loops per CPU for {} s; {} rounds)",
+            busy::HOGS_PER_CPU,
+            m.busy_seconds,
+            m.busy.first().map_or(0, |r| r.rounds.len())
+        ),
+        "false failovers/min".into(),
+        "fences, stalls".into(),
+        "worst loop delay".into(),
+        "goal".into(),
+    ];
+    let rows = m.busy.iter().map(|r| {
+        let (fences, stalls) = r.fences();
+        [
+            format!("{} ({})", r.name, r.about),
+            format!("{:.2}", r.per_minute()),
+            format!("{fences}, {stalls}"),
+            format!("<= {} ms", r.worst_delay_ms()),
+            format!("zero: {}", met(busy_met(r))),
+        ]
+    });
+    table(&mut out, header, rows);
     out
 }
 
@@ -71,12 +94,16 @@ fn met(met: bool) -> &'static str {
     if met { "met" } else { "over" }
 }
 
-/// A blank line, then the table.
+/// A blank line, then the table; nothing for a table not measured (`--tables`).
 fn table<const N: usize>(
     out: &mut String,
     header: [String; N],
     rows: impl Iterator<Item = [String; N]>,
 ) {
+    let mut rows = rows.peekable();
+    if rows.peek().is_none() {
+        return;
+    }
     let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
     out.push('\n');
     out.push_str(&line(&header));

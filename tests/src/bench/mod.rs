@@ -2,9 +2,11 @@
 //! each program path under BPF_PROG_TEST_RUN against a trivial program (`cost`); table B
 //! sends live frames into a namespace of its own and compares farm with the nftables
 //! filter that replaced CLUSTERIP (`compare`); table C times a node's failure and leave
-//! in a farm of agents (`failover`). `report` prints them, as tables or JSON, and
-//! `markdown` as Markdown for the README.
+//! in a farm of agents (`failover`); table D counts the false failovers of a farm whose
+//! machine is busy (`busy`). `report` prints them, as tables or JSON, and `markdown` as
+//! Markdown for the README.
 pub mod baseline;
+pub mod busy;
 pub mod compare;
 pub mod cost;
 pub mod failover;

@@ -1,8 +1,9 @@
-//! The three tables as text for people, or as JSON (`--json`) for scripts; `markdown`
+//! The four tables as text for people, or as JSON (`--json`) for scripts; `markdown`
 //! prints them for the README.
 use serde_json::{Value, json};
 
 use super::{
+    busy::BusyRow,
     compare::{self, PeerRow, Side},
     cost::{self, CostRow},
     failover::FailoverRow,
@@ -17,6 +18,9 @@ pub struct Measured {
     pub cost: Vec<CostRow>,
     pub peer: Vec<PeerRow>,
     pub failover: Vec<FailoverRow>,
+    /// Table D, and how long each of its rounds kept the machine busy.
+    pub busy: Vec<BusyRow>,
+    pub busy_seconds: u64,
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -35,17 +39,39 @@ pub(super) fn failover_met(r: &FailoverRow) -> bool {
     r.median < r.goal_ms
 }
 
+/// Table D's goal: not one false failover.
+pub(super) fn busy_met(r: &BusyRow) -> bool {
+    r.per_minute() == 0.0
+}
+
 /// The least and the most milliseconds of the rounds.
 pub(super) fn range(r: &FailoverRow) -> (f64, f64) {
     r.ms.iter().fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)))
 }
 
+type Table = fn(&Measured, &mut dyn FnMut(String));
+
+/// The tables measured (`--tables` may leave some out), one after another.
 pub fn text(m: &Measured) -> String {
-    let mut s = String::new();
-    let mut line = |text: String| {
-        s.push_str(&text);
-        s.push('\n');
-    };
+    let tables: [(bool, Table); 4] = [
+        (m.cost.is_empty(), cost_text),
+        (m.peer.is_empty(), peer_text),
+        (m.failover.is_empty(), failover_text),
+        (m.busy.is_empty(), busy_text),
+    ];
+    let mut out = Vec::new();
+    for (_, table) in tables.into_iter().filter(|(empty, _)| !empty) {
+        let mut s = String::new();
+        table(m, &mut |text| {
+            s.push_str(&text);
+            s.push('\n');
+        });
+        out.push(s);
+    }
+    out.join("\n")
+}
+
+fn cost_text(m: &Measured, line: &mut dyn FnMut(String)) {
     line(format!(
         "A) Per-packet cost under BPF_PROG_TEST_RUN (repeat {}, median of {} rounds)",
         m.repeat, m.rounds
@@ -74,7 +100,9 @@ pub fn text(m: &Measured) -> String {
         line("     repeated run would time the reply; the call's own cost (measured on the baseline) is".into());
         line("     taken off".into());
     }
-    line(String::new());
+}
+
+fn peer_text(m: &Measured, line: &mut dyn FnMut(String)) {
     line(format!(
         "B) Against the nftables successor of CLUSTERIP (netdev ingress, {})",
         peer::describe()
@@ -125,7 +153,9 @@ pub fn text(m: &Measured) -> String {
             side("peer", &r.peer)
         ));
     }
-    line(String::new());
+}
+
+fn failover_text(m: &Measured, line: &mut dyn FnMut(String)) {
     line(format!(
         "C) Failover in a three-node farm of agents (defaults: heartbeat 100 ms, failed after 3 missed; {} rounds)",
         m.rounds
@@ -146,7 +176,38 @@ pub fn text(m: &Measured) -> String {
     for r in &m.failover {
         line(format!("   {}: {}", r.name, r.about));
     }
-    s
+}
+
+fn busy_text(m: &Measured, line: &mut dyn FnMut(String)) {
+    line(format!(
+        "D) False failovers on a busy machine: a three-node farm, no node failing, {} busy loops per CPU for {} s ({} rounds)",
+        super::busy::HOGS_PER_CPU,
+        m.busy_seconds,
+        m.busy.first().map_or(0, |r| r.rounds.len())
+    ));
+    line("   goal: none (peers failed by a survivor, summed over the nodes)".into());
+    line(format!(
+        "   {:<9} {:>14} {:>7} {:>7} {:>15} {:>14}  goal",
+        "agent", "failovers/min", "fences", "stalls", "worst delay ms", "load at end"
+    ));
+    for r in &m.busy {
+        let (fences, stalls) = r.fences();
+        let loads: Vec<String> = r.rounds.iter().map(|x| format!("{:.1}", x.load)).collect();
+        line(format!(
+            "   {:<9} {:>14.2} {:>7} {:>7} {:>15} {:>14}  {}",
+            r.name,
+            r.per_minute(),
+            fences,
+            stalls,
+            format!("<= {}", r.worst_delay_ms()),
+            loads.join(" "),
+            verdict(busy_met(r))
+        ));
+    }
+    for r in &m.busy {
+        line(format!("   {}: {}", r.name, r.about));
+    }
+    line("   worst delay: how late the agents' loops stepped (a bound of their histogram); load: the 1-minute average, the loops included".into());
 }
 
 pub fn json(m: &Measured) -> Value {
@@ -196,6 +257,25 @@ pub fn json(m: &Measured) -> Value {
                 "median_ms": r.median,
                 "ms": r.ms,
                 "within_goal": failover_met(r),
+            })).collect::<Vec<_>>(),
+        },
+        "busy": {
+            "hogs_per_cpu": super::busy::HOGS_PER_CPU,
+            "seconds": m.busy_seconds,
+            "settings": m.busy.iter().map(|r| json!({
+                "name": r.name,
+                "about": r.about,
+                "failovers_per_minute": r.per_minute(),
+                "within_goal": busy_met(r),
+                "rounds": r.rounds.iter().map(|x| json!({
+                    "seconds": x.seconds,
+                    "failovers": x.failovers,
+                    "fences": x.fences,
+                    "stalls": x.stalls,
+                    "worst_delay_ms": x.worst_delay_ms,
+                    "p99_delay_ms": x.p99_delay_ms,
+                    "load": x.load,
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         },
     })

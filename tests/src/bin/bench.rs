@@ -1,11 +1,12 @@
 //! `farm-bench` (`cargo xtask bench [-- --json | --markdown]`, as root): what a farm
 //! verdict costs, per packet, against a trivial XDP program (table A) and against the
-//! nftables filter that replaced CLUSTERIP (table B), and how long a farm of agents takes
-//! to heal (table C). A measurement, not a test: it exits 0 whether or not the goals are
+//! nftables filter that replaced CLUSTERIP (table B), how long a farm of agents takes
+//! to heal (table C), and whether a busy machine makes it fail nodes that did not fail
+//! (table D). A measurement, not a test: it exits 0 whether or not the goals are
 //! met, and fails only when it cannot measure or a path does not do what its name says.
 use anyhow::Result;
 use clap::Parser;
-use farm_tests::bench::{compare, cost, failover, markdown, report};
+use farm_tests::bench::{busy, compare, cost, failover, markdown, report};
 use farm_userspace::privilege::{NAMESPACE_FARMS, require};
 
 #[derive(Parser)]
@@ -22,6 +23,15 @@ struct Args {
     /// Rounds of every measurement; each figure is their median.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
+    /// Rounds of table D (each setting, then the other).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    busy_rounds: u32,
+    /// How long each round of table D keeps every CPU busy.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    busy_seconds: u64,
+    /// Which tables to measure, e.g. `--tables D`.
+    #[arg(long, default_value = "ABCD", value_parser = tables)]
+    tables: String,
     /// Print JSON instead of tables.
     #[arg(long, conflicts_with = "markdown")]
     json: bool,
@@ -33,20 +43,33 @@ struct Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     require("the benchmark (BPF_PROG_TEST_RUN, network namespaces, nftables)", NAMESPACE_FARMS)?;
-    eprintln!("farm-bench: table A, BPF_PROG_TEST_RUN...");
-    let cost = cost::measure(args.repeat, args.rounds as usize)?;
-    eprintln!("farm-bench: table B, live frames against nftables...");
-    let peer = compare::measure(args.live_repeat, args.rounds as usize)?;
-    eprintln!("farm-bench: table C, failover in a farm of agents...");
-    let failover = failover::measure(args.rounds as usize)?;
-    let m = report::Measured {
+    let (rounds, wants) = (args.rounds as usize, |table: char| args.tables.contains(table));
+    let mut m = report::Measured {
         repeat: args.repeat,
         live_repeat: args.live_repeat,
         rounds: args.rounds,
-        cost,
-        peer,
-        failover,
+        cost: vec![],
+        peer: vec![],
+        failover: vec![],
+        busy: vec![],
+        busy_seconds: args.busy_seconds,
     };
+    if wants('A') {
+        eprintln!("farm-bench: table A, BPF_PROG_TEST_RUN...");
+        m.cost = cost::measure(args.repeat, rounds)?;
+    }
+    if wants('B') {
+        eprintln!("farm-bench: table B, live frames against nftables...");
+        m.peer = compare::measure(args.live_repeat, rounds)?;
+    }
+    if wants('C') {
+        eprintln!("farm-bench: table C, failover in a farm of agents...");
+        m.failover = failover::measure(rounds)?;
+    }
+    if wants('D') {
+        eprintln!("farm-bench: table D, false failovers with every CPU busy...");
+        m.busy = busy::measure(args.busy_rounds as usize, args.busy_seconds)?;
+    }
     if args.json {
         println!("{:#}", report::json(&m));
     } else if args.markdown {
@@ -57,4 +80,12 @@ fn main() -> Result<()> {
         print!("{}", report::text(&m));
     }
     Ok(())
+}
+
+/// `--tables`: letters of A to D, at least one.
+fn tables(text: &str) -> Result<String, String> {
+    match !text.is_empty() && text.chars().all(|c| ('A'..='D').contains(&c)) {
+        true => Ok(text.to_string()),
+        false => Err(format!("{text:?}: give letters of A to D, e.g. ABCD or D")),
+    }
 }

@@ -72,6 +72,33 @@ fn a_cut_minority_fences_and_the_majority_serves_everything() {
     ok(sim.disturb(Disturbance::Heal));
     settle(&mut sim, ms(3000));
     assert_eq!(serving(&sim), BTreeSet::from([1, 2, 3]));
+    // Both sides tell what they did while apart: node 3 served nothing.
+    ok(sim.run_for(ms(1000)));
+    let healed = "together again with node 3 after";
+    assert!(
+        said(&sim, 1, healed) && said(&sim, 1, "node 3 served 0 ms"),
+        "{}",
+        sim.failure("no heal report")
+    );
+    assert!(said(&sim, 3, "this node served 0 ms (up to 0 buckets)"));
+    assert!(!sim.trace.iter().any(|l| l.contains("had two owners") && !l.contains("no bucket")));
+}
+
+#[test]
+fn without_a_quorum_both_sides_serve_and_the_heal_says_how_long() {
+    let (mut sim, _) = start(spec(3, Quorum::None));
+    let all = answered(&sim);
+    ok(sim.disturb(cut(&[3], None)));
+    // Node 3 alone serves every client, and so do nodes 1 and 2 together.
+    let both = |s: &mut Sim| s.owned(3) == all && s.owned(1) + s.owned(2) == all;
+    assert!(ok(sim.run_until(sim.now + ms(2000), both)).is_some(), "{}", sim.failure("one side"));
+    ok(sim.run_for(ms(2000)));
+    ok(sim.disturb(Disturbance::Heal));
+    settle(&mut sim, ms(3000));
+    ok(sim.run_for(ms(1000)));
+    let line = sim.trace.iter().find(|l| l.contains("node 1: together again with node 3"));
+    let line = line.unwrap_or_else(|| panic!("{}", sim.failure("no heal report")));
+    assert!(line.contains("both sides served: up to"), "{line}");
 }
 
 #[test]

@@ -17,6 +17,7 @@ use tokio::{
 };
 
 use super::{
+    apart::Healed,
     events::Entry,
     health::ServiceStatus,
     membership::{PeerStatus, View},
@@ -98,6 +99,9 @@ pub struct AgentStatus {
     /// The quorum: its mode, the votes and how many this node's view holds, the witness.
     #[serde(default)]
     pub quorum: Option<QuorumStatus>,
+    /// The latest splits healed: what each side did while apart (`apart`).
+    #[serde(default)]
+    pub healed: Vec<Healed>,
 }
 
 /// Datagrams on the heartbeat port, by what became of them.

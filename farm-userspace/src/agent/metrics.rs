@@ -65,6 +65,8 @@ pub struct Instruments {
     service_withdrawals: Family<ServiceName, Counter>,
     service_returns: Family<ServiceName, Counter>,
     fail_opens: Family<ServiceName, Counter>,
+    heals: Family<Peer, Counter>,
+    double_owned: Counter,
     install_duration: Histogram,
     table_write: Histogram,
     loop_delay: Histogram,
@@ -102,6 +104,8 @@ impl Metrics {
             service_withdrawals: Family::default(),
             service_returns: Family::default(),
             fail_opens: Family::default(),
+            heals: Family::default(),
+            double_owned: Counter::default(),
             install_duration: seconds_buckets(),
             table_write: seconds_buckets(),
             loop_delay: seconds_buckets(),
@@ -109,7 +113,7 @@ impl Metrics {
         let me = cfg.cluster.node_id;
         for peer in cfg.cluster.peers.iter().filter(|p| p.id != me).map(|p| Peer { peer: p.id }) {
             let i = &instruments;
-            for family in [&i.peer_joins, &i.failovers, &i.leaves, &i.config_mismatches] {
+            for family in [&i.peer_joins, &i.failovers, &i.leaves, &i.config_mismatches, &i.heals] {
                 family.get_or_create(&peer).inc_by(0);
             }
         }
@@ -171,6 +175,10 @@ impl Metrics {
             }
             Note::FailOpen { service } => {
                 i.fail_opens.get_or_create(&ServiceName { service: service.clone() }).inc();
+            }
+            Note::Healed(healed) => {
+                count(&i.heals, healed.peer);
+                i.double_owned.inc_by(u64::from(healed.double_owned));
             }
             // Counted where they are kept (the heartbeat counters), or no count at all.
             Note::Released { .. }
@@ -260,6 +268,16 @@ impl Instruments {
             "fail_opens",
             "Installs at which every node able to serve a service failed its checks, so all kept serving it",
             s.fail_opens,
+        );
+        r.register(
+            "heals",
+            "Splits healed with each peer: both had failed each other, and a view with both was installed",
+            s.heals,
+        );
+        r.register(
+            "double_owned_buckets",
+            "Buckets that this node and a peer it was apart from may both have owned, as each healed split tells (0 with quorum: majority)",
+            s.double_owned,
         );
         r.register_with_unit(
             "install_duration",
@@ -422,6 +440,39 @@ fn register_snapshot(r: &mut Registry, snap: &Snapshot) {
         None,
         one(status.drained.into()),
     );
+    if let Some(q) = &status.quorum {
+        let witness = q.witness.as_ref().map(|w| i64::from(w.held));
+        let quorum = [
+            (
+                "quorate",
+                "1 while this node's view may serve (always without a quorum): see farm status",
+                i64::from(q.quorate),
+            ),
+            (
+                "quorum_votes",
+                "The nodes whose votes count: the last install's and any view released since",
+                q.votes.len() as i64,
+            ),
+            ("quorum_votes_held", "How many of the votes this node's view holds", q.held as i64),
+            (
+                "quorum_excluded",
+                "Nodes a tie won with the witness left out: while any, ties need the witness",
+                q.excluded.len() as i64,
+            ),
+        ];
+        for (name, help, value) in quorum {
+            add(r, name, help, None, one(value));
+        }
+        if let Some(held) = witness {
+            add(
+                r,
+                "witness_held",
+                "1 while this node's view holds the witness's vote",
+                None,
+                one(held),
+            );
+        }
+    }
     add(
         r,
         "held_ports",

@@ -12,6 +12,7 @@
 //! itself beside its log is the runtime's too: `events` (the history `farm events`
 //! reads), `metrics` and `page` (Prometheus metrics and the status page, made from a
 //! `snapshot` and served by `http`).
+pub mod apart;
 mod checks;
 pub mod control;
 pub mod core;

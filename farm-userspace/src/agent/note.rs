@@ -5,7 +5,7 @@ use std::{fmt, time::Duration};
 
 use log::Level;
 
-use super::membership::Change;
+use super::{apart::Healed, membership::Change};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Note {
@@ -67,6 +67,8 @@ pub enum Note {
     ServiceUp {
         service: String,
     },
+    /// Together again with a peer after both failed each other: what each side did.
+    Healed(Healed),
     /// Every node that could serve a service fails its checks: all serve it still.
     FailOpen {
         service: String,
@@ -83,6 +85,7 @@ impl Note {
             | Note::LinkDown { .. }
             | Note::ServiceDown { .. } => Level::Warn,
             Note::FailOpen { .. } => Level::Error,
+            Note::Healed(h) if h.double_owned > 0 => Level::Warn,
             Note::ReloadRefused { .. } => Level::Error,
             Note::Released { .. } | Note::Ignored { .. } => Level::Debug,
             _ => Level::Info,
@@ -103,6 +106,7 @@ impl Note {
             Note::Installed { .. } => "installed",
             Note::NobodyOwns => "nobody-owns",
             Note::Fenced { .. } => "fenced",
+            Note::Healed(_) => "healed",
             Note::Stalled { .. } => "stalled",
             Note::LinkDown { .. } => "link-down",
             Note::LinkUp { .. } => "link-up",
@@ -134,6 +138,7 @@ impl fmt::Display for Note {
                 "every member has weight 0: no node owns a bucket and all VIP traffic is dropped"
             ),
             Note::Fenced { reason } => write!(f, "fenced, this node owns no bucket: {reason}"),
+            Note::Healed(healed) => write!(f, "{healed}"),
             Note::Stalled { gap, incarnation } => write!(
                 f,
                 "the agent did not run for {} ms, past its lease: peers have failed this node, so it rejoins as incarnation {incarnation} and acts on nothing it last knew",

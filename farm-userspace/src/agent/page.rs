@@ -156,6 +156,41 @@ fn summary(out: &mut String, snap: &Snapshot) {
             s.held_ports
         );
     }
+    quorum(out, s);
+}
+
+/// Why this node owns nothing, the quorum and the witness, the latest healed splits.
+fn quorum(out: &mut String, s: &crate::agent::control::AgentStatus) {
+    if let Some(reason) = &s.fenced {
+        let _ = write!(
+            out,
+            "<p class=summary id=fenced><span class=\"badge bad\">fenced</span> {}</p>",
+            escape(reason)
+        );
+    }
+    if let Some(q) = s.quorum.as_ref().filter(|q| q.mode != crate::config::QuorumMode::None) {
+        let (class, word) = if q.quorate { ("ok", "quorate") } else { ("bad", "no quorum") };
+        let witness = q.witness.as_ref().map_or(String::new(), |w| {
+            let held = if w.held { "held by this view" } else { "not held by this view" };
+            format!("; witness {}: {held}, with view {:?}", w.address, w.holder)
+        });
+        let _ = write!(
+            out,
+            "<p class=summary id=quorum data-quorate={}><span class=\"badge {class}\">{word}</span> majority: its view holds {} of the votes {:?}{}</p>",
+            q.quorate,
+            q.held,
+            q.votes,
+            escape(&witness)
+        );
+    }
+    for h in &s.healed {
+        let class = if h.double_owned > 0 { "bad" } else { "ok" };
+        let _ = write!(
+            out,
+            "<p class=summary><span class=\"badge {class}\">healed</span> {}</p>",
+            escape(&h.to_string())
+        );
+    }
 }
 
 fn members(out: &mut String, snap: &Snapshot) {

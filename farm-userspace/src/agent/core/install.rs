@@ -67,6 +67,7 @@ impl Core {
 
     pub(super) fn write_rows(&mut self, rows: Rows) {
         if rows != *self.rows {
+            self.owned = tables::owned(&rows, self.cfg.cluster.node_id) as u32;
             self.rows = Arc::new(rows);
             self.out.push(Effect::Rows(self.rows.clone()));
         }

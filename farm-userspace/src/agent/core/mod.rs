@@ -36,6 +36,7 @@ mod requests;
 mod services;
 
 use super::{
+    apart::Apart,
     control::{HeartbeatCounters, Reply, Request},
     health::Health,
     membership::{self, Change, Event, Membership, Refused, Settings, View},
@@ -154,6 +155,10 @@ pub struct Core {
     clock: (Instant, u64),
     /// The view last asked the witness about: a new one is asked about at once.
     asked: Option<Vec<u16>>,
+    /// Buckets this node owns in the rows last written.
+    owned: u32,
+    /// What this node did while apart from peers, to tell them once together again.
+    apart: Apart,
     out: Vec<Effect>,
 }
 
@@ -228,6 +233,8 @@ impl Core {
             sent_all: false,
             clock: (now, wall_us),
             asked: None,
+            owned: 0,
+            apart: Apart::default(),
             out: vec![Effect::Rows(empty), Effect::Lease(None)],
         };
         core.ask_table(now);
@@ -258,6 +265,7 @@ impl Core {
 
     /// Takes what arrived, then acts on the clock.
     pub fn step(&mut self, now: Instant, inputs: Vec<Input>) -> Vec<Effect> {
+        self.apart.step(now, self.owned, self.lease_until);
         let gap = now.saturating_duration_since(self.last_step);
         self.last_step = now;
         if gap > lease_time(&self.cfg) {
@@ -320,6 +328,9 @@ impl Core {
             let events = self.membership.tick(now);
             self.handle(now, events);
         }
+        for healed in self.apart.overdue(now) {
+            self.note(Note::Healed(healed));
+        }
         self.services(now);
         self.renew(now);
         if std::mem::take(&mut self.send_now) && self.link_up && !self.sent_all {
@@ -336,7 +347,7 @@ impl Core {
 
     /// A heartbeat to every peer.
     fn send_all(&mut self, now: Instant, kind: Kind) {
-        let datagram = self.membership.heartbeat(kind, now, false).encode(&self.key);
+        let datagram = self.beat(kind, now, false);
         let me = self.cfg.cluster.node_id;
         for peer in self.cfg.cluster.peers.iter().filter(|p| p.id != me) {
             let datagram = datagram.clone();
@@ -352,9 +363,16 @@ impl Core {
         else {
             return;
         };
-        let datagram = self.membership.heartbeat(Kind::Alive, now, true).encode(&self.key);
+        let datagram = self.beat(Kind::Alive, now, true);
         self.out.push(Effect::Send { to, address, datagram });
         self.counters.sent += 1;
+    }
+
+    /// A heartbeat, with what this node did while apart from peers lately.
+    fn beat(&mut self, kind: Kind, now: Instant, reply: bool) -> Vec<u8> {
+        let mut hb = self.membership.heartbeat(kind, now, reply);
+        hb.apart = self.apart.reports(now);
+        hb.encode(&self.key)
     }
 
     /// Asks the witness, if the file names one, for its vote for this node's view.
@@ -382,6 +400,7 @@ impl Core {
             }
         };
         let (node, answer) = (hb.node, hb.kind == Kind::Alive && !hb.reply);
+        let told = hb.apart.clone();
         match self.membership.receive(hb, now) {
             Ok(events) => {
                 c.accepted += 1;
@@ -389,6 +408,9 @@ impl Core {
                     self.answer.insert(node);
                 }
                 self.handle(now, events);
+                if let Some(healed) = self.apart.heard(node, self.cfg.cluster.node_id, &told) {
+                    self.note(Note::Healed(healed));
+                }
             }
             Err(refused) => {
                 match refused {
@@ -424,6 +446,9 @@ impl Core {
             match event {
                 Event::Changed(change) => {
                     let view_changed = matches!(change, Change::ViewChanged { .. });
+                    if let Change::PeerFailed { id, .. } = change {
+                        self.apart.failed(id, now);
+                    }
                     self.note(Note::Membership(change));
                     if view_changed {
                         self.ask_table(now);
@@ -436,7 +461,10 @@ impl Core {
                     self.write_rows(released);
                     self.note(Note::Released { epoch, given });
                 }
-                Event::Install { epoch, view } => self.install(epoch, &view),
+                Event::Install { epoch, view } => {
+                    self.apart.installed(&view.ids(), now);
+                    self.install(epoch, &view);
+                }
                 Event::Fence { reason } => {
                     self.remapped = None;
                     self.write_rows(tables::empty(self.rows.len(), self.cfg.cluster.buckets));

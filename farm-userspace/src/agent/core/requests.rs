@@ -105,6 +105,7 @@ impl Core {
             http: self.cfg.http.listen,
             fenced: m.fenced().map(str::to_string),
             quorum: Some(m.quorum_status(now)),
+            healed: self.apart.recent().to_vec(),
         }
     }
 }

@@ -36,6 +36,7 @@ fn the_package_holds_farm_its_unit_pages_and_an_example_that_checks() {
     for file in [
         "/usr/share/man/man8/farm.8.gz",
         "/usr/share/man/man8/farm-agent.8.gz",
+        "/usr/share/man/man8/farm-witness.8.gz",
         "/usr/share/bash-completion/completions/farm",
         "/usr/share/zsh/vendor-completions/_farm",
         "/usr/share/fish/vendor_completions.d/farm.fish",
@@ -57,6 +58,10 @@ fn the_package_holds_farm_its_unit_pages_and_an_example_that_checks() {
     ] {
         assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
     }
+    let witness = deb.path("/usr/lib/systemd/system/farm-witness.service");
+    let witness = std::fs::read_to_string(witness).expect("the witness's unit is in the package");
+    let start = "ExecStart=/usr/sbin/farm witness --listen 0.0.0.0:7402 --key /etc/farm/key";
+    assert!(witness.lines().any(|l| l == start), "the witness's unit lacks {start}");
 
     // The example leaves node_id out: on the host holding node 1's address, it is node 1.
     let farm_ns = NsFarm::new(1, 1, 64, Ownership::StaticThirds).expect("namespace farm");

@@ -206,6 +206,9 @@ fn two_nodes_and_a_witness_fail_over_either_way_and_never_split() {
     ok(sim.disturb(cut(&[1], None)));
     let one = |s: &mut Sim| answered(s) == all && serving(s).len() == 1;
     assert!(ok(sim.run_until(sim.now + ms(3000), one)).is_some(), "{}", sim.failure("nobody"));
+    let side = serving(&sim);
+    ok(sim.run_for(ms(2000)));
+    assert_eq!(serving(&sim), side, "{}", sim.failure("the other side served"));
     // Node 2 leaves cleanly; node 1, alone with the witness, serves.
     let (mut sim, _) = start(spec(2, Quorum::Witness));
     ok(sim.disturb(Disturbance::Leave(2)));

@@ -1,11 +1,13 @@
 //! Answers ARP requests and IPv6 neighbour solicitations for a VIP with the cluster MAC,
 //! so clients send VIP traffic to a MAC every node receives. The kernel must never see
 //! these requests: it would answer with the NIC's own MAC and pull all traffic to one node.
-//! Only the node owning the requester's bucket in the VIP's table replies, so a client
-//! gets one answer, not one per node; a fenced node (lease expired) does not reply.
+//! Every node whose lease is fresh answers, whether or not it owns the requester's
+//! bucket: the answers are all the same, and a client whose request reaches the farm
+//! while a failed node still owns its bucket is answered by the survivors at once,
+//! instead of retrying a second later. A fenced node (lease expired) does not answer.
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
 use farm_common::{
-    Addr, NodeConfig, flow_hash,
+    Addr, NodeConfig,
     frame::{
         ARP_LEN, ARP_REQUEST_HEAD, ARPOP_REPLY, IPPROTO_ICMPV6, IPV6_LEN, NA_LEN, NA_OVERRIDE,
         NA_SOLICITED, ND_HOP_LIMIT, advertisement,
@@ -15,16 +17,18 @@ use farm_common::{
 
 use crate::{
     maps::count,
-    ownership::may_take,
+    ownership::lease_fresh,
     parse::{addr6_at, load, ptr_at, store_addr6, store_mac, write_mac},
     verdict::{malformed, pass_malformed, pass_not_vip},
     vip::{Vip, find_vip},
 };
 
-/// Whether this node is the one to answer `requester` about `vip`, counting why not.
+/// A request about `vip` left to the stack (which holds the VIP on lo and, with the
+/// sysctls the agent sets, stays silent), counted passed in its slot.
 #[inline(always)]
-fn answers(cfg: &NodeConfig, vip: &Vip, requester: &Addr) -> bool {
-    may_take(cfg, vip.slot as u32, flow_hash(requester, 0, cfg.seed))
+fn pass_to_stack(vip: &Vip) -> u32 {
+    count(vip.slot as u32, |c| &mut c.passed);
+    xdp_action::XDP_PASS
 }
 
 pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
@@ -42,7 +46,12 @@ pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     let Some(vip) = find_vip(&v4_addr(tpa)) else {
         return pass_not_vip();
     };
-    if !answers(cfg, &vip, &v4_addr(spa)) {
+    // Sender and target the VIP: a gratuitous ARP, another node announcing the cluster
+    // MAC to the clients. No question to answer (an answer would go to the cluster MAC).
+    if spa == tpa {
+        return pass_to_stack(&vip);
+    }
+    if !lease_fresh(vip.slot as u32) {
         return xdp_action::XDP_DROP;
     }
     let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
@@ -77,10 +86,9 @@ pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -
     // Duplicate address detection (source ::) is left to the stack, which holds the VIP
     // on lo and stays silent.
     if *src == [0; 4] {
-        count(vip.slot as u32, |c| &mut c.passed);
-        return xdp_action::XDP_PASS;
+        return pass_to_stack(&vip);
     }
-    if !answers(cfg, &vip, src) {
+    if !lease_fresh(vip.slot as u32) {
         return xdp_action::XDP_DROP;
     }
     // Make the ICMPv6 part exactly one advertisement long, whatever options came in.

@@ -1,6 +1,6 @@
-//! The protocol numbers and limits of the XDP program's frame parsing, written once in
-//! this crate the program and userspace share, so userspace can read and build frames
-//! as the program does, and a limit moved on one side moves on the other.
+//! The protocol numbers and limits of the XDP program's frame parsing, written once: the
+//! program parses with them and userspace's model of it (`farm_userspace::classify`)
+//! does too, so a limit moved on one side moves on the other.
 
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_ARP: u16 = 0x0806;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dataplane;
 pub mod jiffies;
 pub mod loader;
+pub mod neighbour;
 pub mod nic;
 pub mod owner_memory;
 pub mod picture;

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cases;
 pub mod farm;
 pub mod fixtures;
+pub mod fuzz;
 pub mod harness;
 pub mod netns;
 pub mod package;

@@ -1,6 +1,6 @@
 //! The data-plane fuzzer's short run (`farm_tests::fuzz`): tens of thousands of random and
 //! mutated frames through the XDP program, each against the userspace model of it.
-//! Needs root: run it with
+//! `cargo xtask soak --frames N` runs as many as asked. Needs root: run it with
 //! `cargo test --release -p farm-tests --test fuzz -- --include-ignored`.
 use farm_tests::fuzz;
 

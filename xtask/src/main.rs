@@ -64,7 +64,8 @@ enum Task {
         args: Vec<String>,
     },
     /// Run the agent's core in the deterministic simulation over many seeds and print
-    /// every violation found: `--runs N` (default 10,000), `--from SEED`.
+    /// every violation found: `--runs N` (default 10,000), `--from SEED`. Or fuzz the
+    /// XDP program against its userspace model: `--frames N` (as root), `--from SEED`.
     Soak {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,

@@ -31,8 +31,8 @@ use crate::{
 mod frames;
 pub use frames::Frames;
 
-/// Frames run between two readings of the counters.
-const BATCH: u64 = 2048;
+/// Frames run between two readings of the counters (and two calls of `run`'s progress).
+pub const BATCH: u64 = 2048;
 /// Mismatches described in full; the rest are counted.
 const DESCRIBED: usize = 20;
 

@@ -66,7 +66,7 @@ pub const ND_HOP_LIMIT: u8 = 255;
 /// A neighbour advertisement's ICMPv6 message, as the words it is sent in (each to be
 /// written big-endian): type 136 with `flags`, the target, the target link-layer address
 /// option holding `mac`, and the checksum over the pseudo-header from `src` to `dst`.
-/// The XDP program answers solicitations with it.
+/// The XDP program answers solicitations with it and userspace announces with it.
 #[inline(always)]
 pub fn advertisement(
     flags: u32,

@@ -1,6 +1,7 @@
 //! The `farm` binary's library: the membership agent, configuration, bucket assignment, the data plane's maps
 //! and the loader that puts the XDP program on a NIC.
 pub mod agent;
+pub mod announce;
 pub mod assign;
 pub mod classify;
 pub mod config;

@@ -1,6 +1,6 @@
 //! The ARP and neighbour-advertisement frames farm sends, byte by byte: the XDP program's
-//! answers, as `classify` models them. They carry the cluster MAC, and leave from the
-//! NIC's own MAC.
+//! answers (as `classify` models them) and the announcements after a takeover
+//! (`announce`). Both carry the cluster MAC, and leave from the NIC's own MAC.
 use farm_common::{
     Addr,
     frame::{ARP_LEN, ETH_LEN, IPPROTO_ICMPV6, IPV6_LEN, NA_LEN, ND_HOP_LIMIT, advertisement},

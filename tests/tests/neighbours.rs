@@ -1,24 +1,26 @@
 //! How clients find the VIPs' MAC, in namespace farms: during a failover, every live node
 //! answers their ARP requests, so a client whose bucket the failed node still owns is
-//! answered at once.
+//! answered at once; after a takeover, `farm_userspace::announce` replaces a client's
+//! stale neighbour entry with the cluster MAC.
 use std::{net::SocketAddr, time::Duration};
 
 use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
-    farm::{NsFarm, Ownership, SPREAD_PORT, VIP},
-    netns::{in_ns, ip},
+    agents::SETTLE,
+    farm::{NsFarm, Ownership, SPREAD_PORT, VIP, VIP6},
+    netns::{in_ns, ip, wait_for},
     traffic::ask_tcp_from,
 };
-use farm_userspace::{nic, rules::addr_key};
+use farm_userspace::{announce::announce, nic, rules::addr_key};
 
 const BUCKETS: u32 = 4096;
 /// The IPv4 VIP's own slot, whose table says which node used to answer a client's ARP.
 const VIP_SLOT: usize = 0;
 
 /// The cluster MAC of the farm's file, as `ip neigh` prints it.
-fn cluster_mac(farm: &NsFarm) -> String {
+fn cluster_mac(farm: &NsFarm) -> ([u8; 6], String) {
     let mac = farm_userspace::config::load(&farm.nodes[0].config).unwrap().cluster.cluster_mac;
-    nic::format_mac(&mac)
+    (mac, nic::format_mac(&mac))
 }
 
 /// `ip neigh show ADDR` on the client's NIC.
@@ -70,7 +72,38 @@ fn a_client_resolving_the_vip_during_a_failover_is_answered_by_the_survivors() {
         "{probe}: the one ARP request was not answered (got {answer:?})\n{}",
         farm.report()
     );
-    let mac = cluster_mac(&farm);
+    let (_, mac) = cluster_mac(&farm);
     let entry = neighbour(&farm, &VIP.to_string());
     assert!(entry.contains(&mac), "the VIP resolved to {entry:?}, want {mac}");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces"]
+fn announcements_replace_a_clients_stale_entry_with_the_cluster_mac() {
+    let farm = NsFarm::new(1, 1, 64, Ownership::StaticThirds).expect("build the namespace farm");
+    let (mac, mac_text) = cluster_mac(&farm);
+    let wrong = "02:00:00:00:00:99";
+    let (ns, iface) = (farm.client.ns.name.clone(), farm.client.iface.clone());
+    let vips = [VIP.to_string(), VIP6.to_string()];
+    // Stale, not permanent: the kernel never updates a permanent entry.
+    for vip in &vips {
+        ip(&["-n", &ns, "neigh", "replace", vip, "lladdr", wrong, "dev", &iface, "nud", "stale"])
+            .unwrap();
+        assert!(neighbour(&farm, vip).contains(wrong), "{}", neighbour(&farm, vip));
+    }
+    let node = &farm.nodes[0];
+    let node_iface = node.host.iface.clone();
+    in_ns(&node.host.ns.name, move || {
+        let own = nic::mac(&node_iface).unwrap();
+        announce(&node_iface, own, mac, &[VIP.into(), VIP6.into()]).unwrap();
+    })
+    .unwrap();
+    for vip in &vips {
+        let replaced = wait_for(SETTLE, || neighbour(&farm, vip).contains(&mac_text).then_some(()));
+        assert!(
+            replaced.is_some(),
+            "{vip} still at {:?} after the announcement",
+            neighbour(&farm, vip)
+        );
+    }
 }

@@ -38,10 +38,7 @@ impl Bytes<'_> {
 
     /// An IPv6 address at `off`, as the data plane's words.
     pub fn addr6(self, off: usize) -> Option<Addr> {
-        let b: [u8; 16] = self.at(off)?;
-        Some(std::array::from_fn(|i| {
-            u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
-        }))
+        self.at::<16>(off).map(|b| addr_words(&b))
     }
 
     /// The innermost EtherType and where the L3 header starts; `None` when the frame is
@@ -58,6 +55,13 @@ impl Bytes<'_> {
         }
         Some((ether_type, l3))
     }
+}
+
+/// The 16 bytes of an IPv6 address as the data plane's words.
+fn addr_words(b: &[u8]) -> Addr {
+    std::array::from_fn(|i| {
+        u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+    })
 }
 
 /// Which piece of a datagram a packet is.
@@ -115,9 +119,11 @@ pub struct V6 {
 }
 
 impl V6 {
+    /// The header at `l3`, read in one piece as the program reads it: only its start need
+    /// be within `MAX_OFFSET`, not its addresses'.
     pub fn at(b: Bytes, l3: usize) -> Option<V6> {
-        b.at::<IPV6_LEN>(l3)?;
-        Some(V6 { next: b.0[l3 + 6], src: b.addr6(l3 + 8)?, dst: b.addr6(l3 + 24)? })
+        let h: [u8; IPV6_LEN] = b.at(l3)?;
+        Some(V6 { next: h[6], src: addr_words(&h[8..24]), dst: addr_words(&h[24..40]) })
     }
 }
 

@@ -6,7 +6,7 @@
 //! VLAN tags and extension headers inserted, random bytes appended.
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use farm_common::frame::IPV6_AH;
+use farm_common::frame::{ETH_LEN, IPV6_AH, IPV6_LEN, MAX_OFFSET, VLAN_LEN};
 
 use crate::{fixtures::*, packet::*, sim::rng::Rng};
 
@@ -188,8 +188,22 @@ impl Frames {
     }
 
     fn ipv6_packet(&mut self, src: Ipv6Addr, dst: Ipv6Addr, proto: u8, upper: &[u8]) -> Vec<u8> {
-        let exts = self.extensions();
+        let mut exts = self.extensions();
         let tags = self.tags();
+        // One in eight: a last options header that puts the upper-layer header just
+        // inside the program's furthest read (`MAX_OFFSET`), 0 to 23 bytes short of it,
+        // where a bound off by a few bytes on either side shows (an ICMP error's quoted
+        // header then starts near it or past it).
+        if self.rng.chance(125) {
+            let ext_len: usize = exts.iter().map(|(_, b)| b.len() + 1).sum();
+            let upper_at = ETH_LEN + VLAN_LEN * tags.len() + IPV6_LEN + ext_len;
+            let short = 8 * self.rng.below(3) as usize;
+            let room = MAX_OFFSET.saturating_sub(upper_at + short);
+            // A header of (units + 1) 8-byte units.
+            if let Some(units) = (room / 8).checked_sub(1) {
+                exts.push((IPV6_DEST_OPTS, [vec![units as u8], vec![0; 6 + 8 * units]].concat()));
+            }
+        }
         Frame::eth(CLUSTER_MAC, CLIENT_MAC, &tags, ETH_P_IPV6)
             .ipv6(src, dst, &exts, proto, upper.len())
             .raw(upper)

@@ -15,7 +15,7 @@ macro_rules! counters {
         }
 
         /// One counter of a `Counters` record.
-        #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Counter {
             $($(#[doc = $doc])+ $variant,)+
         }

@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod counters;
+pub mod frame;
 pub mod hash;
 pub mod layout;
 pub mod maps;

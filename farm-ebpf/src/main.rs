@@ -18,6 +18,7 @@ mod vip;
 
 use crate::parse::Frame;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use farm_common::frame::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
 
 // `#[xdp]` wraps this function in the program's entry point and calls it; inlined, that
 // call is not a BPF-to-BPF call whose register saves every packet would pay for.
@@ -34,9 +35,9 @@ pub fn farm_xdp(ctx: XdpContext) -> u32 {
     }
     match Frame::parse(ctx) {
         Some(frame) => match frame.ether_type {
-            parse::ETH_P_ARP => neighbour::arp(ctx, cfg, frame.l3),
-            parse::ETH_P_IP => steer::ipv4(ctx, cfg, frame.l3),
-            parse::ETH_P_IPV6 => steer::ipv6(ctx, cfg, frame.l3),
+            ETH_P_ARP => neighbour::arp(ctx, cfg, frame.l3),
+            ETH_P_IP => steer::ipv4(ctx, cfg, frame.l3),
+            ETH_P_IPV6 => steer::ipv6(ctx, cfg, frame.l3),
             _ => verdict::pass_not_vip(),
         },
         // Too short for Ethernet and its tags.

@@ -1,42 +1,40 @@
 //! Answers ARP requests and IPv6 neighbour solicitations for a VIP with the cluster MAC,
 //! so clients send VIP traffic to a MAC every node receives. The kernel must never see
 //! these requests: it would answer with the NIC's own MAC and pull all traffic to one node.
-//! Only the node owning the requester's bucket in the VIP's table replies, so a client
-//! gets one answer, not one per node; a fenced node (lease expired) does not reply.
+//! Every node whose lease is fresh answers, whether or not it owns the requester's
+//! bucket: the answers are all the same, and a client whose request reaches the farm
+//! while a failed node still owns its bucket is answered by the survivors at once,
+//! instead of retrying a second later. A fenced node (lease expired) does not answer.
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
-use farm_common::{Addr, NodeConfig, flow_hash, v4_addr};
-use network_types::ip::Ipv6Hdr;
+use farm_common::{
+    Addr, NodeConfig,
+    frame::{
+        ARP_LEN, ARP_REQUEST_HEAD, ARPOP_REPLY, IPPROTO_ICMPV6, IPV6_LEN, NA_LEN, NA_OVERRIDE,
+        NA_SOLICITED, ND_HOP_LIMIT, advertisement,
+    },
+    v4_addr,
+};
 
 use crate::{
     maps::count,
-    ownership::may_take,
-    parse::{IPPROTO_ICMPV6, addr6_at, load, ptr_at, store_addr6, store_mac, write_mac},
+    ownership::lease_fresh,
+    parse::{addr6_at, load, ptr_at, store_addr6, store_mac, write_mac},
     verdict::{malformed, pass_malformed, pass_not_vip},
     vip::{Vip, find_vip},
 };
 
-/// The first 8 bytes of an ARP request for IPv4 over Ethernet: hardware type 1,
-/// protocol 0x0800, lengths 6 and 4, operation 1 (request).
-const ARP_REQUEST_HEAD: u64 = 0x0001_0800_0604_0001;
-const ARPOP_REPLY: u16 = 2;
-const ICMPV6_NEIGHBOUR_ADVERT: u32 = 136;
-/// Neighbour advertisement flags: Solicited and Override.
-const NA_SOLICITED_OVERRIDE: u32 = 0x6000_0000;
-/// An advertisement with its one option: header 8, target 16, option 8.
-const NA_LEN: usize = 32;
-/// Option "target link-layer address", 1 unit of 8 bytes.
-const ND_OPT_TARGET_LL: u32 = 0x0201;
-
-/// Whether this node is the one to answer `requester` about `vip`, counting why not.
+/// A request about `vip` left to the stack (which holds the VIP on lo and, with the
+/// sysctls the agent sets, stays silent), counted passed in its slot.
 #[inline(always)]
-fn answers(cfg: &NodeConfig, vip: &Vip, requester: &Addr) -> bool {
-    may_take(cfg, vip.slot as u32, flow_hash(requester, 0, cfg.seed))
+fn pass_to_stack(vip: &Vip) -> u32 {
+    count(vip.slot as u32, |c| &mut c.passed);
+    xdp_action::XDP_PASS
 }
 
 pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     // One bounds check for the 28-byte ARP body; after the 8-byte head come the sender
     // MAC at 8, sender IP at 14, target MAC at 18 and target IP at 24.
-    let Some(body) = ptr_at::<[u8; 28]>(ctx, l3) else {
+    let Some(body) = ptr_at::<[u8; ARP_LEN]>(ctx, l3) else {
         return pass_malformed();
     };
     let a = body as *mut u8;
@@ -48,7 +46,12 @@ pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     let Some(vip) = find_vip(&v4_addr(tpa)) else {
         return pass_not_vip();
     };
-    if !answers(cfg, &vip, &v4_addr(spa)) {
+    // Sender and target the VIP: a gratuitous ARP, another node announcing the cluster
+    // MAC to the clients. No question to answer (an answer would go to the cluster MAC).
+    if spa == tpa {
+        return pass_to_stack(&vip);
+    }
+    if !lease_fresh(vip.slot as u32) {
         return xdp_action::XDP_DROP;
     }
     let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
@@ -72,7 +75,7 @@ pub fn arp(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
 
 /// A neighbour solicitation from `src` (ICMPv6 right after the IPv6 header at `l3`).
 pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -> u32 {
-    let icmp = l3 + Ipv6Hdr::LEN;
+    let icmp = l3 + IPV6_LEN;
     let (Some(target), Some(requester_mac)) = (addr6_at(ctx, icmp + 8), load::<[u8; 6]>(ctx, 6))
     else {
         return pass_malformed();
@@ -83,10 +86,9 @@ pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -
     // Duplicate address detection (source ::) is left to the stack, which holds the VIP
     // on lo and stays silent.
     if *src == [0; 4] {
-        count(vip.slot as u32, |c| &mut c.passed);
-        return xdp_action::XDP_PASS;
+        return pass_to_stack(&vip);
     }
-    if !answers(cfg, &vip, src) {
+    if !lease_fresh(vip.slot as u32) {
         return xdp_action::XDP_DROP;
     }
     // Make the ICMPv6 part exactly one advertisement long, whatever options came in.
@@ -94,18 +96,7 @@ pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -
     if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
         return malformed(vip.slot);
     }
-    let mac = cfg.cluster_mac;
-    let mut body: [u32; NA_LEN / 4] = [
-        ICMPV6_NEIGHBOUR_ADVERT << 24,
-        NA_SOLICITED_OVERRIDE,
-        target[0],
-        target[1],
-        target[2],
-        target[3],
-        ND_OPT_TARGET_LL << 16 | (mac[0] as u32) << 8 | mac[1] as u32,
-        u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]),
-    ];
-    body[0] |= icmpv6_checksum(&target, src, &body) as u32;
+    let body = advertisement(NA_SOLICITED | NA_OVERRIDE, &target, &cfg.cluster_mac, &target, src);
 
     // The tail moved: every pointer is derived again.
     let written = (|| {
@@ -114,7 +105,7 @@ pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -
         // Version 6, no traffic class or flow label; payload length, next header and
         // hop limit 255 (RFC 4861: neighbour discovery is only believed with 255).
         let head = ptr_at::<[u32; 2]>(ctx, l3)?;
-        let second = (NA_LEN as u32) << 16 | (IPPROTO_ICMPV6 as u32) << 8 | 255;
+        let second = (NA_LEN as u32) << 16 | (IPPROTO_ICMPV6 as u32) << 8 | ND_HOP_LIMIT as u32;
         unsafe { head.write_unaligned([0x6000_0000u32.to_be(), second.to_be()]) };
         store_addr6(ctx, l3 + 8, &target)?;
         store_addr6(ctx, l3 + 24, src)?;
@@ -127,23 +118,4 @@ pub fn solicitation(ctx: &XdpContext, cfg: &NodeConfig, l3: usize, src: &Addr) -
     }
     count(vip.slot as u32, |c| &mut c.nd_replies);
     xdp_action::XDP_TX
-}
-
-/// The ICMPv6 checksum: ones' complement sum over the pseudo-header (source, destination,
-/// length, next header) and the message, all known here without reading the packet.
-#[inline(always)]
-fn icmpv6_checksum(src: &Addr, dst: &Addr, body: &[u32; NA_LEN / 4]) -> u16 {
-    let halves = |w: u32| (w >> 16) + (w & 0xffff);
-    let mut sum: u32 = NA_LEN as u32 + IPPROTO_ICMPV6 as u32;
-    for i in 0..4 {
-        sum += halves(src[i]) + halves(dst[i]);
-    }
-    for w in body {
-        sum += halves(*w);
-    }
-    // At most 2^21 here: two folds always bring it under 2^16 (a loop would need the
-    // verifier to prove it ends).
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    !(sum as u16)
 }

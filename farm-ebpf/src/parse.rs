@@ -4,28 +4,10 @@
 //! demands.
 use aya_ebpf::programs::XdpContext;
 use farm_common::Addr;
-use network_types::{eth::EthHdr, vlan::VlanHdr};
-
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_ARP: u16 = 0x0806;
-pub const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
-
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
-pub const IPPROTO_ICMPV6: u8 = 58;
-const IPV6_HOP_BY_HOP: u8 = 0;
-const IPV6_ROUTING: u8 = 43;
-const IPV6_FRAGMENT: u8 = 44;
-const IPV6_AH: u8 = 51;
-const IPV6_DEST_OPTS: u8 = 60;
-/// Extension headers walked before giving up; real traffic carries one or two.
-const MAX_IPV6_EXT: usize = 6;
-/// No header we read starts past this offset. Keeping offsets under a constant bound
-/// lets the verifier prove every variable-offset access safe.
-pub const MAX_OFFSET: usize = 512;
+use farm_common::frame::{
+    ETH_LEN, ETH_P_8021AD, ETH_P_8021Q, IPV6_AH, IPV6_DEST_OPTS, IPV6_FRAGMENT, IPV6_HOP_BY_HOP,
+    IPV6_LEN, IPV6_ROUTING, MAX_IPV6_EXT, MAX_OFFSET, MAX_VLAN_TAGS, VLAN_LEN,
+};
 
 /// A pointer to a `T` at `off` bytes into the frame, if the frame is long enough.
 #[inline(always)]
@@ -112,15 +94,15 @@ impl Frame {
     /// `None` when the frame is cut short inside the Ethernet header or a VLAN tag.
     #[inline(always)]
     pub fn parse(ctx: &XdpContext) -> Option<Frame> {
-        let mut ether_type = be16_at(ctx, EthHdr::LEN - 2)?;
-        let mut l3 = EthHdr::LEN;
+        let mut ether_type = be16_at(ctx, ETH_LEN - 2)?;
+        let mut l3 = ETH_LEN;
         // Up to two tags (802.1ad outer, 802.1Q inner); VIPs are matched on any VLAN.
-        for _ in 0..2 {
+        for _ in 0..MAX_VLAN_TAGS {
             if ether_type != ETH_P_8021Q && ether_type != ETH_P_8021AD {
                 break;
             }
             ether_type = be16_at(ctx, l3 + 2)?;
-            l3 += VlanHdr::LEN;
+            l3 += VLAN_LEN;
         }
         Some(Frame { ether_type, l3 })
     }
@@ -151,7 +133,7 @@ pub struct Ipv6Payload {
 #[inline(always)]
 pub fn ipv6_payload(ctx: &XdpContext, l3: usize, next: u8) -> Option<Ipv6Payload> {
     let mut proto = next;
-    let mut off = l3 + 40;
+    let mut off = l3 + IPV6_LEN;
     let mut piece = Piece::Whole;
     for _ in 0..MAX_IPV6_EXT {
         let len = match proto {

@@ -6,8 +6,13 @@
 //! VIP's entry, the port's rule, the owner table, the control word).
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use farm_common::{
-    Addr, MODE_CLIENT_IP_PORT, MODE_DROP, NodeConfig, flow_hash, port_position, port_rule_parts,
-    v4_addr,
+    Addr, MODE_CLIENT_IP_PORT, MODE_DROP, NodeConfig, flow_hash,
+    frame::{
+        ICMP_DEST_UNREACH, ICMP_PARAM_PROBLEM, ICMP_TIME_EXCEEDED, ICMPV6_DEST_UNREACH,
+        ICMPV6_NEIGHBOUR_SOLICIT, ICMPV6_PARAM_PROBLEM, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
+        IPPROTO_UDP, IPV4_FRAG_MASK, IPV4_OFFSET_MASK,
+    },
+    port_position, port_rule_parts, v4_addr,
 };
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
@@ -15,24 +20,10 @@ use crate::{
     maps::{FARM_SERVICES, count},
     neighbour,
     ownership::may_take,
-    parse::{
-        IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Piece, be32_at, byte_at,
-        ipv6_payload, ptr_at, store_mac,
-    },
+    parse::{Piece, be32_at, byte_at, ipv6_payload, ptr_at, store_mac},
     verdict::{malformed, pass_malformed, pass_not_vip},
     vip::{Vip, find_vip},
 };
-
-const ICMP_DEST_UNREACH: u8 = 3;
-const ICMP_TIME_EXCEEDED: u8 = 11;
-const ICMP_PARAM_PROBLEM: u8 = 12;
-const ICMPV6_DEST_UNREACH: u8 = 1;
-const ICMPV6_PARAM_PROBLEM: u8 = 4;
-const ICMPV6_NEIGHBOUR_SOLICIT: u8 = 135;
-/// Fragment offset and More-Fragments bits of the IPv4 `frags` field.
-const IPV4_FRAG_MASK: u16 = 0x3fff;
-/// The fragment offset alone.
-const IPV4_OFFSET_MASK: u16 = 0x1fff;
 
 /// The IPv4 header fields steering reads.
 struct V4 {

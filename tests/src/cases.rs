@@ -512,9 +512,11 @@ pub fn cases() -> Vec<Case> {
             (SLOT_VIP4, Malformed),
             icmp4_error(UDP, 5353, 40000)[..14 + 20 + 8 + 10].to_vec(),
         ),
-        // ARP and neighbour discovery for a VIP: answered with the cluster MAC by the
-        // owner of the requester's bucket; the others stay silent, and the kernel never
-        // sees the request, so it cannot answer with the NIC's own MAC.
+        // ARP and neighbour discovery for a VIP: answered with the cluster MAC by every
+        // node whose lease is fresh, whoever owns the requester's bucket (the answers are
+        // all the same), so a client whose bucket a failed node still owns is answered by
+        // the survivors. The kernel never sees a request, so it cannot answer with the
+        // NIC's own MAC.
         answered(
             "ARP request for a VIP, answered",
             Mine,
@@ -523,17 +525,34 @@ pub fn cases() -> Vec<Case> {
             arp_reply(VIP4, CLIENT4),
         )
         .timed(),
-        dropped(
-            "ARP request for a VIP, another node's bucket: not answered",
+        answered(
+            "ARP request for a VIP, another node's bucket: answered all the same",
             Peer,
-            (SLOT_VIP4, NotOwner),
+            (SLOT_VIP4, ArpReplies),
             arp_request(CLIENT4, VIP4),
+            arp_reply(VIP4, CLIENT4),
         ),
-        dropped(
-            "neighbour solicitation for a VIP, another node's bucket: not answered",
+        answered(
+            "ARP request for a VIP, on a node that owns no bucket: answered",
+            Nobody,
+            (SLOT_VIP4, ArpReplies),
+            arp_request(CLIENT4, VIP4),
+            arp_reply(VIP4, CLIENT4),
+        ),
+        answered(
+            "neighbour solicitation for a VIP, another node's bucket: answered all the same",
             Peer,
-            (SLOT_VIP6, NotOwner),
+            (SLOT_VIP6, NdReplies),
             neighbour_solicitation(CLIENT6, VIP6, true),
+            neighbour_advertisement(CLIENT6, VIP6),
+        ),
+        // Sender and target the VIP: another node announcing the cluster MAC after a
+        // takeover. No question: an answer would go to the cluster MAC, from every node.
+        passed(
+            "gratuitous ARP for a VIP (a node's announcement): left to the stack",
+            Mine,
+            (SLOT_VIP4, Passed),
+            arp_request(VIP4, VIP4),
         ),
         passed(
             "duplicate address detection of a VIP: left to the stack",

@@ -9,6 +9,7 @@ pub mod cases;
 pub mod chaos;
 pub mod farm;
 pub mod fixtures;
+pub mod fuzz;
 pub mod harness;
 pub mod netns;
 pub mod package;

@@ -67,7 +67,8 @@ enum Task {
     /// every violation found: `--runs N` (default 10,000), `--from SEED`. Or, with
     /// `--minutes N` (as root), the chaos soak: a farm of agents in namespaces under
     /// traffic and random events for N minutes (`--nodes 3-5`, `--quorum none|majority`,
-    /// `--seed S`).
+    /// `--seed S`). Or fuzz the XDP program against its userspace model: `--frames N`
+    /// (as root), `--from SEED`.
     Soak {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,

@@ -3,6 +3,10 @@
 //! violation with the seed and the trace that replay it, then a summary; exits non-zero
 //! if any run broke a property. Runs with loss that cut two nodes apart both ways are
 //! counted apart: without a quorum each side serves alone (see `sim::check`).
+//!
+//! `--frames N` (`cargo xtask soak --frames N`, as root) runs the data-plane fuzzer
+//! instead (`farm_tests::fuzz`): N random and mutated frames through the XDP program,
+//! each against its userspace model; exits non-zero on any mismatch.
 use std::{
     process::ExitCode,
     sync::{
@@ -16,14 +20,21 @@ use clap::Parser;
 use farm_tests::sim::random::random_case;
 
 #[derive(Parser)]
-#[command(about = "Runs the agent's core in the deterministic simulation over many seeds")]
+#[command(
+    about = "Runs the agent's core in the deterministic simulation over many seeds, or (--frames) fuzzes the XDP program"
+)]
 struct Args {
-    /// How many seeds to run.
+    /// How many seeds of the simulation to run.
     #[arg(long, default_value_t = 10_000)]
     runs: u64,
-    /// The first seed (a failing seed replays alone with `--from S --runs 1`).
+    /// The first seed (a failing seed replays alone with `--from S --runs 1`); with
+    /// `--frames`, the seed the frames are made from.
     #[arg(long, default_value_t = 0)]
     from: u64,
+    /// Instead of the simulation, run this many random and mutated frames through the
+    /// XDP program against its userspace model (needs root).
+    #[arg(long, conflicts_with = "runs")]
+    frames: Option<u64>,
 }
 
 #[derive(Default)]
@@ -37,6 +48,9 @@ struct Tally {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(frames) = args.frames {
+        return fuzz(frames, args.from);
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = AtomicU64::new(args.from);
     let end = args.from + args.runs;
@@ -97,5 +111,29 @@ fn main() -> ExitCode {
     match t.violations.is_empty() {
         true => ExitCode::SUCCESS,
         false => ExitCode::FAILURE,
+    }
+}
+
+fn fuzz(frames: u64, seed: u64) -> ExitCode {
+    let tell = |done: u64| {
+        if done.is_multiple_of(100 * farm_tests::fuzz::BATCH) {
+            eprintln!("farm-soak: {done} frames");
+        }
+    };
+    match farm_tests::fuzz::run(frames, seed, tell) {
+        Ok(report) => {
+            println!("farm-soak: fuzzed the XDP program (seed {seed}): {}", report.summary());
+            for m in &report.described {
+                println!("mismatch: {m}");
+            }
+            match report.mismatches {
+                0 => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => {
+            eprintln!("farm-soak: {e:#}: the fuzzer loads the XDP program, which needs root");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,12 +1,13 @@
-//! The data plane's steering of TCP and UDP to a VIP, in userspace: which table row and
-//! bucket a client's packet falls in, and whether this node takes it. `farm lookup`
-//! answers with it, and the simulation asks it of every node's modelled data plane
-//! (the rules, rows, seed and lease the agent wrote), so what both say is what
-//! farm-ebpf's `steer` does with unfragmented TCP and UDP.
-use std::{net::IpAddr, time::Instant};
+//! Where steering puts a client's unfragmented TCP or UDP packet to a VIP: the VIP's
+//! port rule, else its default, as farm-ebpf's `steer::known_service` and
+//! `steer::default_rule` do. The frame model (`verdict`) finds VIPs and services the
+//! same way.
+use std::net::IpAddr;
 
 use farm_common::{
-    MODE_CLIENT_IP_PORT, MODE_DROP, NO_OWNER, NodeConfig, bucket_of, flow_hash, port_rule_parts,
+    Addr, MODE_CLIENT_IP_PORT, MODE_DROP, NodeConfig, VIP_IN_USE, bucket_of, flow_hash,
+    frame::{IPPROTO_TCP, IPPROTO_UDP},
+    port_rule_parts,
 };
 
 use crate::{
@@ -38,59 +39,58 @@ pub enum Route {
 /// The hash and bucket of a client (and its port, where the rule hashes it) under
 /// `node`'s bucket count and seed.
 pub fn bucket(node: &NodeConfig, client: IpAddr, port: u16) -> (u32, u32) {
-    let hash = flow_hash(&addr_key(client), port, node.seed);
+    bucket_of_key(node, &addr_key(client), port)
+}
+
+/// `bucket` for an address in the data plane's form.
+pub(super) fn bucket_of_key(node: &NodeConfig, client: &Addr, port: u16) -> (u32, u32) {
+    let hash = flow_hash(client, port, node.seed);
     (hash, bucket_of(hash, node.bucket_count))
 }
 
-/// Where `rules` put `flow` on a node whose record is `node`: the VIP's port rule, else
-/// its default, as `steer::known_service` and `steer::default_rule` do.
+/// A VIP as steering needs it: its slot and default mode (farm-ebpf's `vip::Vip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Vip {
+    pub slot: u16,
+    pub mode: u8,
+}
+
+/// The VIP `addr` is, if any.
+pub(super) fn find_vip(rules: &Rules, addr: &Addr) -> Option<Vip> {
+    let v = rules.vips.iter().find(|v| v.in_use == VIP_IN_USE && v.addr == *addr)?;
+    Some(Vip { slot: u16::from(v.index), mode: v.mode })
+}
+
+/// The (slot, mode) of the service that claims `port` of `proto` on `vip`: TCP and UDP
+/// only.
+pub(super) fn service(rules: &Rules, vip: Vip, proto: u8, port: u16) -> Option<(u16, u8)> {
+    let udp = match proto {
+        IPPROTO_TCP => false,
+        IPPROTO_UDP => true,
+        _ => return None,
+    };
+    let vip = u32::from(vip.slot);
+    let rule = rules.ports.iter().find(|p| p.vip == vip && p.udp == udp && p.port == port)?;
+    port_rule_parts(rule.rule)
+}
+
+/// Where `rules` put `flow` on a node whose record is `node`.
 pub fn route(rules: &Rules, node: &NodeConfig, flow: &Flow) -> Route {
-    let key = addr_key(flow.vip);
-    let Some((index, vip)) = rules.vips.iter().enumerate().find(|(_, v)| v.addr == key) else {
+    let Some(vip) = find_vip(rules, &addr_key(flow.vip)) else {
         return Route::NotVip;
     };
-    let udp = flow.protocol == Protocol::Udp;
-    let rule = rules
-        .ports
-        .iter()
-        .find(|p| p.vip == index as u32 && p.udp == udp && p.port == flow.port)
-        .and_then(|p| port_rule_parts(p.rule));
-    let (slot, port) = match rule {
+    let proto = match flow.protocol {
+        Protocol::Tcp => IPPROTO_TCP,
+        Protocol::Udp => IPPROTO_UDP,
+    };
+    let (slot, port) = match service(rules, vip, proto, flow.port) {
         Some((slot, mode)) => {
             (slot, if mode == MODE_CLIENT_IP_PORT { flow.client_port } else { 0 })
         }
-        None if vip.mode == MODE_DROP => return Route::NoService { slot: index as u16 },
-        None => (index as u16, 0),
+        None if vip.mode == MODE_DROP => return Route::NoService { slot: vip.slot },
+        None => (vip.slot, 0),
     };
     Route::Table { slot, bucket: bucket(node, flow.client, port).1 }
-}
-
-/// What a node's data plane holds, as far as steering reads it.
-#[derive(Debug, Clone)]
-pub struct Plane<'a> {
-    pub rules: &'a Rules,
-    pub node: &'a NodeConfig,
-    pub rows: &'a [Vec<u16>],
-    /// The lease's end; `None`: ended.
-    pub lease: Option<Instant>,
-}
-
-impl Plane<'_> {
-    /// Who owns `flow`'s bucket in this table, if anyone.
-    pub fn owner(&self, flow: &Flow) -> Option<u16> {
-        match route(self.rules, self.node, flow) {
-            Route::Table { slot, bucket } => {
-                let row = self.rows.get(usize::from(slot))?;
-                row.get(bucket as usize).copied().filter(|&o| o != NO_OWNER)
-            }
-            Route::NotVip | Route::NoService { .. } => None,
-        }
-    }
-
-    /// Whether this node takes `flow` at `now`: it owns the bucket and its lease runs.
-    pub fn accepts(&self, flow: &Flow, now: Instant) -> bool {
-        self.lease.is_some_and(|end| now < end) && self.owner(flow) == Some(self.node.node_id)
-    }
 }
 
 #[cfg(test)]

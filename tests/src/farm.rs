@@ -281,6 +281,12 @@ impl NsFarm {
         index.unwrap_or_else(|| panic!("no slot {name}"))
     }
 
+    /// Another machine on the farm's segment (a witness): host `name` with `addrs`
+    /// (CIDR) on the bridge. Its namespace goes when the `Host` is dropped.
+    pub fn extra_host(&self, name: &str, addrs: &[String]) -> Result<Host> {
+        self._lan.host(name, addrs)
+    }
+
     /// The namespace of the switch the nodes hang off.
     pub fn switch_ns(&self) -> String {
         self._lan.switch.name.clone()

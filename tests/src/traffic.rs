@@ -7,7 +7,7 @@ use std::{
     net::{IpAddr, SocketAddr, TcpListener, UdpSocket},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::{self, JoinHandle},
     time::{Duration, Instant},
@@ -241,17 +241,32 @@ pub fn send_numbered_for(
     gap: Duration,
     lasting: Duration,
 ) -> Result<Vec<Instant>> {
+    let (stop, sent) = (AtomicBool::new(false), AtomicU64::new(0));
+    send_numbered_until(sources, dst, gap, lasting, &stop, &sent)
+}
+
+/// `send_numbered_for`, ending early once `stop` is set; `sent` counts the numbers sent
+/// so far, so that another thread knows which numbers went out after a moment.
+pub fn send_numbered_until(
+    sources: &[IpAddr],
+    dst: SocketAddr,
+    gap: Duration,
+    lasting: Duration,
+    stop: &AtomicBool,
+    sent: &AtomicU64,
+) -> Result<Vec<Instant>> {
     let sockets = client_sockets(sources)?;
     let end = Instant::now() + lasting;
-    let mut sent = Vec::new();
-    while Instant::now() < end {
-        let number = sent.len() as u64;
-        sent.push(Instant::now());
+    let mut times = Vec::new();
+    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+        let number = times.len() as u64;
+        times.push(Instant::now());
         // A full socket buffer drops the datagram; the number is then simply never seen.
         let _ = sockets[number as usize % sockets.len()].send_to(&number.to_be_bytes(), dst);
+        sent.store(number + 1, Ordering::Relaxed);
         thread::sleep(gap);
     }
-    Ok(sent)
+    Ok(times)
 }
 
 /// One UDP socket per address of `sources`, on a port the kernel picks.

@@ -1,7 +1,8 @@
 //! The capabilities farm needs, checked before it starts on a task, so that a process
 //! without one hears which and what to do instead of a bare EPERM half way. Root has them
-//! all; the packaged unit runs the agent as the `farm` user with exactly `AGENT` and
-//! CAP_SYS_NICE, which the agent does without if it must (see `realtime`).
+//! all; the packaged unit runs the agent as the `farm` user with exactly `AGENT`,
+//! CAP_SYS_NICE and CAP_NET_RAW, which the agent does without if it must (see
+//! `realtime` and `announce`).
 use std::fmt;
 
 /// A Linux capability farm uses, and why.

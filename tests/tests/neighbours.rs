@@ -1,7 +1,7 @@
 //! How clients find the VIPs' MAC, in namespace farms: during a failover, every live node
 //! answers their ARP requests, so a client whose bucket the failed node still owns is
 //! answered at once; after a takeover, `farm_userspace::announce` replaces a client's
-//! stale neighbour entry with the cluster MAC.
+//! stale neighbour entry with the cluster MAC, as the agents do after a takeover.
 use std::{net::SocketAddr, time::Duration};
 
 use farm_common::{bucket_of, flow_hash};
@@ -28,6 +28,36 @@ fn neighbour(farm: &NsFarm, addr: &str) -> String {
     let (ns, iface) = (&farm.client.ns.name, &farm.client.iface);
     ip(&["-n", ns, "neigh", "show", addr, "dev", iface]).unwrap()
 }
+
+/// Gives the client a stale entry for each VIP at a MAC that is not the cluster's (stale,
+/// not permanent: the kernel never updates a permanent entry); the VIPs as text.
+fn stale_entries(farm: &NsFarm) -> [String; 2] {
+    let (ns, iface) = (&farm.client.ns.name, &farm.client.iface);
+    let vips = [VIP.to_string(), VIP6.to_string()];
+    for vip in &vips {
+        ip(&["-n", ns, "neigh", "replace", vip, "lladdr", WRONG, "dev", iface, "nud", "stale"])
+            .unwrap();
+        assert!(neighbour(farm, vip).contains(WRONG), "{}", neighbour(farm, vip));
+    }
+    vips
+}
+
+/// Until the client's entries for `vips` are at the cluster MAC; fails saying `after` what.
+fn wait_replaced(farm: &NsFarm, vips: &[String], after: &str) {
+    let (_, mac) = cluster_mac(farm);
+    for vip in vips {
+        let replaced = wait_for(SETTLE, || neighbour(farm, vip).contains(&mac).then_some(()));
+        assert!(
+            replaced.is_some(),
+            "{vip} still at {:?} after {after}\n{}",
+            neighbour(farm, vip),
+            farm.report()
+        );
+    }
+}
+
+/// A MAC no node has.
+const WRONG: &str = "02:00:00:00:00:99";
 
 #[test]
 #[ignore = "needs root: network namespaces, XDP and farm agent"]
@@ -81,16 +111,8 @@ fn a_client_resolving_the_vip_during_a_failover_is_answered_by_the_survivors() {
 #[ignore = "needs root: network namespaces"]
 fn announcements_replace_a_clients_stale_entry_with_the_cluster_mac() {
     let farm = NsFarm::new(1, 1, 64, Ownership::StaticThirds).expect("build the namespace farm");
-    let (mac, mac_text) = cluster_mac(&farm);
-    let wrong = "02:00:00:00:00:99";
-    let (ns, iface) = (farm.client.ns.name.clone(), farm.client.iface.clone());
-    let vips = [VIP.to_string(), VIP6.to_string()];
-    // Stale, not permanent: the kernel never updates a permanent entry.
-    for vip in &vips {
-        ip(&["-n", &ns, "neigh", "replace", vip, "lladdr", wrong, "dev", &iface, "nud", "stale"])
-            .unwrap();
-        assert!(neighbour(&farm, vip).contains(wrong), "{}", neighbour(&farm, vip));
-    }
+    let (mac, _) = cluster_mac(&farm);
+    let vips = stale_entries(&farm);
     let node = &farm.nodes[0];
     let node_iface = node.host.iface.clone();
     in_ns(&node.host.ns.name, move || {
@@ -98,12 +120,22 @@ fn announcements_replace_a_clients_stale_entry_with_the_cluster_mac() {
         announce(&node_iface, own, mac, &[VIP.into(), VIP6.into()]).unwrap();
     })
     .unwrap();
-    for vip in &vips {
-        let replaced = wait_for(SETTLE, || neighbour(&farm, vip).contains(&mac_text).then_some(()));
-        assert!(
-            replaced.is_some(),
-            "{vip} still at {:?} after the announcement",
-            neighbour(&farm, vip)
-        );
-    }
+    wait_replaced(&farm, &vips, "the announcement");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, XDP and farm agent"]
+fn agents_announce_the_vips_after_a_takeover() {
+    let mut farm = NsFarm::new(3, 1, BUCKETS, Ownership::Agents { weights: vec![1, 1, 1] })
+        .expect("build the namespace farm");
+    farm.start_agents().unwrap();
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    // A client that cached another MAC for the VIPs keeps it until it sends there and its
+    // probes fail, unless told.
+    let vips = stale_entries(&farm);
+    farm.kill_agent(2).unwrap();
+    farm.wait_converged(&[1, 2]).unwrap();
+    wait_replaced(&farm, &vips, "the takeover");
+    let log = farm.report();
+    assert!(log.contains("announcing the VIPs"), "{log}");
 }

@@ -66,6 +66,14 @@ fn a_cut_minority_fences_and_the_majority_serves_everything() {
     ok(sim.disturb(cut(&[3], None)));
     until_served_by(&mut sim, &[1, 2], all, 2000);
     assert!(said(&sim, 3, "no quorum: its view [3] holds 1 of the 3 votes [1, 2, 3]"));
+    // The survivors tell the segment where the VIPs are, twice.
+    ok(sim.run_for(ms(1500)));
+    let sent = |id: u16| {
+        let what = format!("node {id}: sends the announcements");
+        sim.trace.iter().filter(|l| l.contains(&what)).count()
+    };
+    assert!(said(&sim, 1, "members now [1, 2]: announcing the VIPs"));
+    assert!(sent(1) >= 2 && sent(2) >= 2, "{}", sim.failure("no announcements"));
     // It stays out as long as the cut lasts, and rejoins once healed.
     ok(sim.run_for(ms(3000)));
     assert_eq!(serving(&sim), BTreeSet::from([1, 2]));

@@ -414,6 +414,10 @@ fn majority_with_a_witness_a_two_two_cut_is_served_by_one_half() {
         for id in lost {
             let reason = no_quorum(&farm, usize::from(id) - 1);
             assert!(reason.is_some(), "node {id} of the other half serves\n{}", farm.report());
+            // The reason names the view the witness gave its vote to, as it is now.
+            let named = format!("gives it to view {won:?}");
+            let current = reason.as_ref().is_some_and(|r| r.contains(&named));
+            assert!(current, "node {id} says {reason:?}, not {named}");
             reasons.extend(reason);
         }
     });

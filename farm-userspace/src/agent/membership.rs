@@ -820,10 +820,15 @@ impl Membership {
             // Whatever fenced it first (a lease that ran out, a peer that failed it),
             // the quorum is what keeps it fenced now: status and logs say so.
             let said = self.fence_reason.as_ref().is_some_and(|r| r.starts_with("no quorum"));
-            if self.fenced && !said {
-                self.fenced = false;
+            match (self.fenced, said) {
+                // Logged once; status keeps up with the votes and the witness's holder.
+                (true, true) => self.fence_reason = Some(reason),
+                (true, false) => {
+                    self.fenced = false;
+                    events.extend(self.drop_rows(reason));
+                }
+                (false, _) => events.extend(self.drop_rows(reason)),
             }
-            events.extend(self.drop_rows(reason));
             return events;
         }
         if !self.converged() || self.ready != Some(self.digest) {

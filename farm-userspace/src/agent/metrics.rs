@@ -186,6 +186,7 @@ impl Metrics {
             | Note::LinkUp { .. }
             | Note::Ignored { .. }
             | Note::Steered { .. }
+            | Note::Announced { .. }
             | Note::TransitionDone { .. } => {}
         }
     }

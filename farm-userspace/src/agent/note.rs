@@ -69,6 +69,11 @@ pub enum Note {
     },
     /// Together again with a peer after both failed each other: what each side did.
     Healed(Healed),
+    /// The VIPs announced at the cluster MAC after the members changed.
+    Announced {
+        vips: Vec<std::net::IpAddr>,
+        members: Vec<u16>,
+    },
     /// Every node that could serve a service fails its checks: all serve it still.
     FailOpen {
         service: String,
@@ -107,6 +112,7 @@ impl Note {
             Note::NobodyOwns => "nobody-owns",
             Note::Fenced { .. } => "fenced",
             Note::Healed(_) => "healed",
+            Note::Announced { .. } => "announced",
             Note::Stalled { .. } => "stalled",
             Note::LinkDown { .. } => "link-down",
             Note::LinkUp { .. } => "link-up",
@@ -139,6 +145,10 @@ impl fmt::Display for Note {
             ),
             Note::Fenced { reason } => write!(f, "fenced, this node owns no bucket: {reason}"),
             Note::Healed(healed) => write!(f, "{healed}"),
+            Note::Announced { vips, members } => write!(
+                f,
+                "members now {members:?}: announcing the VIPs {vips:?} at the cluster MAC (gratuitous ARP, unsolicited neighbour advertisement), again in a second"
+            ),
             Note::Stalled { gap, incarnation } => write!(
                 f,
                 "the agent did not run for {} ms, past its lease: peers have failed this node, so it rejoins as incarnation {incarnation} and acts on nothing it last knew",

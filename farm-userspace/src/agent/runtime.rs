@@ -3,6 +3,7 @@
 //! computes tables. Each wake-up gathers what arrived, steps the core once and carries
 //! out what it returns; it decides nothing itself.
 use std::{
+    net::IpAddr,
     path::{Path, PathBuf},
     sync::{Arc, mpsc as std_mpsc},
     time::{Instant, SystemTime, UNIX_EPOCH},
@@ -31,6 +32,7 @@ use super::{
     wire,
 };
 use crate::{
+    announce,
     config::{self, Config},
     dataplane::Dataplane,
     loader, nic, privilege, realtime,
@@ -66,6 +68,8 @@ struct Runtime {
     metrics: Metrics,
     /// Snapshots the HTTP listener asks for (none come when it is off).
     observers: mpsc::Receiver<http::Asked>,
+    /// An announcement failed once (said in the log; later ones only at debug).
+    announce_failed: bool,
 }
 
 /// A thread computing tables, the newest asked for first: at 65,536 buckets and dozens
@@ -206,6 +210,7 @@ impl Runtime {
             history,
             metrics,
             observers,
+            announce_failed: false,
         };
         runtime.apply(later)?;
         runtime.checks.follow(runtime.core.config());
@@ -319,6 +324,7 @@ impl Runtime {
                     }
                 }
                 Effect::Vips(vips) => self.host.set_vips(&vips)?,
+                Effect::Announce(vips) => self.announce(&vips),
                 // The thread only ends with the agent.
                 Effect::Compute { config, view } => drop(self.tables.jobs.send((config, view))),
                 Effect::Reply(r) => reply = Some(r),
@@ -333,6 +339,24 @@ impl Runtime {
             }
         }
         Ok(reply)
+    }
+
+    /// Sends the VIPs' announcements; a failure (no CAP_NET_RAW) is said once, as the
+    /// farm works without them (clients' entries then age out instead).
+    fn announce(&mut self, vips: &[IpAddr]) {
+        let cfg = self.core.config();
+        let iface = &cfg.cluster.interface;
+        let sent = nic::mac(iface).map_err(|e| e.to_string()).and_then(|own| {
+            announce::announce(iface, own, cfg.cluster.cluster_mac, vips).map_err(|e| e.to_string())
+        });
+        match sent {
+            Ok(()) => debug!("announced {vips:?} at the cluster MAC on {iface}"),
+            Err(e) if !self.announce_failed => {
+                warn!("{e}; clients keep a stale entry for a VIP until it ages out");
+                self.announce_failed = true;
+            }
+            Err(e) => debug!("{e}"),
+        }
     }
 
     /// Leaves the farm (`clean`: telling the peers, who take its buckets at once) or

@@ -465,6 +465,9 @@ impl Sim {
                     self.datagram(id, WITNESS, datagram, |_, from, bytes| Ev::Ask(from, bytes))
                 }
                 Effect::Vips(_) | Effect::Reply(_) => {}
+                Effect::Announce(vips) => {
+                    self.log(format!("node {id}: sends the announcements of {vips:?}"))
+                }
                 Effect::Compute { config, view } => {
                     let rows = Arc::new(tables::rows(&config, &view));
                     let slow = self.rng.chance(100);

@@ -102,6 +102,10 @@ pub enum Effect {
     Lease(Option<Instant>),
     /// The VIPs the host must hold on `lo`.
     Vips(Vec<IpAddr>),
+    /// Tell the segment these VIPs are at the cluster MAC (a gratuitous ARP, an
+    /// unsolicited neighbour advertisement), after the farm's members changed: a client
+    /// that cached another MAC for a VIP (keepalived #166) updates its entry now.
+    Announce(Vec<IpAddr>),
     /// Compute `view`'s table under `config`, off the loop, and give it back as an
     /// `Input::Table`.
     Compute {
@@ -111,6 +115,9 @@ pub enum Effect {
     Reply(Reply),
     Note(Note),
 }
+
+/// When the VIPs are announced a second time after a change of members.
+const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
 
 pub struct Core {
     cfg: Arc<Config>,
@@ -159,6 +166,9 @@ pub struct Core {
     owned: u32,
     /// What this node did while apart from peers, to tell them once together again.
     apart: Apart,
+    /// The members of the last install, and when to announce the VIPs a second time
+    /// (one lost frame must not leave a client stale).
+    announced: (Vec<u16>, Option<Instant>),
     out: Vec<Effect>,
 }
 
@@ -235,6 +245,7 @@ impl Core {
             asked: None,
             owned: 0,
             apart: Apart::default(),
+            announced: (vec![], None),
             out: vec![Effect::Rows(empty), Effect::Lease(None)],
         };
         core.ask_table(now);
@@ -331,6 +342,10 @@ impl Core {
         for healed in self.apart.overdue(now) {
             self.note(Note::Healed(healed));
         }
+        if self.announced.1.is_some_and(|at| now >= at) {
+            self.announced.1 = None;
+            self.out.push(Effect::Announce(self.cfg.vips.iter().map(|v| v.address).collect()));
+        }
         self.services(now);
         self.renew(now);
         if std::mem::take(&mut self.send_now) && self.link_up && !self.sent_all {
@@ -366,6 +381,18 @@ impl Core {
         let datagram = self.beat(Kind::Alive, now, true);
         self.out.push(Effect::Send { to, address, datagram });
         self.counters.sent += 1;
+    }
+
+    /// After an install whose members differ from the last one's (a takeover, a heal, a
+    /// join): the VIPs are announced now and once more a second later.
+    fn announce(&mut self, now: Instant, members: Vec<u16>) {
+        if members == self.announced.0 {
+            return;
+        }
+        let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.address).collect();
+        self.note(Note::Announced { vips: vips.clone(), members: members.clone() });
+        self.out.push(Effect::Announce(vips));
+        self.announced = (members, Some(now + ANNOUNCE_AGAIN));
     }
 
     /// A heartbeat, with what this node did while apart from peers lately.
@@ -464,6 +491,7 @@ impl Core {
                 Event::Install { epoch, view } => {
                     self.apart.installed(&view.ids(), now);
                     self.install(epoch, &view);
+                    self.announce(now, view.ids());
                 }
                 Event::Fence { reason } => {
                     self.remapped = None;

@@ -6,7 +6,8 @@
 //!   up down to the last node (Corosync's last man standing).
 //! - At start the votes are every node of the file: a node serves nothing until its view
 //!   holds a majority of the configured nodes (Corosync's wait_for_all, scaled to a
-//!   majority), so a booting minority never serves alone.
+//!   majority), so a booting minority never serves alone. Half is not enough without a
+//!   witness, even with the lowest id: the other half may be a last man standing.
 //! - A node that leaves (SIGTERM) gives up its vote at once: it will not serve on any
 //!   side, so a clean stop of one of two nodes leaves the other quorate.
 //! - An exact half is quorate if it holds the witness's vote (`cluster.witness`, see
@@ -110,9 +111,12 @@ impl Quorum {
             }
             // A set whose every voter left binds nobody: none of them serves.
             QuorumMode::Majority => {
-                self.sets.iter().filter(|(_, set)| !set.is_empty()).all(|(_, set)| {
+                self.sets.iter().filter(|(_, set)| !set.is_empty()).all(|(epoch, set)| {
                     let held = held(set, ids);
-                    let lowest = set.first().is_some_and(|low| ids.contains(low));
+                    // The file's nodes, never installed (epoch 0): a node that starts
+                    // knows no more, and a peer may be serving alone as the last man
+                    // standing of a later view. Without a witness, no tie then.
+                    let lowest = *epoch > 0 && set.first().is_some_and(|low| ids.contains(low));
                     // Excluded nodes in this view claim nothing elsewhere.
                     let out = self.excluded.iter().any(|id| !ids.contains(id));
                     match (!out, self.witness) {
@@ -278,7 +282,8 @@ mod tests {
         let quorate = |ids: &[u16]| q.quorate(ids, false);
         assert!(quorate(&[1, 2]) && quorate(&[2, 3]) && quorate(&[1, 2, 3]));
         assert!(!quorate(&[1]) && !quorate(&[3]));
-        let q = Quorum::new(QuorumMode::Majority, false, &[1, 2, 3, 4]);
+        let mut q = Quorum::new(QuorumMode::Majority, false, &[1, 2, 3, 4]);
+        q.agreed(&[1, 2, 3, 4], 1);
         assert!(q.quorate(&[1, 2], false) && !q.quorate(&[3, 4], true), "a tie: the lowest id");
         assert!(Quorum::new(QuorumMode::None, false, &[1, 2, 3]).quorate(&[3], false));
     }
@@ -299,6 +304,18 @@ mod tests {
         assert!(q.adopt(1, 5, &[1]) && !q.quorate(&[2], false));
         q.left(1);
         assert!(q.quorate(&[2], false) && bounding(&q, 2).is_none());
+    }
+
+    #[test]
+    fn a_node_that_starts_wins_no_tie_without_a_witness() {
+        // Node 1 starts cut off from node 2, which may serve alone since node 1 left.
+        let q = Quorum::new(QuorumMode::Majority, false, &[1, 2]);
+        assert!(!q.quorate(&[1], false) && q.quorate(&[1, 2], false));
+        let mut q = Quorum::new(QuorumMode::Majority, false, &[1, 2, 3, 4]);
+        assert!(!q.quorate(&[1, 2], false) && q.quorate(&[1, 2, 3], false));
+        // Once a view is installed, ties go to the lowest id again.
+        q.agreed(&[1, 2, 3, 4], 5);
+        assert!(q.quorate(&[1, 2], false));
     }
 
     #[test]

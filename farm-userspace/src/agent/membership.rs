@@ -459,8 +459,8 @@ impl Membership {
         self.quorum.quorate(&self.view.ids(), self.holds_witness())
     }
 
-    /// The vote sets and exclusions, for a simulation's failure report.
-    pub fn quorum_debug(&self) -> &Quorum {
+    /// The vote sets and exclusions (a simulation's failure report prints them).
+    pub fn quorum(&self) -> &Quorum {
         &self.quorum
     }
 

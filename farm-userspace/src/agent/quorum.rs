@@ -222,13 +222,14 @@ impl Quorum {
         }
         let bound = |(_, set): &(u64, BTreeSet<u16>)| {
             let n = set.len();
-            let needed = match () {
-                // Half will do with the witness's vote, once a won tie left nodes out.
-                () if !self.excluded.is_empty() => n.div_ceil(2).max(1),
-                // Exactly half will do with the witness's vote, or if the lowest voter
-                // is not `me`.
-                () if n % 2 == 0 && (self.witness || set.first() != Some(&me)) => n / 2,
-                () => n / 2 + 1,
+            // Half will do with the witness's vote once a won tie left nodes out, and
+            // exactly half with the witness's vote or if the lowest voter is not `me`.
+            let needed = if !self.excluded.is_empty() {
+                n.div_ceil(2).max(1)
+            } else if n % 2 == 0 && (self.witness || set.first() != Some(&me)) {
+                n / 2
+            } else {
+                n / 2 + 1
             };
             let mut voters: Vec<Instant> =
                 set.iter().filter(|&&id| id != me).map(|&id| ends(id)).collect();
@@ -249,14 +250,6 @@ impl Quorum {
             excluded: self.excluded.iter().copied().collect(),
             witness,
         }
-    }
-
-    pub fn mode(&self) -> QuorumMode {
-        self.mode
-    }
-
-    pub fn witness(&self) -> bool {
-        self.witness
     }
 }
 

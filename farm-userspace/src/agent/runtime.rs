@@ -68,6 +68,9 @@ struct Runtime {
     metrics: Metrics,
     /// Snapshots the HTTP listener asks for (none come when it is off).
     observers: mpsc::Receiver<http::Asked>,
+    /// The NIC's own MAC, which announcements leave from (read once, as the data plane
+    /// was given it at attach).
+    own_mac: [u8; 6],
     /// An announcement failed once (said in the log; later ones only at debug).
     announce_failed: bool,
 }
@@ -157,7 +160,7 @@ impl Runtime {
             None => mpsc::channel(1).1,
         };
         let me = cfg.this_node().address;
-        let vips: Vec<_> = cfg.vips.iter().map(|v| v.address).collect();
+        let vips = cfg.vip_addresses();
         let mut dp = loader::adopt_or_attach(&cfg)?;
         let id = Identity { path: path.to_path_buf(), pid: std::process::id() };
         let (core, effects) = Core::start(cfg, key, id, Instant::now(), wall_us());
@@ -175,6 +178,7 @@ impl Runtime {
         std::fs::create_dir_all(control::RUN_DIR)
             .with_context(|| format!("create {}", control::RUN_DIR))?;
         let host = Host::setup(&iface, &vips, Path::new(control::RUN_DIR))?;
+        let own_mac = nic::mac(&iface)?;
         let (tx, requests) = mpsc::channel(16);
         let sock = control::serve(&iface, tx).with_context(|| {
             format!("create the control socket {}", control::socket_path(&iface).display())
@@ -210,6 +214,7 @@ impl Runtime {
             history,
             metrics,
             observers,
+            own_mac,
             announce_failed: false,
         };
         runtime.apply(later)?;
@@ -346,10 +351,7 @@ impl Runtime {
     fn announce(&mut self, vips: &[IpAddr]) {
         let cfg = self.core.config();
         let iface = &cfg.cluster.interface;
-        let sent = nic::mac(iface).map_err(|e| e.to_string()).and_then(|own| {
-            announce::announce(iface, own, cfg.cluster.cluster_mac, vips).map_err(|e| e.to_string())
-        });
-        match sent {
+        match announce::announce(iface, self.own_mac, cfg.cluster.cluster_mac, vips) {
             Ok(()) => debug!("announced {vips:?} at the cluster MAC on {iface}"),
             Err(e) if !self.announce_failed => {
                 warn!("{e}; clients keep a stale entry for a VIP until it ages out");

@@ -256,7 +256,6 @@ impl Fields<'_> {
 
 fn parse(body: &[u8]) -> Option<Heartbeat> {
     let f = Fields(body);
-    let (u16_at, u32_at, u64_at) = (|at| f.u16(at), |at| f.u32(at), |at| f.u64(at));
     if &body[..4] != MAGIC || body[4] != VERSION || body[7] & !(FLAG_DRAINED | FLAG_REPLY) != 0 {
         return None;
     }
@@ -271,9 +270,9 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
         2 => Phase::Installed,
         _ => return None,
     };
-    let count = usize::from(u16_at(18)?);
-    let acked = usize::from(u16_at(64)?);
-    let (voters, reports) = (usize::from(u16_at(106)?), usize::from(u16_at(108)?));
+    let count = usize::from(f.u16(18)?);
+    let acked = usize::from(f.u16(64)?);
+    let (voters, reports) = (usize::from(f.u16(106)?), usize::from(f.u16(108)?));
     if body.len() != HEADER + 2 * (count + voters) + ACK * acked + REPORT * reports {
         return None;
     }
@@ -281,36 +280,36 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
     let votes = f.ids(HEADER + 2 * count, voters)?;
     let at = |i: usize| HEADER + 2 * (count + voters) + ACK * i;
     let acks: Vec<(u16, u64)> =
-        (0..acked).map(|i| Some((u16_at(at(i))?, u64_at(at(i) + 2)?))).collect::<Option<_>>()?;
+        (0..acked).map(|i| Some((f.u16(at(i))?, f.u64(at(i) + 2)?))).collect::<Option<_>>()?;
     let at = |i: usize| at(acked) + REPORT * i;
     let apart: Vec<ApartReport> = (0..reports)
         .map(|i| {
             Some(ApartReport {
-                peer: u16_at(at(i))?,
-                served_ms: u32_at(at(i) + 2)?,
-                owned: u32_at(at(i) + 6)?,
+                peer: f.u16(at(i))?,
+                served_ms: f.u32(at(i) + 2)?,
+                owned: f.u32(at(i) + 6)?,
             })
         })
         .collect::<Option<_>>()?;
-    let weight = u32_at(60)?;
-    let words = [0, 1, 2, 3].map(|i| u64_at(66 + 8 * i));
+    let weight = f.u32(60)?;
+    let words = [0, 1, 2, 3].map(|i| f.u64(66 + 8 * i));
     Some(Heartbeat {
         kind,
-        cluster: u64_at(8)?,
-        node: u16_at(16)?,
-        incarnation: u64_at(20)?,
-        seq: u64_at(28)?,
-        epoch: u64_at(36)?,
-        view: u64_at(44)?,
+        cluster: f.u64(8)?,
+        node: f.u16(16)?,
+        incarnation: f.u64(20)?,
+        seq: f.u64(28)?,
+        epoch: f.u64(36)?,
+        view: f.u64(44)?,
         phase,
-        config: u64_at(52)?,
+        config: f.u64(52)?,
         weight: (weight != NO_WEIGHT).then_some(weight),
         drained: body[7] & FLAG_DRAINED != 0,
         reply: body[7] & FLAG_REPLY != 0,
         services: ServiceBits::from_words([words[0]?, words[1]?, words[2]?, words[3]?]),
         members,
         acks,
-        votes_epoch: u64_at(98)?,
+        votes_epoch: f.u64(98)?,
         votes,
         apart,
     })

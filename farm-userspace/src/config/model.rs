@@ -212,6 +212,11 @@ pub struct BucketRange {
 }
 
 impl Config {
+    /// The VIPs' addresses, in file order.
+    pub fn vip_addresses(&self) -> Vec<std::net::IpAddr> {
+        self.vips.iter().map(|v| v.address).collect()
+    }
+
     /// This node's peer entry (validation guarantees there is one).
     pub fn this_node(&self) -> &Peer {
         self.cluster.peers.iter().find(|p| p.id == self.cluster.node_id).expect("validated")

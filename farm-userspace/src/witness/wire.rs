@@ -71,7 +71,6 @@ impl Ballot {
 
 fn parse(body: &[u8]) -> Option<Ballot> {
     let f = Fields(body);
-    let (u16_at, u32_at, u64_at) = (|at| f.u16(at), |at| f.u32(at), |at| f.u64(at));
     if &body[..4] != MAGIC || body[4] != VERSION {
         return None;
     }
@@ -80,18 +79,18 @@ fn parse(body: &[u8]) -> Option<Ballot> {
         2 => Kind::Answer,
         _ => return None,
     };
-    let count = usize::from(u16_at(6)?);
+    let count = usize::from(f.u16(6)?);
     if body.len() != HEADER + 2 * count {
         return None;
     }
     let members = f.ids(HEADER, count)?;
     Some(Ballot {
         kind,
-        cluster: u64_at(8)?,
-        node: u16_at(16)?,
-        lease_ms: u32_at(18)?,
-        incarnation: u64_at(22)?,
-        seq: u64_at(30)?,
+        cluster: f.u64(8)?,
+        node: f.u16(16)?,
+        lease_ms: f.u32(18)?,
+        incarnation: f.u64(22)?,
+        seq: f.u64(30)?,
         members,
     })
 }

@@ -73,6 +73,15 @@ fn app_death() -> Result<Duration> {
     }
     farm.start_agents()?;
     farm.wait_healthy("spread")?;
+    let probes = node_3_probes(&farm)?;
+    let died = Instant::now();
+    farm.stop_server(2, crate::farm::SPREAD_PORT);
+    farm.served_after(died, &probes, &SURVIVORS)
+}
+
+/// Clients of the spread service that node 3 serves, each served once by it, as a
+/// client in steady state is: its neighbour entry for the VIP is resolved.
+fn node_3_probes(farm: &NsFarm) -> Result<Vec<std::net::SocketAddr>> {
     let row = farm.dataplane(&farm.nodes[0])?.row(farm.slot("spread"))?;
     let probes = farm.probes_owned_by(&row, 3, PROBES);
     let before = farm.ask_from(&probes, Duration::from_secs(3));
@@ -80,25 +89,14 @@ fn app_death() -> Result<Duration> {
         before.iter().all(|a| a.as_deref() == Some("n3")),
         "node 3's clients were answered by {before:?}"
     );
-    let died = Instant::now();
-    farm.stop_server(2, crate::farm::SPREAD_PORT);
-    farm.served_after(died, &probes, &SURVIVORS)
+    Ok(probes)
 }
 
 fn round() -> Result<(Duration, Duration)> {
     let mut farm = NsFarm::new(3, 8, 4096, Ownership::Agents { weights: vec![1, 1, 1] })?;
     farm.start_agents()?;
     farm.wait_converged(&[1, 2, 3])?;
-    let row = farm.dataplane(&farm.nodes[0])?.row(farm.slot("spread"))?;
-    let probes = farm.probes_owned_by(&row, 3, PROBES);
-    // Served once before, as a client in steady state is: its neighbour entry for the
-    // VIP is resolved (an ARP request whose bucket is the failed node's waits for the
-    // takeover and then for the kernel's 1 s retry).
-    let before = farm.ask_from(&probes, Duration::from_secs(3));
-    anyhow::ensure!(
-        before.iter().all(|a| a.as_deref() == Some("n3")),
-        "node 3's clients were answered by {before:?}"
-    );
+    let probes = node_3_probes(&farm)?;
 
     farm.link(2, false)?;
     let failed = Instant::now();

@@ -301,7 +301,7 @@ impl Sim {
                     m.phase(),
                     m.view().ids(),
                     m.converged(),
-                    m.quorum_debug()
+                    m.quorum()
                 )
             })
             .collect();

@@ -344,7 +344,7 @@ impl Core {
         }
         if self.announced.1.is_some_and(|at| now >= at) {
             self.announced.1 = None;
-            self.out.push(Effect::Announce(self.cfg.vips.iter().map(|v| v.address).collect()));
+            self.out.push(Effect::Announce(self.cfg.vip_addresses()));
         }
         self.services(now);
         self.renew(now);
@@ -389,7 +389,7 @@ impl Core {
         if members == self.announced.0 {
             return;
         }
-        let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.address).collect();
+        let vips = self.cfg.vip_addresses();
         self.note(Note::Announced { vips: vips.clone(), members: members.clone() });
         self.out.push(Effect::Announce(vips));
         self.announced = (members, Some(now + ANNOUNCE_AGAIN));

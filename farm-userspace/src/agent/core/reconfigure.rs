@@ -27,7 +27,7 @@ impl Core {
             false => reload::kept(&old, &self.rows, &new, self.membership.view()),
         };
         let (rules, held_ports) = reload::transition_rules(&self.served, &new);
-        self.out.push(Effect::Vips(new.vips.iter().map(|v| v.address).collect()));
+        self.out.push(Effect::Vips(new.vip_addresses()));
         // No owner first, so no packet meets a new slot's rule with an old slot's row.
         self.write_rows(tables::empty(kept.len(), new.cluster.buckets));
         self.out.push(Effect::Rules(rules.clone()));

@@ -793,30 +793,8 @@ impl Membership {
             events.extend(self.drop_rows(reason));
         }
         if !self.quorate() {
-            let status = self.quorum_status(self.now);
-            let tie = match &status.witness {
-                Some(w) if !status.excluded.is_empty() => format!(
-                    " (nodes {:?}, left out by a tie, may claim the witness at {}: {})",
-                    status.excluded,
-                    w.address,
-                    if w.held { "this view holds it" } else { "this view does not hold it" }
-                ),
-                Some(w) if w.holder.is_empty() => {
-                    format!(" (a tie, and the witness at {} grants it to nobody now)", w.address)
-                }
-                Some(w) => format!(
-                    " (a tie, and the witness at {} gives it to view {:?})",
-                    w.address, w.holder
-                ),
-                None => String::new(),
-            };
-            let reason = format!(
-                "no quorum: its view {:?} holds {} of the {} votes {:?}{tie}",
-                self.view.ids(),
-                status.held,
-                status.votes.len(),
-                status.votes
-            );
+            let ids = self.view.ids();
+            let reason = format!("no quorum: {}", self.quorum_status(self.now).describe(&ids));
             // Whatever fenced it first (a lease that ran out, a peer that failed it),
             // the quorum is what keeps it fenced now: status and logs say so.
             let said = self.fence_reason.as_ref().is_some_and(|r| r.starts_with("no quorum"));

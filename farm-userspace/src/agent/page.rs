@@ -170,17 +170,11 @@ fn quorum(out: &mut String, s: &crate::agent::control::AgentStatus) {
     }
     if let Some(q) = s.quorum.as_ref().filter(|q| q.mode != crate::config::QuorumMode::None) {
         let (class, word) = if q.quorate { ("ok", "quorate") } else { ("bad", "no quorum") };
-        let witness = q.witness.as_ref().map_or(String::new(), |w| {
-            let held = if w.held { "held by this view" } else { "not held by this view" };
-            format!("; witness {}: {held}, with view {:?}", w.address, w.holder)
-        });
         let _ = write!(
             out,
-            "<p class=summary id=quorum data-quorate={}><span class=\"badge {class}\">{word}</span> majority: its view holds {} of the votes {:?}{}</p>",
+            "<p class=summary id=quorum data-quorate={}><span class=\"badge {class}\">{word}</span> majority: {}</p>",
             q.quorate,
-            q.held,
-            q.votes,
-            escape(&witness)
+            escape(&q.describe(&s.members))
         );
     }
     for h in &s.healed {

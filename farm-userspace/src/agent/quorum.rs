@@ -87,6 +87,29 @@ pub struct WitnessStatus {
     pub answered_ms_ago: Option<u64>,
 }
 
+impl QuorumStatus {
+    /// Why `view` may serve or not, in words: its votes, and the witness's say. The one
+    /// wording of the fence reason, `farm status` and the page.
+    pub fn describe(&self, view: &[u16]) -> String {
+        let (held, n, votes) = (self.held, self.votes.len(), &self.votes);
+        let witness = match &self.witness {
+            None => String::new(),
+            Some(w) if !self.excluded.is_empty() => format!(
+                " (nodes {:?}, left out by a tie, may claim the witness at {}: this view {} it)",
+                self.excluded,
+                w.address,
+                if w.held { "holds" } else { "does not hold" }
+            ),
+            Some(w) if w.held => format!(" (the witness at {} gives it to this view)", w.address),
+            Some(w) if w.holder.is_empty() => {
+                format!(" (the witness at {} grants it to nobody now)", w.address)
+            }
+            Some(w) => format!(" (the witness at {} gives it to view {:?})", w.address, w.holder),
+        };
+        format!("its view {view:?} holds {held} of the {n} votes {votes:?}{witness}")
+    }
+}
+
 impl Quorum {
     /// At start: every node of the file votes.
     pub fn new(mode: QuorumMode, witness: bool, nodes: &[u16]) -> Quorum {

@@ -155,7 +155,7 @@ fn agent_text(a: &AgentStatus) -> String {
         ),
     ];
     let mut out: String = lines.iter().map(|(k, v)| format!("{k:<11} {v}\n")).collect();
-    out += &quorum_text(a.fenced.as_deref(), a.quorum.as_ref(), &a.healed);
+    out += &quorum_text(a.fenced.as_deref(), a.quorum.as_ref(), &a.members, &a.healed);
     if a.held_ports > 0 {
         out += &format!(
             "{:<11} {} ports change service and have no owner until every node has the reloaded file\n",
@@ -194,34 +194,24 @@ fn agent_text(a: &AgentStatus) -> String {
 
 /// Why this node owns nothing, if so; the quorum and the witness; the latest healed
 /// splits: why this node serves or does not.
-fn quorum_text(fenced: Option<&str>, quorum: Option<&QuorumStatus>, healed: &[Healed]) -> String {
+fn quorum_text(
+    fenced: Option<&str>,
+    quorum: Option<&QuorumStatus>,
+    members: &[u16],
+    healed: &[Healed],
+) -> String {
     let mut out = String::new();
     if let Some(reason) = fenced {
         out += &format!("{:<11} owns nothing: {reason}\n", "fenced");
     }
     if let Some(q) = quorum.filter(|q| q.mode != QuorumMode::None) {
         let state = if q.quorate { "quorate" } else { "NOT quorate, serves nothing" };
-        out += &format!(
-            "{:<11} majority: {state}, its view holds {} of the votes {:?}",
-            "quorum", q.held, q.votes
-        );
-        if !q.excluded.is_empty() {
-            out += &format!(
-                "; nodes {:?} were left out by a tie: only the witness's vote serves",
-                q.excluded
-            );
-        }
-        out.push('\n');
+        out += &format!("{:<11} majority, {state}: {}\n", "quorum", q.describe(members));
         if let Some(w) = &q.witness {
-            let holder = match (w.holder.is_empty(), w.answered_ms_ago) {
-                (_, None) => "it never answered".to_string(),
-                (true, Some(ms)) => format!("it grants its vote to nobody (answered {ms} ms ago)"),
-                (false, Some(ms)) => {
-                    format!("its vote is with view {:?} (answered {ms} ms ago)", w.holder)
-                }
-            };
-            let held = if w.held { "this view holds it" } else { "this view does not hold it" };
-            out += &format!("{:<11} {}: {held}; {holder}\n", "witness", w.address);
+            let answered = w
+                .answered_ms_ago
+                .map_or("never answered".into(), |ms| format!("answered {ms} ms ago"));
+            out += &format!("{:<11} {}: {answered}\n", "witness", w.address);
         }
     }
     for h in healed {
@@ -371,14 +361,14 @@ mod tests {
             peer_owned: Some(192),
             double_owned: 0,
         };
-        let text = quorum_text(Some("no quorum: ..."), Some(&q), &[healed]);
+        let text = quorum_text(Some("no quorum: ..."), Some(&q), &[1, 2], &[healed]);
         let want = "fenced      owns nothing: no quorum: ...\n\
-                    quorum      majority: NOT quorate, serves nothing, its view holds 2 of the votes [1, 2, 3, 4]\n\
-                    witness     198.18.0.9:7402: this view does not hold it; its vote is with view [3, 4] (answered 40 ms ago)\n\
+                    quorum      majority, NOT quorate, serves nothing: its view [1, 2] holds 2 of the 4 votes [1, 2, 3, 4] (the witness at 198.18.0.9:7402 gives it to view [3, 4])\n\
+                    witness     198.18.0.9:7402: answered 40 ms ago\n\
                     healed      together again with node 3 after 5000 ms apart: this node served 0 ms (up to 0 buckets), node 3 served 4800 ms (up to 192); no bucket had two owners\n";
         assert_eq!(text, want);
         let none = QuorumStatus { mode: QuorumMode::None, quorate: true, witness: None, ..q };
-        assert_eq!(quorum_text(None, Some(&none), &[]), "");
+        assert_eq!(quorum_text(None, Some(&none), &[1, 2], &[]), "");
     }
 
     #[test]

@@ -76,6 +76,18 @@ counters! {
     malformed: Malformed,
     /// Passed untouched: not addressed to a VIP.
     passed: Passed,
+    /// Accepted in a bucket in handover: a TCP packet of a connection this node holds a
+    /// socket for (or the ACK completing a SYN cookie it issued).
+    socket_found: SocketFound,
+    /// Accepted in a bucket in handover by its new owner: a new TCP connection (a SYN),
+    /// a UDP datagram of a flow not learned before the move, or other traffic.
+    new_flow: NewFlow,
+    /// Accepted in a bucket in handover by its old owner: a UDP datagram of a flow it
+    /// served before the move.
+    learned_flow: LearnedFlow,
+    /// Dropped in a bucket in handover: a packet of a flow the other node of the
+    /// handover keeps (or of no live flow at all).
+    peer_flow: PeerFlow,
 }
 
 #[cfg(feature = "user")]
@@ -90,7 +102,7 @@ mod tests {
     #[test]
     fn a_record_is_one_word_per_counter() {
         assert_eq!(core::mem::size_of::<Counters>(), 8 * Counters::LEN);
-        assert_eq!(Counters::LEN, 8);
+        assert_eq!(Counters::LEN, 12);
     }
 
     /// `values`, `NAMES`, `Counter::ALL` and indexing follow the fields' order in memory.

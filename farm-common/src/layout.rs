@@ -12,7 +12,7 @@
 /// The layout of every map in `ALL_MAPS` but `FARM_META`: their key and value types,
 /// sizes, entry counts and what their values mean. Bump it with any change to them;
 /// the test below fails until the change is recorded under a new version.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// `FARM_META[0]`: the `LAYOUT_VERSION` of the maps pinned beside it (0 while unset).
 /// Its own layout must never change.
@@ -28,7 +28,7 @@ mod tests {
     use crate::*;
 
     /// Every layout a version stood for, by the fingerprint of `layout()`.
-    const RECORDED: &[(u32, u64)] = &[(1, 0x4891_1f0e_e00f_8694)];
+    const RECORDED: &[(u32, u64)] = &[(1, 0x4891_1f0e_e00f_8694), (2, 0xdc71_d730_abe9_d803)];
 
     fn put(s: &mut String, what: &str, n: u64) {
         writeln!(s, "{what} {n}").expect("writing to a String");
@@ -45,10 +45,12 @@ mod tests {
             }};
         }
         fields!(NodeConfig: own_mac, cluster_mac, node_id, _pad, bucket_count, seed);
-        fields!(Control: lease, active_half, _pad);
+        fields!(Control: lease, active_half, flow_idle);
+        fields!(Handover: old, new, taking, _pad);
+        fields!(FlowKey: client, client_port, port, slot, _pad);
         fields!(VipEntry: addr, mode, in_use, index, _pad);
         fields!(Counters: accepted, not_owner, lease_expired, no_service, arp_replies,
-            nd_replies, malformed, passed);
+            nd_replies, malformed, passed, socket_found, new_flow, learned_flow, peer_flow);
         fields!(OwnerChunk:);
         for name in ALL_MAPS {
             writeln!(s, "pinned {name}").expect("writing to a String");
@@ -58,6 +60,10 @@ mod tests {
             ("GLOBAL_SLOT", GLOBAL_SLOT),
             ("MAX_VIPS", MAX_VIPS),
             ("NO_OWNER", NO_OWNER.into()),
+            ("HANDOVER", HANDOVER.into()),
+            ("HANDOVER_ENTRIES", HANDOVER_ENTRIES),
+            ("FLOW_ENTRIES", FLOW_ENTRIES),
+            ("HANDOVER_TAKING", HANDOVER_TAKING.into()),
             ("OWNERS_PER_CHUNK", OWNERS_PER_CHUNK),
             ("OWNERS_MAP_FLAGS", OWNERS_MAP_FLAGS),
             ("VIP_INDEX_ENTRIES", VIP_INDEX_ENTRIES),
@@ -75,6 +81,7 @@ mod tests {
             ("owner_table_entries", owner_table_entries(1000)),
             ("owner_position", owner_position(1, 7, 999, 1000).0),
             ("owner_position lane", owner_position(1, 7, 999, 1000).1 as u32),
+            ("handover_key", handover_key(1, 7, 999)),
         ];
         for (name, value) in constants {
             put(&mut s, name, value.into());

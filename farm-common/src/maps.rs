@@ -21,6 +21,16 @@ pub const GLOBAL_SLOT: u32 = MAX_SLOTS;
 pub const MAX_VIPS: u32 = 32;
 /// An owner table entry that names no node: nobody accepts the bucket.
 pub const NO_OWNER: u16 = u16::MAX;
+/// An owner table entry that says the bucket is in handover between two live nodes: its
+/// `Handover` is in `FARM_HANDOVER`. Like `NO_OWNER`, no node has this id, so a node's
+/// one compare against its own id still decides every other bucket.
+pub const HANDOVER: u16 = u16::MAX - 1;
+/// Entries of `FARM_HANDOVER`: buckets in handover, both halves together. A move of
+/// more buckets than this hands over the first ones and moves the rest as a failure.
+pub const HANDOVER_ENTRIES: u32 = 65_536;
+/// Entries of `FARM_FLOWS`: UDP flows learned on buckets in handover, least recently
+/// seen evicted first.
+pub const FLOW_ENTRIES: u32 = 65_536;
 /// Owners packed into one `FARM_OWNERS` element. Array map elements are rounded up to 8
 /// bytes by the kernel, so one `u16` an element would waste three quarters of the map.
 pub const OWNERS_PER_CHUNK: u32 = 4;
@@ -33,8 +43,10 @@ pub const MAP_SERVICES: &str = "FARM_SERVICES";
 pub const MAP_OWNERS: &str = "FARM_OWNERS";
 pub const MAP_COUNTERS: &str = "FARM_COUNTERS";
 pub const MAP_VIP_INDEX: &str = "FARM_VIP_INDEX";
+pub const MAP_HANDOVER: &str = "FARM_HANDOVER";
+pub const MAP_FLOWS: &str = "FARM_FLOWS";
 /// Every map the loader pins, in one list so no map is forgotten by unload or adopt.
-pub const ALL_MAPS: [&str; 8] = [
+pub const ALL_MAPS: [&str; 10] = [
     MAP_CONFIG,
     MAP_CONTROL,
     MAP_VIPS,
@@ -42,6 +54,8 @@ pub const ALL_MAPS: [&str; 8] = [
     MAP_OWNERS,
     MAP_COUNTERS,
     MAP_VIP_INDEX,
+    MAP_HANDOVER,
+    MAP_FLOWS,
     crate::MAP_META,
 ];
 /// The XDP program's function name.
@@ -59,7 +73,10 @@ pub struct Control {
     pub lease: u64,
     /// The half of `FARM_OWNERS` packets read (0 or 1).
     pub active_half: u32,
-    pub _pad: u32,
+    /// How long a UDP flow learned on a bucket in handover lives without a datagram, in
+    /// jiffies: past it the flow has ended, and a datagram with its addresses starts a
+    /// new one.
+    pub flow_idle: u32,
 }
 
 /// How a rule picks the bucket, or that it drops.
@@ -173,8 +190,54 @@ pub fn owner_position(half: u32, slot: u32, bucket: u32, bucket_count: u32) -> (
     )
 }
 
+/// `FARM_HANDOVER[handover_key(half, slot, bucket)]`: a bucket moving between two live
+/// nodes for a planned reason (a drain, a weight, a join). The old owner keeps the
+/// flows it holds (TCP connections it has a socket for, UDP flows learned before the
+/// move); the new owner takes every other one. Each decides alone, from what it sees.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Handover {
+    /// The owner before the move; `NO_OWNER` when this node never learned it (it had
+    /// not installed a table yet: a node joining). Only `new`'s side reads it then.
+    pub old: u16,
+    /// The owner after the move.
+    pub new: u16,
+    /// `HANDOVER_TAKING` once the farm installed the move: the new owner takes new flows.
+    /// Before (the old table released), the new owner takes nothing and both nodes
+    /// learn the UDP flows they see, the old owner keeping them.
+    pub taking: u8,
+    pub _pad: [u8; 3],
+}
+
+pub const HANDOVER_TAKING: u8 = 1;
+
+/// The `FARM_HANDOVER` key of a bucket of a slot's row in a half of the owner table.
+#[inline(always)]
+pub const fn handover_key(half: u32, slot: u32, bucket: u32) -> u32 {
+    (half << 31) | (slot << 16) | bucket
+}
+
+/// (half, slot, bucket) of a `FARM_HANDOVER` key.
+pub const fn handover_parts(key: u32) -> (u32, u32, u32) {
+    (key >> 31, (key >> 16) & 0x7fff, key & 0xffff)
+}
+
+/// `FARM_FLOWS`' key: a UDP flow to a service (`slot`) in handover. Its value is the
+/// jiffies when a datagram of it was last seen.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub client: crate::Addr,
+    pub client_port: u16,
+    pub port: u16,
+    pub slot: u16,
+    pub _pad: u16,
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    unsafe impl aya::Pod for Handover {}
+    unsafe impl aya::Pod for FlowKey {}
     use super::*;
     unsafe impl aya::Pod for NodeConfig {}
     unsafe impl aya::Pod for VipEntry {}
@@ -192,6 +255,8 @@ mod tests {
         assert_eq!(size_of::<NodeConfig>(), 6 + 6 + 2 + 2 + 4 + 4);
         assert_eq!(size_of::<VipEntry>(), 16 + 1 + 1 + 1 + 1);
         assert_eq!(size_of::<Control>(), 8 + 4 + 4);
+        assert_eq!(size_of::<Handover>(), 2 + 2 + 1 + 3);
+        assert_eq!(size_of::<FlowKey>(), 16 + 2 + 2 + 2 + 2);
         assert_eq!(size_of::<OwnerChunk>(), 8);
     }
 

@@ -1,13 +1,15 @@
 //! The farm XDP program. Every node of a farm runs it on the NIC that receives the VIP's
 //! traffic; for each packet it decides whether this node is the one that answers.
 //! Split by concern, each module using only those named before it: `parse` reads
-//! headers, `maps` declares the shared maps, `vip` finds a packet's VIP, `ownership` says
-//! whether this node may take a bucket's packets, `verdict` gives the verdicts that need
+//! headers, `maps` declares the shared maps, `vip` finds a packet's VIP, `handover`
+//! says which node of a bucket in handover keeps a packet, `ownership` says whether this
+//! node may take a bucket's packets, `verdict` gives the verdicts that need
 //! no owner table, `neighbour` answers ARP and IPv6 neighbour solicitations for the
 //! VIPs, `steer` hashes a flow to its bucket and gives the verdict.
 #![no_std]
 #![no_main]
 
+mod handover;
 mod maps;
 mod neighbour;
 mod ownership;

@@ -4,11 +4,12 @@
 //! bump `farm_common::LAYOUT_VERSION`.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use farm_common::{
-    Control, Counters, MAX_SLOTS, MAX_VIPS, NodeConfig, OWNERS_MAP_FLAGS, OwnerChunk,
-    SERVICE_ENTRIES, VIP_INDEX_ENTRIES, VipEntry, owner_table_entries,
+    Control, Counters, FLOW_ENTRIES, FlowKey, HANDOVER_ENTRIES, Handover, MAX_SLOTS, MAX_VIPS,
+    NodeConfig, OWNERS_MAP_FLAGS, OwnerChunk, SERVICE_ENTRIES, VIP_INDEX_ENTRIES, VipEntry,
+    owner_table_entries,
 };
 
 #[map]
@@ -29,6 +30,15 @@ pub static FARM_SERVICES: Array<u64> = Array::with_max_entries(SERVICE_ENTRIES, 
 #[map]
 pub static FARM_OWNERS: Array<OwnerChunk> =
     Array::with_max_entries(owner_table_entries(4096), OWNERS_MAP_FLAGS);
+
+/// Buckets in handover, by `handover_key`: read only for an owner entry of `HANDOVER`,
+/// so a hash map (only moving buckets have an entry) costs nothing elsewhere.
+#[map]
+pub static FARM_HANDOVER: HashMap<u32, Handover> = HashMap::with_max_entries(HANDOVER_ENTRIES, 0);
+
+/// UDP flows learned on buckets in handover: when each was last seen, in jiffies.
+#[map]
+pub static FARM_FLOWS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(FLOW_ENTRIES, 0);
 
 #[map]
 pub static FARM_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS + 1, 0);

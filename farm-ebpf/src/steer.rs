@@ -17,9 +17,10 @@ use farm_common::{
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
+    handover::{self, Kind},
     maps::{FARM_SERVICES, count},
     neighbour,
-    ownership::may_take,
+    ownership::{Take, may_take},
     parse::{Piece, be32_at, byte_at, ipv6_payload, ptr_at, store_mac},
     verdict::{malformed, pass_malformed, pass_not_vip},
     vip::{Vip, find_vip},
@@ -107,7 +108,8 @@ pub fn plain_ipv4(ctx: &XdpContext, cfg: &NodeConfig) -> Option<u32> {
     }
     let ports = word(34);
     let svc = service(&vip, proto, ports as u16)?;
-    Some(decide_service(ctx, cfg, svc, &v4_addr(word(26)), (ports >> 16) as u16))
+    let kind = svc.flow(At { l3: 14, l4: 34, v6: false }, ports);
+    Some(decide_service(ctx, cfg, svc, &v4_addr(word(26)), (ports >> 16) as u16, kind))
 }
 
 pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
@@ -122,7 +124,8 @@ pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     let piece = ip.piece();
     if let Some(ihl) = ihl
         && piece == Piece::Whole
-        && let Some(verdict) = known_service(ctx, cfg, &vip, &client, ip.proto, l3 + ihl)
+        && let Some(verdict) =
+            known_service(ctx, cfg, &vip, &client, ip.proto, At { l3, l4: l3 + ihl, v6: false })
     {
         return verdict;
     }
@@ -169,11 +172,11 @@ fn quoted(
         _ => None,
     };
     let Some(ports) = ports else {
-        return decide(ctx, cfg, vip.slot, client, 0);
+        return decide(ctx, cfg, vip.slot, client, 0, Kind::Error);
     };
     // We sent it: its source port is the service's, its destination port the client's.
     match service(vip, proto, (ports >> 16) as u16) {
-        Some(svc) => decide_service(ctx, cfg, svc, client, ports as u16),
+        Some(svc) => decide_service(ctx, cfg, svc, client, ports as u16, Kind::Error),
         None => default_rule(ctx, cfg, vip, client),
     }
 }
@@ -191,7 +194,7 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     let Some(vip) = find_vip(&dst) else {
         return pass_not_vip();
     };
-    if let Some(verdict) = known_service(ctx, cfg, &vip, &src, next, l4) {
+    if let Some(verdict) = known_service(ctx, cfg, &vip, &src, next, At { l3, l4, v6: true }) {
         return verdict;
     }
     let Some(payload) = ipv6_payload(ctx, l3, next) else {
@@ -202,7 +205,8 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     }
     // Behind extension headers `known_service` has not looked yet.
     if payload.off != l4
-        && let Some(verdict) = known_service(ctx, cfg, &vip, &src, payload.proto, payload.off)
+        && let Some(verdict) =
+            known_service(ctx, cfg, &vip, &src, payload.proto, At { l3, l4: payload.off, v6: true })
     {
         return verdict;
     }
@@ -247,7 +251,7 @@ fn fragment(
             return default_rule(ctx, cfg, vip, client);
         }
     }
-    decide(ctx, cfg, vip.slot, client, 0)
+    decide(ctx, cfg, vip.slot, client, 0, Kind::Other)
 }
 
 /// A VIP packet `known_service` did not decide, either family, its upper-layer header at
@@ -275,7 +279,7 @@ fn after_header(
         p if p == icmp => match byte_at(ctx, l4) {
             Some(t) if is_error(t) => on_error(l4 + 8),
             // Echo and the rest of ICMP: the client's address decides.
-            Some(_) => decide(ctx, cfg, vip.slot, client, 0),
+            Some(_) => decide(ctx, cfg, vip.slot, client, 0, Kind::Other),
             None => malformed(vip.slot),
         },
         _ => default_rule(ctx, cfg, vip, client),
@@ -290,15 +294,36 @@ fn icmp6_error(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, inner: usize) -> u
     };
     match ipv6_payload(ctx, inner, ip.next) {
         Some(p) => quoted(ctx, cfg, vip, &ip.dst, p.proto, p.off, p.piece),
-        None => decide(ctx, cfg, vip.slot, &ip.dst, 0),
+        None => decide(ctx, cfg, vip.slot, &ip.dst, 0, Kind::Error),
     }
 }
 
-/// A service's table slot and affinity mode.
+/// A service's table slot, affinity mode and protocol.
 #[derive(Clone, Copy)]
 struct Service {
     slot: u16,
     mode: u8,
+    udp: bool,
+}
+
+/// Where a packet's IP header (`l3`, IPv6 if `v6`) and upper-layer header (`l4`) are.
+#[derive(Clone, Copy)]
+struct At {
+    l3: usize,
+    l4: usize,
+    v6: bool,
+}
+
+impl Service {
+    /// The packet to this service at `at` with `ports` (source, destination), for a
+    /// bucket in handover.
+    #[inline(always)]
+    fn flow(self, at: At, ports: u32) -> Kind {
+        match self.udp {
+            true => Kind::Udp { ports },
+            false => Kind::Tcp { l3: at.l3, l4: at.l4, v6: at.v6 },
+        }
+    }
 }
 
 /// TCP or UDP to a configured service: decided here; `None` when the packet is anything
@@ -310,11 +335,11 @@ fn known_service(
     vip: &Vip,
     client: &Addr,
     proto: u8,
-    l4: usize,
+    at: At,
 ) -> Option<u32> {
-    let ports = be32_at(ctx, l4)?;
+    let ports = be32_at(ctx, at.l4)?;
     let svc = service(vip, proto, ports as u16)?;
-    Some(decide_service(ctx, cfg, svc, client, (ports >> 16) as u16))
+    Some(decide_service(ctx, cfg, svc, client, (ports >> 16) as u16, svc.flow(at, ports)))
 }
 
 #[inline(always)]
@@ -326,7 +351,7 @@ fn service(vip: &Vip, proto: u8, port: u16) -> Option<Service> {
     };
     let (element, shift) = port_position(vip.slot as u32, udp, port);
     let rule = (*FARM_SERVICES.get(element)? >> shift) as u8;
-    port_rule_parts(rule).map(|(slot, mode)| Service { slot, mode })
+    port_rule_parts(rule).map(|(slot, mode)| Service { slot, mode, udp })
 }
 
 #[inline(always)]
@@ -336,9 +361,10 @@ fn decide_service(
     svc: Service,
     client: &Addr,
     client_port: u16,
+    kind: Kind,
 ) -> u32 {
     let port = if svc.mode == MODE_CLIENT_IP_PORT { client_port } else { 0 };
-    decide(ctx, cfg, svc.slot, client, port)
+    decide(ctx, cfg, svc.slot, client, port, kind)
 }
 
 /// Traffic for a VIP that no service matches: the VIP's default, drop or hash.
@@ -348,20 +374,30 @@ fn default_rule(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr) ->
         count(vip.slot as u32, |c| &mut c.no_service);
         return xdp_action::XDP_DROP;
     }
-    decide(ctx, cfg, vip.slot, client, 0)
+    decide(ctx, cfg, vip.slot, client, 0, Kind::Other)
 }
 
-/// The verdict for a client of table row `slot`: accept if this node owns its bucket and
-/// holds a fresh lease, drop otherwise.
+/// The verdict for a client of table row `slot`: accept if this node owns its bucket (or
+/// keeps this `kind` of packet of a bucket in handover) and holds a fresh lease, drop
+/// otherwise.
 #[inline(always)]
-fn decide(ctx: &XdpContext, cfg: &NodeConfig, slot: u16, client: &Addr, port: u16) -> u32 {
+fn decide(
+    ctx: &XdpContext,
+    cfg: &NodeConfig,
+    slot: u16,
+    client: &Addr,
+    port: u16,
+    kind: Kind,
+) -> u32 {
     let slot = slot as u32;
-    if !may_take(cfg, slot, flow_hash(client, port, cfg.seed)) {
-        return xdp_action::XDP_DROP;
+    let moving = |h: &farm_common::Handover| handover::take(ctx, cfg, slot, client, h, kind);
+    match may_take(cfg, slot, flow_hash(client, port, cfg.seed), moving) {
+        Take::No => return xdp_action::XDP_DROP,
+        Take::Owner => count(slot, |c| &mut c.accepted),
+        Take::Kept => {}
     }
     // Frames for the cluster MAC reach the stack as PACKET_MULTICAST (or OTHERHOST in
     // unicast-flooding mode), which TCP ignores: readdress to this NIC.
     store_mac(ctx, 0, &cfg.own_mac);
-    count(slot, |c| &mut c.accepted);
     xdp_action::XDP_PASS
 }

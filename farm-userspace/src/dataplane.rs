@@ -7,16 +7,18 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
 };
 use farm_common::{
-    ALL_MAPS, Control, Counters, LAYOUT_VERSION, LIMBO_SLOT, MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS,
-    MAP_META, MAP_OWNERS, MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_VIPS, NodeConfig,
-    OWNERS_PER_CHUNK, OwnerChunk, PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row,
+    ALL_MAPS, Control, Counters, FlowKey, HANDOVER, Handover, LAYOUT_VERSION, LIMBO_SLOT,
+    MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_FLOWS, MAP_HANDOVER, MAP_META, MAP_OWNERS,
+    MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_VIPS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
+    PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row, handover_key, handover_parts,
     owner_position, vip_fold,
 };
 
 use crate::{
+    handover::Moving,
     jiffies::{Clock, JiffiesError, TimerList},
     owner_memory::OwnerMemory,
     rules::Rules,
@@ -75,6 +77,8 @@ pub struct Dataplane {
     owners: OwnerMemory,
     counters: PerCpuArray<MapData, Counters>,
     vip_index: Array<MapData, VipEntry>,
+    handover: HashMap<MapData, u32, Handover>,
+    flows: HashMap<MapData, FlowKey, u64>,
     /// Calibrated when the maps are opened, so that a renewal is arithmetic: reading the
     /// kernel's clock is a parse of /proc and, near 300 s of uptime, a 200 ms wait.
     clock: Clock,
@@ -116,7 +120,8 @@ impl Dataplane {
     /// The program's maps but `FARM_META`, which `from_ebpf` writes and `open_pinned`
     /// checks before anything here reads the others.
     fn from_maps(mut take: impl FnMut(&'static str) -> Result<Map>) -> Result<Self> {
-        let [config, control, vips, services, owners, counters, vip_index, _meta] = ALL_MAPS;
+        let [config, control, vips, services, owners, counters, vip_index, handover, flows, _meta] =
+            ALL_MAPS;
         Ok(Self {
             config: take(config)?.try_into().map_err(map_err(MAP_CONFIG))?,
             control: take(control)?.try_into().map_err(map_err(MAP_CONTROL))?,
@@ -130,6 +135,8 @@ impl Dataplane {
             },
             counters: take(counters)?.try_into().map_err(map_err(MAP_COUNTERS))?,
             vip_index: take(vip_index)?.try_into().map_err(map_err(MAP_VIP_INDEX))?,
+            handover: take(handover)?.try_into().map_err(map_err(MAP_HANDOVER))?,
+            flows: take(flows)?.try_into().map_err(map_err(MAP_FLOWS))?,
             clock: Clock::calibrate(TimerList)?,
         })
     }
@@ -208,7 +215,7 @@ impl Dataplane {
     /// packets do not read, then switches halves with one write: no packet ever sees a
     /// table that is half old, half new. The limbo slot's row is written with no owner
     /// each time, so whichever half is active has it.
-    pub fn install(&mut self, rows: &[Vec<u16>]) -> Result<()> {
+    pub fn install(&mut self, rows: &[Vec<u16>], moving: &Moving) -> Result<()> {
         let bucket_count = self.node_config()?.bucket_count;
         if rows.len() > LIMBO_SLOT as usize {
             return Err(DataplaneError::Slot(rows.len()));
@@ -217,6 +224,7 @@ impl Dataplane {
         if let Some(row) = rows.iter().find(|row| row.len() != bucket_count as usize) {
             return Err(DataplaneError::RowLength { got: row.len(), want: bucket_count });
         }
+        self.write_handover(next, moving)?;
         let per = OWNERS_PER_CHUNK as usize;
         let limbo = vec![farm_common::NO_OWNER; bucket_count as usize];
         let limbo = (LIMBO_SLOT as usize, &limbo);
@@ -225,6 +233,11 @@ impl Dataplane {
             for (i, chunk) in row.chunks(per).enumerate() {
                 let mut value: OwnerChunk = [farm_common::NO_OWNER; OWNERS_PER_CHUNK as usize];
                 value[..chunk.len()].copy_from_slice(chunk);
+                for (lane, owner) in value.iter_mut().enumerate().take(chunk.len()) {
+                    if moving.contains_key(&(slot, (i * per + lane) as u32)) {
+                        *owner = HANDOVER;
+                    }
+                }
                 self.owners.store(base + i as u32, value);
             }
         }
@@ -234,8 +247,84 @@ impl Dataplane {
         self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))
     }
 
-    /// The owner row of `slot` in the active half.
+    /// Makes `FARM_HANDOVER`'s entries of `half` (which packets do not read) exactly
+    /// `moving`'s.
+    fn write_handover(&mut self, half: u32, moving: &Moving) -> Result<()> {
+        let stale: Vec<u32> = self
+            .handover
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|&k| handover_parts(k).0 == half)
+            .collect();
+        for key in stale {
+            let (_, slot, bucket) = handover_parts(key);
+            if !moving.contains_key(&(slot as usize, bucket)) {
+                self.handover.remove(&key).map_err(map_err(MAP_HANDOVER))?;
+            }
+        }
+        for (&(slot, bucket), h) in moving {
+            let key = handover_key(half, slot as u32, bucket);
+            self.handover.insert(key, h, 0).map_err(map_err(MAP_HANDOVER))?;
+        }
+        Ok(())
+    }
+
+    /// The buckets in handover in the active half, as `install` wrote them.
+    pub fn moving(&self) -> Result<Moving> {
+        let half = self.active_half()?;
+        let mut moving = Moving::new();
+        for entry in self.handover.iter() {
+            let (key, h) = entry.map_err(map_err(MAP_HANDOVER))?;
+            let (at, slot, bucket) = handover_parts(key);
+            if at == half {
+                moving.insert((slot as usize, bucket), h);
+            }
+        }
+        Ok(moving)
+    }
+
+    /// The UDP flows learned on buckets in handover that are still live: not idle for
+    /// longer than the program's `flow_idle`.
+    pub fn live_flows(&self) -> Result<Vec<FlowKey>> {
+        let ctl = self.control()?;
+        let now = self.clock.reached_by(Instant::now());
+        let mut live = vec![];
+        for entry in self.flows.iter() {
+            let (key, seen) = entry.map_err(map_err(MAP_FLOWS))?;
+            if seen + u64::from(ctl.flow_idle) > now {
+                live.push(key);
+            }
+        }
+        Ok(live)
+    }
+
+    /// How long a learned UDP flow lives without a datagram.
+    pub fn set_flow_idle(&mut self, idle: Duration) -> Result<()> {
+        let flow_idle = self.clock.ticks(idle).min(u64::from(u32::MAX)) as u32;
+        let ctl = Control { flow_idle, ..self.control()? };
+        self.control.set(0, ctl, 0).map_err(map_err(MAP_CONTROL))
+    }
+
+    /// The owner row of `slot` in the active half, a bucket in handover showing the owner
+    /// of its new flows (its new owner once the farm installed the move, no owner
+    /// before): who owns what, as the agent's table says.
     pub fn row(&self, slot: usize) -> Result<Vec<u16>> {
+        let mut row = self.marked_row(slot)?;
+        if row.contains(&HANDOVER) {
+            let moving = self.moving()?;
+            for (bucket, owner) in row.iter_mut().enumerate().filter(|(_, o)| **o == HANDOVER) {
+                *owner = match moving.get(&(slot, bucket as u32)) {
+                    Some(h) if h.taking == farm_common::HANDOVER_TAKING => h.new,
+                    _ => farm_common::NO_OWNER,
+                };
+            }
+        }
+        Ok(row)
+    }
+
+    /// The owner row of `slot` in the active half as packets read it: `HANDOVER` where
+    /// `FARM_HANDOVER` decides.
+    pub fn marked_row(&self, slot: usize) -> Result<Vec<u16>> {
         let bucket_count = self.node_config()?.bucket_count;
         let (base, _) = owner_position(self.active_half()?, slot as u32, 0, bucket_count);
         let mut row = Vec::with_capacity(bucket_count as usize);

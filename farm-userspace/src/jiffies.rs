@@ -129,6 +129,11 @@ impl Clock {
         (i128::from(self.jiffies) + ticks).clamp(0, i128::from(u64::MAX - 1)) as u64
     }
 
+    /// Ticks in `d`, rounded up: a span the program measures in jiffies is never short.
+    pub fn ticks(&self, d: Duration) -> u64 {
+        (d.as_nanos().div_ceil(u128::from(self.tick_ns))).min(u128::from(u64::MAX)) as u64
+    }
+
     /// Time from `now` until this clock reaches `count` (zero once reached).
     pub fn left(&self, count: u64, now: Instant) -> Duration {
         let ticks = i128::from(count) - i128::from(self.jiffies);

@@ -6,6 +6,7 @@ pub mod assign;
 pub mod classify;
 pub mod config;
 pub mod dataplane;
+pub mod handover;
 pub mod jiffies;
 pub mod loader;
 pub mod neighbour;

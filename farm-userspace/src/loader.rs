@@ -19,6 +19,7 @@ use log::{info, warn};
 use crate::{
     config::Config,
     dataplane::{Dataplane, DataplaneError, layout_name},
+    handover::Moving,
     nic::{self, NicError},
     privilege::{self, Missing},
     program::{self, ProgramLoadError},
@@ -101,10 +102,10 @@ pub fn attach(cfg: &Config) -> Result<Attached, LoaderError> {
     dataplane.set_rules(&rules)?;
     match rules::static_row(cfg) {
         Some(row) => {
-            dataplane.install(&vec![row; rules.slots.len()])?;
+            dataplane.install(&vec![row; rules.slots.len()], &Moving::new())?;
             dataplane.renew_lease(None)?;
         }
-        None => dataplane.install(&empty_rows(&rules, cfg.cluster.buckets))?,
+        None => dataplane.install(&empty_rows(&rules, cfg.cluster.buckets), &Moving::new())?,
     }
 
     let prog = program::xdp(&mut ebpf)?;

@@ -162,14 +162,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lookup(args) => emit(&cli::lookup::run(&args)?)?,
         Command::Status(args) => emit(&cli::status::run(&args)?)?,
         Command::Events(args) => cli::events::run(&args, &mut std::io::stdout().lock())?,
-        Command::Drain(DrainArgs { service, args }) => {
-            let req = service.map_or(Request::Drain, Request::DrainService);
-            emit(&cli::steer::run(&args, req)?)?
+        Command::Drain(DrainArgs { service, wait, timeout, args }) => {
+            let req = service.clone().map_or(Request::Drain, Request::DrainService);
+            emit(&cli::steer::run(&args, req)?)?;
+            if wait {
+                emit(&cli::steer::wait_drained(&args, service.as_deref(), timeout)?)?
+            }
         }
-        Command::Undrain(DrainArgs { service, args }) => {
+        Command::Undrain(DrainArgs { service, wait: false, args, .. }) => {
             let req = service.map_or(Request::Undrain, Request::UndrainService);
             emit(&cli::steer::run(&args, req)?)?
         }
+        Command::Undrain(_) => anyhow::bail!(
+            "--wait is for `farm drain`: an undrain hands nothing over from this node"
+        ),
         Command::Failback { service, args } => {
             emit(&cli::steer::run(&args, Request::Failback(service))?)?
         }

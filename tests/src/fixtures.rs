@@ -69,6 +69,8 @@ pub fn config() -> Config {
             failure_threshold: 3,
             buckets: BUCKETS,
             seed: SEED,
+            handover_timeout_ms: 60_000,
+            flow_idle_ms: 30_000,
             key_file: None,
             l2_mode: L2Mode::Multicast,
             quorum: QuorumMode::None,

@@ -61,7 +61,7 @@ impl Harness {
         let rows: Vec<Vec<u16>> = (0..self.rules.slots.len())
             .map(|s| (0..self.cfg.cluster.buckets).map(|b| owner(s, b)).collect())
             .collect();
-        Ok(self.dataplane.install(&rows)?)
+        Ok(self.dataplane.install(&rows, &Default::default())?)
     }
 
     /// The loaded program, for runs the harness does not make itself (live frames).

@@ -1,8 +1,10 @@
 //! The owner table's double buffer, written through the map's memory, over a sequence of
 //! installs: what packets then read (`Dataplane::row`) is exactly the table installed,
-//! whatever the half held before.
-use farm_common::NO_OWNER;
+//! its buckets in handover marked and their handovers in the map, whatever the half
+//! held before.
+use farm_common::{HANDOVER, Handover, NO_OWNER};
 use farm_tests::{fixtures, harness::Harness};
+use farm_userspace::handover::Moving;
 
 /// A pseudo-random table: owner of (slot, bucket) by a small hash of `seed`.
 fn table(h: &Harness, seed: u32) -> Vec<Vec<u16>> {
@@ -25,9 +27,23 @@ fn every_install_reads_back_exactly() {
     let seeds = [1u32, 2, 2, 3, 1, 4, 4, 5];
     for seed in seeds {
         let rows = table(&h, seed);
-        h.dataplane.install(&rows).unwrap();
-        for (slot, row) in rows.iter().enumerate() {
-            assert!(h.dataplane.row(slot).unwrap() == *row, "seed {seed}, slot {slot}");
+        // A handover for every bucket whose owner the previous seed's table differs in.
+        let before = table(&h, seed - 1);
+        let mut moving = Moving::new();
+        for (slot, (row, was)) in rows.iter().zip(&before).enumerate() {
+            for (b, (&new, &old)) in row.iter().zip(was).enumerate() {
+                if new != old && new != NO_OWNER && seed % 2 == 0 {
+                    moving.insert((slot, b as u32), Handover { old, new, ..Default::default() });
+                }
+            }
         }
+        h.dataplane.install(&rows, &moving).unwrap();
+        for (slot, row) in rows.iter().enumerate() {
+            let marked: Vec<u16> = (0..row.len() as u32)
+                .map(|b| if moving.contains_key(&(slot, b)) { HANDOVER } else { row[b as usize] })
+                .collect();
+            assert!(h.dataplane.marked_row(slot).unwrap() == marked, "seed {seed}, slot {slot}");
+        }
+        assert_eq!(h.dataplane.moving().unwrap(), moving, "seed {seed}");
     }
 }

@@ -53,7 +53,7 @@ fn replaced_and_refused(tamper: impl FnOnce(&Path), layout_said: &str) {
     let cfg = config::load(&node.config).unwrap();
     let slots = rules::rules(&cfg).slots.len();
     let mut dp = Dataplane::open_pinned(&dir).expect("this farm's own pins");
-    dp.install(&vec![vec![node.id; 64]; slots]).unwrap();
+    dp.install(&vec![vec![node.id; 64]; slots], &Default::default()).unwrap();
     dp.renew_lease(None).unwrap();
     drop(dp);
     tamper(&dir);

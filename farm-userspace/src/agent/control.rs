@@ -62,6 +62,25 @@ pub enum Reply {
     Refused(String),
 }
 
+/// Buckets in handover as `farm status` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoverStatus {
+    /// Buckets this node gave away that still keep its flows.
+    pub out: usize,
+    /// Buckets this node took whose old owner keeps its flows.
+    pub r#in: usize,
+    /// Flows this node keeps on the buckets it gave away: `farm drain --wait` waits for
+    /// none. Counted every half second while there are such buckets; `None` until
+    /// counted since they changed.
+    pub flows_kept: Option<usize>,
+    pub tcp_kept: Option<usize>,
+    pub udp_kept: Option<usize>,
+    /// Until the last handover ends (`None`: none in progress).
+    pub until_ms: Option<u64>,
+    /// `cluster.handover_timeout_ms`.
+    pub timeout_ms: u64,
+}
+
 /// What `farm status` shows of the agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
@@ -102,6 +121,9 @@ pub struct AgentStatus {
     /// The latest splits healed: what each side did while apart (`apart`).
     #[serde(default)]
     pub healed: Vec<Healed>,
+    /// Buckets in handover.
+    #[serde(default)]
+    pub handover: HandoverStatus,
 }
 
 /// Datagrams on the heartbeat port, by what became of them.

@@ -67,6 +67,8 @@ pub struct Instruments {
     fail_opens: Family<ServiceName, Counter>,
     heals: Family<Peer, Counter>,
     double_owned: Counter,
+    handovers: Counter,
+    handover_timeouts: Counter,
     install_duration: Histogram,
     table_write: Histogram,
     loop_delay: Histogram,
@@ -106,6 +108,8 @@ impl Metrics {
             fail_opens: Family::default(),
             heals: Family::default(),
             double_owned: Counter::default(),
+            handovers: Counter::default(),
+            handover_timeouts: Counter::default(),
             install_duration: seconds_buckets(),
             table_write: seconds_buckets(),
             loop_delay: seconds_buckets(),
@@ -188,6 +192,12 @@ impl Metrics {
             | Note::Steered { .. }
             | Note::Announced { .. }
             | Note::TransitionDone { .. } => {}
+            Note::HandingOver { .. } => {
+                i.handovers.inc();
+            }
+            Note::HandoverEnded { buckets } => {
+                i.handover_timeouts.inc_by(*buckets as u64);
+            }
         }
     }
 
@@ -279,6 +289,16 @@ impl Instruments {
             "double_owned_buckets",
             "Buckets that this node and a peer it was apart from may both have owned, as each healed split tells (0 with quorum: majority)",
             s.double_owned,
+        );
+        r.register(
+            "handovers",
+            "Moves of buckets between live nodes that kept their flows on the old owner (this node giving or taking)",
+            s.handovers,
+        );
+        r.register(
+            "handover_timeouts",
+            "Buckets whose handover reached cluster.handover_timeout_ms: flows the old owner still kept on them ended",
+            s.handover_timeouts,
         );
         r.register_with_unit(
             "install_duration",
@@ -473,6 +493,28 @@ fn register_snapshot(r: &mut Registry, snap: &Snapshot) {
                 one(held),
             );
         }
+    }
+    let h = &status.handover;
+    let handover = [
+        ("handover_buckets_out", "Buckets this node gave away that still keep its flows", h.out),
+        (
+            "handover_buckets_in",
+            "Buckets this node took whose old owner still keeps its flows",
+            h.r#in,
+        ),
+        (
+            "handover_tcp_kept",
+            "TCP connections this node keeps on buckets it gave away",
+            h.tcp_kept.unwrap_or(0),
+        ),
+        (
+            "handover_udp_kept",
+            "Active UDP flows this node keeps on buckets it gave away",
+            h.udp_kept.unwrap_or(0),
+        ),
+    ];
+    for (name, help, value) in handover {
+        add(r, name, help, None, one(value as i64));
     }
     add(
         r,

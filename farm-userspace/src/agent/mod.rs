@@ -20,6 +20,7 @@ pub mod events;
 pub mod health;
 mod host;
 mod http;
+mod kept;
 pub(crate) mod key;
 pub mod membership;
 mod metrics;

@@ -78,6 +78,18 @@ pub enum Note {
     FailOpen {
         service: String,
     },
+    /// Buckets moving between live nodes keep their flows on the old owner: `given` of
+    /// them leave this node, `taken` come to it, until `timeout` at the latest.
+    HandingOver {
+        epoch: u64,
+        given: usize,
+        taken: usize,
+        timeout: Duration,
+    },
+    /// Handovers reached their timeout: the old owner's flows left on `buckets` end.
+    HandoverEnded {
+        buckets: usize,
+    },
 }
 
 impl Note {
@@ -124,6 +136,8 @@ impl Note {
             Note::ServiceDown { .. } => "service-down",
             Note::ServiceUp { .. } => "service-up",
             Note::FailOpen { .. } => "fail-open",
+            Note::HandingOver { .. } => "handing-over",
+            Note::HandoverEnded { .. } => "handover-ended",
         }
     }
 }
@@ -195,6 +209,15 @@ impl fmt::Display for Note {
             Note::TransitionDone { ports } => write!(
                 f,
                 "every node has the reloaded file: {ports} held ports follow their new service"
+            ),
+            Note::HandingOver { epoch, given, taken, timeout } => write!(
+                f,
+                "epoch {epoch}: handing over {given} buckets to other nodes and taking {taken}: their established connections and active UDP flows stay where they are (for {} s at most), new ones go to the new owner",
+                timeout.as_secs()
+            ),
+            Note::HandoverEnded { buckets } => write!(
+                f,
+                "the handover of {buckets} buckets reached its timeout: flows the old owner still kept on them end"
             ),
         }
     }

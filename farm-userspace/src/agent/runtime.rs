@@ -24,7 +24,7 @@ use super::{
     core::{self, Core, Effect, Identity, Input, Reloaded},
     events::History,
     host::Host,
-    http, key,
+    http, kept, key,
     membership::View,
     metrics::Metrics,
     snapshot::{self, Snapshot},
@@ -35,12 +35,14 @@ use crate::{
     announce,
     config::{self, Config},
     dataplane::Dataplane,
-    loader, nic, privilege, realtime,
+    loader, nic, privilege, realtime, rules,
 };
 
 /// Datagrams read in one wake-up at most, so a flood cannot keep the clock from the
 /// core.
 const MAX_BATCH: usize = 1024;
+/// How often the flows kept on handed-over buckets are counted, while there are some.
+const KEPT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
 pub fn run(config: &Path) -> Result<()> {
@@ -115,7 +117,8 @@ fn wall_us() -> u64 {
 /// Carries out what the core asks of the data plane; `false` for anything else.
 fn write(dp: &mut Dataplane, effect: &Effect) -> Result<bool> {
     match effect {
-        Effect::Rows(rows) => dp.install(rows).context("write the owner table")?,
+        Effect::Rows(rows, moving) => dp.install(rows, moving).context("write the owner table")?,
+        Effect::FlowIdle(idle) => dp.set_flow_idle(*idle)?,
         Effect::Rules(rules) => dp.set_rules(rules).context("write the VIP and port rules")?,
         Effect::Seed(seed) => {
             let node = dp.node_config()?;
@@ -230,6 +233,7 @@ impl Runtime {
         let mut hup = signal(SignalKind::hangup())?;
         // One byte more than the largest heartbeat, so a longer datagram shows as such.
         let mut buf = vec![0u8; wire::MAX_DATAGRAM + 1];
+        let mut count_kept = tokio::time::interval(KEPT_EVERY);
         loop {
             let wake = self.core.next_wake();
             let mut inputs = Vec::new();
@@ -257,6 +261,13 @@ impl Runtime {
                     inputs.push(Input::Table { digest, rows });
                 }
                 check = self.checks.next() => inputs.push(check),
+                _ = count_kept.tick(), if self.core.handing_out() => {
+                    let moving = self.core.handovers();
+                    match kept::count(&self.dp, &rules::rules(self.core.config()), &moving) {
+                        Ok(counted) => inputs.push(Input::Kept(counted)),
+                        Err(e) => debug!("counting the flows kept: {e:#}"),
+                    }
+                }
                 ready = self.socket.readable() => if let Err(e) = ready {
                     debug!("heartbeat socket: {e}");
                 },
@@ -312,7 +323,7 @@ impl Runtime {
         for effect in effects {
             let writing = Instant::now();
             if write(&mut self.dp, &effect)? {
-                if let Effect::Rows(_) = effect {
+                if let Effect::Rows(..) = effect {
                     self.metrics.table_written(writing.elapsed());
                 }
                 continue;
@@ -338,7 +349,11 @@ impl Runtime {
                     self.history.note(&note, now, wall);
                     self.metrics.note(&note, now);
                 }
-                Effect::Rows(_) | Effect::Rules(_) | Effect::Seed(_) | Effect::Lease(_) => {
+                Effect::Rows(..)
+                | Effect::FlowIdle(_)
+                | Effect::Rules(_)
+                | Effect::Seed(_)
+                | Effect::Lease(_) => {
                     unreachable!("written above")
                 }
             }

@@ -131,11 +131,11 @@ pub(super) fn example() -> Snapshot {
         counts,
     };
     let counters = vec![
-        counted(Some("198.18.0.100"), None, [3, 6, 0, 0, 2, 0, 0, 0]),
-        counted(Some("198.18.0.100"), Some("web"), [40, 80, 1, 0, 0, 0, 0, 0]),
-        counted(Some("198.18.0.100"), Some("dns"), [10, 20, 0, 0, 0, 0, 0, 0]),
-        counted(None, Some(HELD), [0, 5, 0, 0, 0, 0, 0, 0]),
-        counted(None, None, [0, 0, 0, 0, 0, 0, 1, 900]),
+        counted(Some("198.18.0.100"), None, [3, 6, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]),
+        counted(Some("198.18.0.100"), Some("web"), [40, 80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        counted(Some("198.18.0.100"), Some("dns"), [10, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        counted(None, Some(HELD), [0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        counted(None, None, [0, 0, 0, 0, 0, 0, 1, 900, 0, 0, 0, 0]),
     ];
     let entry = |seq, level: &str, kind: &str, message: &str| Entry {
         seq,

@@ -147,8 +147,10 @@ mod tests {
     }
 
     fn sampled() -> Vec<SlotStats> {
-        let now = vec![[30, 60, 0, 0, 2, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1, 500]];
-        let before = vec![[10, 20, 0, 0, 2, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1, 600]];
+        let now =
+            vec![[30, 60, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1, 500, 0, 0, 0, 0]];
+        let before =
+            vec![[10, 20, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1, 600, 0, 0, 0, 0]];
         combine(vec![web(), global()], now, Some((before, Duration::from_secs(4))))
     }
 
@@ -161,9 +163,14 @@ mod tests {
 
     #[test]
     fn json_names_every_counter() {
-        let v = to_json("eth0", None, &combine(vec![web()], vec![[1, 2, 3, 4, 5, 6, 7, 8]], None));
+        let v = to_json(
+            "eth0",
+            None,
+            &combine(vec![web()], vec![[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]], None),
+        );
         let counters = json!({"accepted": 1, "not_owner": 2, "lease_expired": 3, "no_service": 4,
-            "arp_replies": 5, "nd_replies": 6, "malformed": 7, "passed": 8});
+            "arp_replies": 5, "nd_replies": 6, "malformed": 7, "passed": 8, "socket_found": 9,
+            "new_flow": 10, "learned_flow": 11, "peer_flow": 12});
         let want = json!({"interface": "eth0", "interval_secs": null,
             "slots": [{"slot": 1, "kind": "service", "name": "web", "counters": counters}]});
         assert_eq!(v, want);
@@ -175,14 +182,14 @@ mod tests {
     #[test]
     fn text_has_a_row_per_slot_and_rates_below() {
         let want = "eth0: packets since load, summed over CPUs\n\
-SLOT  KIND     NAME         accepted  not_owner  lease_expired  no_service  arp_replies  nd_replies  malformed  passed\n\
-1     service  web                30         60              0           0            2           0          0       0\n\
-64    global   (not a VIP)         0          0              0           0            0           0          1     500\n\
+SLOT  KIND     NAME         accepted  not_owner  lease_expired  no_service  arp_replies  nd_replies  malformed  passed  socket_found  new_flow  learned_flow  peer_flow\n\
+1     service  web                30         60              0           0            2           0          0       0             0         0             0          0\n\
+64    global   (not a VIP)         0          0              0           0            0           0          1     500             0         0             0          0\n\
 \n\
 per second over the last 4 s\n\
-SLOT  KIND     NAME         accepted  not_owner  lease_expired  no_service  arp_replies  nd_replies  malformed  passed\n\
-1     service  web               5.0       10.0            0.0         0.0          0.0         0.0        0.0     0.0\n\
-64    global   (not a VIP)       0.0        0.0            0.0         0.0          0.0         0.0        0.0     0.0\n";
+SLOT  KIND     NAME         accepted  not_owner  lease_expired  no_service  arp_replies  nd_replies  malformed  passed  socket_found  new_flow  learned_flow  peer_flow\n\
+1     service  web               5.0       10.0            0.0         0.0          0.0         0.0        0.0     0.0           0.0       0.0           0.0        0.0\n\
+64    global   (not a VIP)       0.0        0.0            0.0         0.0          0.0         0.0        0.0     0.0           0.0       0.0           0.0        0.0\n";
         assert_eq!(text("eth0", Some(4), &sampled()), want);
     }
 }

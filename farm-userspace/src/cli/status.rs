@@ -9,7 +9,7 @@ use clap::Args;
 use farm_userspace::{
     agent::{
         apart::Healed,
-        control::AgentStatus,
+        control::{AgentStatus, HandoverStatus},
         quorum::QuorumStatus,
         wire::{ServiceBits, bit},
     },
@@ -34,7 +34,9 @@ held_ports (ports a reload holds with no owner until every node has the new file
 healthy, withdrawn, drained, flaps, held_ms, checkers: [{passing, last_ok, reason, age_ms, changes}]}], service_bits \
 and peers[].services: {unhealthy, drained, active, takes_back} (bit i: service i), heartbeats: {sent, accepted, \
 forged, replayed, stale, malformed, foreign}, view, http (where the metrics and status page are served; null when \
-off)}, agent_error}.";
+off), handover: {out (buckets this node gave away that keep its flows), in (buckets it took whose old owner keeps \
+its flows), flows_kept, tcp_kept, udp_kept (flows kept on the buckets given away; null until counted), until_ms \
+(until the last handover ends; null: none), timeout_ms}}, agent_error}.";
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -162,6 +164,7 @@ fn agent_text(a: &AgentStatus) -> String {
             "reload", a.held_ports
         );
     }
+    out += &handover_text(&a.handover);
     let dash = || "-".to_string();
     let mut rows = vec![vec![
         a.node_id.to_string(),
@@ -190,6 +193,26 @@ fn agent_text(a: &AgentStatus) -> String {
     out.push('\n');
     out += &super::table::render(&header, &rows, 2);
     out + &services_text(a)
+}
+
+/// Buckets in handover, if any: what this node keeps and for how long.
+fn handover_text(h: &HandoverStatus) -> String {
+    let Some(until) = h.until_ms else {
+        return String::new();
+    };
+    let kept = match (h.tcp_kept, h.udp_kept) {
+        (Some(tcp), Some(udp)) => {
+            format!("keeps {tcp} TCP connections and {udp} UDP flows on them")
+        }
+        _ => "its flows on them not counted yet".into(),
+    };
+    format!(
+        "{:<11} gave away {} buckets ({kept}), took {} whose old owner keeps its flows; ends within {:.1} s\n",
+        "handover",
+        h.out,
+        h.r#in,
+        until as f64 / 1000.0
+    )
 }
 
 /// Why this node owns nothing, if so; the quorum and the witness; the latest healed

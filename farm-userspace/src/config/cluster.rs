@@ -2,7 +2,7 @@
 //! settings every node must share.
 use std::path::PathBuf;
 
-use farm_common::{MAX_BUCKETS, NO_OWNER};
+use farm_common::{HANDOVER, MAX_BUCKETS};
 
 use super::{
     Cluster, ConfigError, L2Mode, Peer, QuorumMode,
@@ -49,6 +49,18 @@ pub(super) fn cluster(raw: RawCluster, ctx: &Ctx) -> Result<Cluster, ConfigError
         )?,
         buckets: ctx.optional("cluster.buckets", raw.buckets, 4096, 1..=MAX_BUCKETS)?,
         seed: ctx.optional("cluster.seed", raw.seed, 0, 0..=u32::MAX)?,
+        handover_timeout_ms: ctx.optional(
+            "cluster.handover_timeout_ms",
+            raw.handover_timeout_ms,
+            60_000,
+            0..=86_400_000,
+        )?,
+        flow_idle_ms: ctx.optional(
+            "cluster.flow_idle_ms",
+            raw.flow_idle_ms,
+            30_000,
+            1..=3_600_000,
+        )?,
         key_file: raw.key_file.map(|path| key_file(ctx, path)).transpose()?,
         name,
         peers,
@@ -117,8 +129,9 @@ fn peers(raw: Vec<RawPeer>, ctx: &Ctx) -> Result<Vec<Peer>, ConfigError> {
 
 fn peer(ctx: &Ctx, at: &str, raw: RawPeer) -> Result<Peer, ConfigError> {
     Ok(Peer {
-        // NO_OWNER is how the owner table says "nobody", so no node may have it.
-        id: ctx.number(&format!("{at}.id"), raw.id, 0..=NO_OWNER - 1)?,
+        // NO_OWNER (65535) is how the owner table says "nobody", HANDOVER (65534) "ask
+        // the handover map", so no node may have either.
+        id: ctx.number(&format!("{at}.id"), raw.id, 0..=HANDOVER - 1)?,
         address: ctx.socket_address(
             &format!("{at}.address"),
             &raw.address,

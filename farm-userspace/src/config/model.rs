@@ -53,6 +53,11 @@ pub struct Cluster {
     pub failure_threshold: u32,
     pub buckets: u32,
     pub seed: u32,
+    /// How long a bucket moving between two live nodes keeps its flows on the old owner
+    /// (`crate::handover`); 0 moves buckets as a failure does, dropping their flows.
+    pub handover_timeout_ms: u64,
+    /// How long a UDP flow lives without a datagram, for a bucket in handover.
+    pub flow_idle_ms: u64,
     pub key_file: Option<PathBuf>,
     pub l2_mode: L2Mode,
     /// The MAC every node answers ARP/ND for a VIP with; derived from `name` and

@@ -49,6 +49,8 @@ pub(super) struct RawCluster {
     pub buckets: Option<u64>,
     /// serde_yaml reads `0x` plain scalars as integers, which is the hex the file allows.
     pub seed: Option<u64>,
+    pub handover_timeout_ms: Option<u64>,
+    pub flow_idle_ms: Option<u64>,
     pub key_file: Option<PathBuf>,
     pub l2_mode: Option<L2Mode>,
     pub quorum: Option<QuorumMode>,

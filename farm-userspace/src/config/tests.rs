@@ -219,15 +219,15 @@ fn refuses_bad_names_and_interfaces() {
 #[test]
 #[rustfmt::skip]
 fn refuses_numbers_out_of_range() {
-    let after_interface = ["heartbeat_ms: 5", "failure_threshold: 1", "buckets: 0", "buckets: 65537", "seed: 0x100000000"];
-    let ranges = ["5 is out of range; use 10..=10000", "use 2..=100", "use 1..=65536", "use 1..=65536", "use 0..=4294967295"];
+    let after_interface = ["handover_timeout_ms: 86400001", "flow_idle_ms: 0", "heartbeat_ms: 5", "failure_threshold: 1", "buckets: 0", "buckets: 65537", "seed: 0x100000000"];
+    let ranges = ["use 0..=86400000", "0 is out of range; use 1..=3600000", "5 is out of range; use 10..=10000", "use 2..=100", "use 1..=65536", "use 1..=65536", "use 0..=4294967295"];
     for (line, range) in after_interface.into_iter().zip(ranges) {
         let text = edit("  interface: eth0\n", &format!("  interface: eth0\n  {line}\n"));
         let field = format!("cluster.{}", line.split(':').next().expect("key"));
         refused(&text, 5, &field, range);
     }
     refuses_edits(&[
-        ("    - id: 2\n", "    - id: 65535\n", 8, "cluster.peers[1].id", "use 0..=65534"),
+        ("    - id: 2\n", "    - id: 65535\n", 8, "cluster.peers[1].id", "use 0..=65533"),
         ("      address: 198.18.0.12:7400\n", "      address: 198.18.0.12:7400\n      weight: 1001\n", 10, "cluster.peers[1].weight", "use 0..=1000"),
         ("    ports: [80]\n", "    ports: [80]\n    weights: {2: 1001}\n", 17, "services[0].weights.2", "use 0..=1000"),
         ("    ports: [80]\n", "    ports: [0]\n", 16, "services[0].ports[0]", "port 0 is out of range; use 1..=65535"),

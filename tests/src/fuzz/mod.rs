@@ -87,7 +87,7 @@ pub fn run(frames: u64, seed: u64, mut progress: impl FnMut(u64)) -> Result<Repo
             (0..BUCKETS).map(|_| owner(rng.below(10))).collect()
         })
         .collect();
-    h.dataplane.install(&rows)?;
+    h.dataplane.install(&rows, &Default::default())?;
     let (rules, node) = (h.rules.clone(), rules::node_config(&h.cfg, NODE_MAC));
     let slots: Vec<u32> = (0..rules.slots.len() as u32).chain([GLOBAL_SLOT]).collect();
     let mut made = Frames::new(seed);

@@ -457,7 +457,8 @@ impl Sim {
             let model = &mut self.node_mut(id).model;
             match effect {
                 Effect::Send { to, datagram, .. } => self.send(id, to, datagram),
-                Effect::Rows(rows) => (model.rows, self.grown) = (rows, true),
+                Effect::Rows(rows, _) => (model.rows, self.grown) = (rows, true),
+                Effect::FlowIdle(_) => {}
                 Effect::Rules(rules) => (model.rules, self.grown) = (rules, true),
                 Effect::Seed(seed) => (model.node.seed, self.grown) = (seed, true),
                 Effect::Lease(until) => (model.lease, self.grown) = (until, until.is_some()),

@@ -65,12 +65,18 @@ impl Core {
         }
     }
 
+    /// Writes `rows` with the handovers as they stand, if either changed.
     pub(super) fn write_rows(&mut self, rows: Rows) {
-        if rows != *self.rows {
-            self.owned = tables::owned(&rows, self.cfg.cluster.node_id) as u32;
-            self.rows = Arc::new(rows);
-            self.out.push(Effect::Rows(self.rows.clone()));
+        if rows != *self.rows || *self.moving() != *self.written {
+            self.push_rows(rows);
         }
+    }
+
+    pub(super) fn push_rows(&mut self, rows: Rows) {
+        self.owned = tables::owned(&rows, self.cfg.cluster.node_id) as u32;
+        self.rows = Arc::new(rows);
+        self.written = self.moving();
+        self.out.push(Effect::Rows(self.rows.clone(), self.written.clone()));
     }
 
     pub(super) fn install(&mut self, epoch: u64, view: &View) {
@@ -97,5 +103,6 @@ impl Core {
         }
         self.failing_open(view);
         self.installed = next;
+        self.joined = true;
     }
 }

@@ -29,6 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod handover;
 mod install;
 mod lease;
 mod reconfigure;
@@ -46,6 +47,7 @@ use super::{
 };
 use crate::{
     config::{self, Config},
+    handover::{Kept, Moving, Timed},
     rules::{self, Rules},
     witness::wire::{self as ballot, Ballot},
 };
@@ -71,6 +73,9 @@ pub enum Input {
     /// A health checker's result: checker `checker` of service `service` of the file,
     /// and what it saw.
     Check { service: usize, checker: usize, ok: bool, reason: String },
+    /// The flows this node keeps on the buckets it handed over, as the runtime counted
+    /// them (its sockets, the UDP flows the program learned).
+    Kept(Kept),
 }
 
 #[derive(Debug)]
@@ -92,8 +97,10 @@ pub enum Effect {
         address: SocketAddr,
         datagram: Vec<u8>,
     },
-    /// The owner table the data plane must hold from now.
-    Rows(Arc<Rows>),
+    /// The owner table the data plane must hold from now, and its buckets in handover.
+    Rows(Arc<Rows>, Arc<Moving>),
+    /// How long a UDP flow learned on a bucket in handover lives without a datagram.
+    FlowIdle(Duration),
     /// The VIP and port rules the data plane must hold from now.
     Rules(Rules),
     /// The seed the data plane must hash clients with from now.
@@ -164,6 +171,16 @@ pub struct Core {
     asked: Option<Vec<u16>>,
     /// Buckets this node owns in the rows last written.
     owned: u32,
+    /// Buckets in handover and when each ends (`crate::handover`).
+    handing: Timed,
+    /// The handovers as last written to the data plane.
+    written: Arc<Moving>,
+    /// Whether this node installed a table since it last owned nothing (it started, or
+    /// was fenced): else it cannot know who held the buckets it takes.
+    joined: bool,
+    /// The flows this node keeps on the buckets it handed over, last counted (`None`
+    /// since those buckets changed, until counted again).
+    kept: Option<Kept>,
     /// What this node did while apart from peers, to tell them once together again.
     apart: Apart,
     /// The members of the last install, and when to announce the VIPs a second time
@@ -217,6 +234,7 @@ impl Core {
         let slots = rules::rules(&cfg).slots.len();
         let empty = Arc::new(tables::empty(slots, cfg.cluster.buckets));
         let health = Health::new(&cfg);
+        let flow_idle = Duration::from_millis(cfg.cluster.flow_idle_ms);
         let cfg = Arc::new(cfg);
         let mut core = Core {
             health,
@@ -244,9 +262,17 @@ impl Core {
             clock: (now, wall_us),
             asked: None,
             owned: 0,
+            handing: Timed::new(),
+            written: Arc::new(Moving::new()),
+            joined: false,
+            kept: None,
             apart: Apart::default(),
             announced: (vec![], None),
-            out: vec![Effect::Rows(empty), Effect::Lease(None)],
+            out: vec![
+                Effect::Rows(empty, Arc::new(Moving::new())),
+                Effect::Lease(None),
+                Effect::FlowIdle(flow_idle),
+            ],
         };
         core.ask_table(now);
         let effects = std::mem::take(&mut core.out);
@@ -271,7 +297,8 @@ impl Core {
     pub fn next_wake(&self) -> Instant {
         let deadline = self.membership.next_deadline().filter(|_| self.link_up);
         let health = self.health.next_deadline(&self.cfg, self.last_step);
-        [deadline, health].into_iter().flatten().fold(self.next_beat, Instant::min)
+        let handover = self.next_handover_end();
+        [deadline, health, handover].into_iter().flatten().fold(self.next_beat, Instant::min)
     }
 
     /// Takes what arrived, then acts on the clock.
@@ -296,6 +323,7 @@ impl Core {
                 Input::Check { service, checker, ok, reason } => {
                     self.check(service, checker, ok, reason, now)
                 }
+                Input::Kept(kept) => self.kept(kept),
             }
         }
         self.tick(now);
@@ -347,6 +375,7 @@ impl Core {
             self.out.push(Effect::Announce(self.cfg.vip_addresses()));
         }
         self.services(now);
+        self.expire_handovers(now);
         self.renew(now);
         if std::mem::take(&mut self.send_now) && self.link_up && !self.sent_all {
             self.send_all(now, Kind::Alive);
@@ -483,18 +512,26 @@ impl Core {
                 }
                 Event::Release { epoch, view } => {
                     self.remapped = None;
-                    let released = tables::release(&self.rows, &self.table_of(&view));
+                    let next = self.table_of(&view);
+                    self.hand_over(now, epoch, &view, &next, false);
+                    let released = tables::release(&self.rows, &next);
                     let given = tables::owned(&self.rows, me) - tables::owned(&released, me);
                     self.write_rows(released);
                     self.note(Note::Released { epoch, given });
                 }
                 Event::Install { epoch, view } => {
                     self.apart.installed(&view.ids(), now);
+                    let next = self.table_of(&view);
+                    self.hand_over(now, epoch, &view, &next, true);
                     self.install(epoch, &view);
                     self.announce(now, view.ids());
                 }
                 Event::Fence { reason } => {
                     self.remapped = None;
+                    // Owning nothing, this node keeps no flow, and learns anew who holds
+                    // what when it installs again.
+                    self.handing.clear();
+                    self.joined = false;
                     self.write_rows(tables::empty(self.rows.len(), self.cfg.cluster.buckets));
                     self.note(Note::Fenced { reason });
                 }

@@ -1,5 +1,8 @@
 //! SIGHUP: the file read again, judged and taken in the way `agent::reload` lays out.
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use super::{Core, Effect, Note, Reloaded, settings};
 use crate::{
@@ -29,13 +32,22 @@ impl Core {
         let (rules, held_ports) = reload::transition_rules(&self.served, &new);
         self.out.push(Effect::Vips(new.vip_addresses()));
         // No owner first, so no packet meets a new slot's rule with an old slot's row.
+        // Handovers are of the old slots: they end (their flows with them).
+        self.handing.clear();
         self.write_rows(tables::empty(kept.len(), new.cluster.buckets));
         self.out.push(Effect::Rules(rules.clone()));
         self.rules = rules;
         if seed_changed {
             self.out.push(Effect::Seed(new.cluster.seed));
         }
-        self.installed = Arc::new(tables::remap(&old, &self.installed, &new));
+        self.installed = Arc::new(match seed_changed {
+            // Under a new seed a bucket holds other clients: nobody keeps its flows.
+            true => tables::empty(kept.len(), new.cluster.buckets),
+            false => tables::remap(&old, &self.installed, &new),
+        });
+        if new.cluster.flow_idle_ms != old.cluster.flow_idle_ms {
+            self.out.push(Effect::FlowIdle(Duration::from_millis(new.cluster.flow_idle_ms)));
+        }
         self.health = self.health.reconfigure(&old, &new);
         self.key = key;
         self.cfg = Arc::new(new);

@@ -106,6 +106,7 @@ impl Core {
             fenced: m.fenced().map(str::to_string),
             quorum: Some(m.quorum_status(now)),
             healed: self.apart.recent().to_vec(),
+            handover: self.handover_status(now),
         }
     }
 }

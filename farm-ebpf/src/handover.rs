@@ -1,0 +1,202 @@
+//! Buckets in handover: a bucket moving between two live nodes for a planned reason (a
+//! drain, a weight, a join) keeps its flows on the old owner while new ones go to the
+//! new owner. Both nodes receive every packet of the bucket, so each decides alone;
+//! their two answers must never both be yes, nor both no, for a packet of a live flow.
+//!
+//! - TCP: the old owner takes a packet of a connection it holds a socket for (found by
+//!   `bpf_skc_lookup_tcp`: established, closing, or half-open) and never a SYN; the new
+//!   owner takes SYNs and packets of connections it holds. A live connection has its
+//!   socket on one of them, so exactly one takes it. A TIME_WAIT socket is no live
+//!   connection: a client reusing its port opens a new one, which is the new owner's.
+//!   The ACK completing a SYN cookie is taken by the node whose cookie it is.
+//! - UDP has no socket per flow. Both nodes learn the flows they see in `FARM_FLOWS`
+//!   from the moment they release the old table, the old owner still taking them; once
+//!   the move is installed, a learned flow stays with the old owner until it has been
+//!   idle for `Control::flow_idle`, and any other goes to the new owner.
+//! - ICMP errors about a flow go to both (the kernel without the flow drops it); other
+//!   traffic (echo, fragments, a VIP's default rule) is the new owner's.
+//!
+//! Only packets of buckets in handover come here: every other bucket costs what it did.
+use aya_ebpf::{
+    bindings::{BPF_F_CURRENT_NETNS, bpf_sock_tuple},
+    helpers::{bpf_jiffies64, bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_check_syncookie},
+    programs::XdpContext,
+};
+use farm_common::{Addr, FlowKey, HANDOVER_TAKING, Handover, NodeConfig};
+
+use crate::{
+    maps::{FARM_CONTROL, FARM_FLOWS, count},
+    parse::{byte_at, load, ptr_at},
+};
+
+/// What a packet of a bucket in handover is.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    /// TCP to a service: its IP header at `l3` (IPv6 if `v6`), its TCP header at `l4`.
+    Tcp { l3: usize, l4: usize, v6: bool },
+    /// UDP to a service: `ports` holds the client's port, then the service's. One word:
+    /// two `u16` fields would sit misaligned after the tag, and LLVM would merge their
+    /// stores into one the verifier refuses on the stack.
+    Udp { ports: u32 },
+    /// An ICMP error quoting a flow of the bucket.
+    Error,
+    /// Anything else.
+    Other,
+}
+
+const TCP_FIN_SYN_RST_ACK: u8 = 0x17;
+const TCP_SYN: u8 = 0x02;
+/// `bpf_sock.state` values (the kernel's TCP states) that hold no live connection.
+const TCP_TIME_WAIT: u32 = 6;
+const TCP_LISTEN: u32 = 10;
+
+/// Whether this node, `h`'s old or new owner, takes a packet of `client` in `slot`'s
+/// bucket in handover `h`, counting the verdict.
+#[inline(always)]
+pub fn take(
+    ctx: &XdpContext,
+    cfg: &NodeConfig,
+    slot: u32,
+    client: &Addr,
+    h: &Handover,
+    kind: Kind,
+) -> bool {
+    let old = h.old == cfg.node_id;
+    let taking = h.taking == HANDOVER_TAKING;
+    let (mine, why) = match kind {
+        Kind::Tcp { l3, l4, v6 } => match tcp(ctx, l3, l4, v6) {
+            // A SYN opens a new connection: the new owner's, once it takes.
+            Tcp::Syn => (!old && taking, Why::New),
+            Tcp::Held => (true, Why::Socket),
+            Tcp::Unknown => (false, Why::New),
+        },
+        Kind::Udp { ports } => {
+            let (client_port, port) = ((ports >> 16) as u16, ports as u16);
+            let key = FlowKey { client: *client, client_port, port, slot: slot as u16, _pad: 0 };
+            let learned = learned(&key, taking);
+            (learned == old && (old || taking), if learned { Why::Learned } else { Why::New })
+        }
+        Kind::Error => (old || taking, Why::New),
+        Kind::Other => (!old && taking, Why::New),
+    };
+    if !mine {
+        count(slot, |c| &mut c.peer_flow);
+        return false;
+    }
+    match why {
+        Why::Socket => count(slot, |c| &mut c.socket_found),
+        Why::Learned => count(slot, |c| &mut c.learned_flow),
+        Why::New if !old => count(slot, |c| &mut c.new_flow),
+        // An ICMP error, which the old owner takes too.
+        Why::New => count(slot, |c| &mut c.accepted),
+    }
+    true
+}
+
+/// Why a node of the handover takes a packet, for its counter.
+enum Why {
+    Socket,
+    Learned,
+    New,
+}
+
+enum Tcp {
+    /// A SYN, which belongs to no connection yet.
+    Syn,
+    /// A packet of a connection this node holds.
+    Held,
+    /// A packet of a connection this node does not hold.
+    Unknown,
+}
+
+#[inline(always)]
+fn tcp(ctx: &XdpContext, l3: usize, l4: usize, v6: bool) -> Tcp {
+    let Some(flags) = byte_at(ctx, l4 + 13) else {
+        return Tcp::Unknown;
+    };
+    if flags & TCP_FIN_SYN_RST_ACK == TCP_SYN {
+        return Tcp::Syn;
+    }
+    if held(ctx, l3, l4, v6) { Tcp::Held } else { Tcp::Unknown }
+}
+
+/// Whether this node's stack holds the connection of the TCP packet at `l3`/`l4`: a
+/// socket that is neither a listener nor in TIME_WAIT, or, for a listener, a valid SYN
+/// cookie of this node's in the ACK.
+#[inline(always)]
+fn held(ctx: &XdpContext, l3: usize, l4: usize, v6: bool) -> bool {
+    // The tuple as the packet has it: addresses from the IP header, then the ports, each
+    // field stored whole (the verifier refuses a misaligned store to the stack).
+    let mut tuple: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+    let Some(ports) = load::<[u16; 2]>(ctx, l4) else {
+        return false;
+    };
+    let size = if v6 {
+        let Some(addrs) = load::<[[u32; 4]; 2]>(ctx, l3 + 8) else {
+            return false;
+        };
+        let t = unsafe { &mut tuple.__bindgen_anon_1.ipv6 };
+        (t.saddr, t.daddr, t.sport, t.dport) = (addrs[0], addrs[1], ports[0], ports[1]);
+        36
+    } else {
+        let Some(addrs) = load::<[u32; 2]>(ctx, l3 + 12) else {
+            return false;
+        };
+        let t = unsafe { &mut tuple.__bindgen_anon_1.ipv4 };
+        (t.saddr, t.daddr, t.sport, t.dport) = (addrs[0], addrs[1], ports[0], ports[1]);
+        12
+    };
+    let raw = ctx.ctx as *mut core::ffi::c_void;
+    let sk = unsafe { bpf_skc_lookup_tcp(raw, &mut tuple, size, BPF_F_CURRENT_NETNS as u64, 0) };
+    if sk.is_null() {
+        return false;
+    }
+    let held = match unsafe { (*sk).state } {
+        TCP_TIME_WAIT => false,
+        TCP_LISTEN => cookie(ctx, sk as *mut core::ffi::c_void, l3, l4, v6),
+        _ => true,
+    };
+    unsafe { bpf_sk_release(sk as *mut core::ffi::c_void) };
+    held
+}
+
+/// Whether the ACK at `l4` completes a SYN cookie the listener `sk` issued.
+#[inline(always)]
+fn cookie(ctx: &XdpContext, sk: *mut core::ffi::c_void, l3: usize, l4: usize, v6: bool) -> bool {
+    let Some(th) = ptr_at::<[u8; 20]>(ctx, l4) else {
+        return false;
+    };
+    let checked = if v6 {
+        let Some(ip) = ptr_at::<[u8; 40]>(ctx, l3) else {
+            return false;
+        };
+        unsafe { bpf_tcp_check_syncookie(sk, ip as *mut _, 40, th as *mut _, 20) }
+    } else {
+        let Some(ip) = ptr_at::<[u8; 20]>(ctx, l3) else {
+            return false;
+        };
+        unsafe { bpf_tcp_check_syncookie(sk, ip as *mut _, 20, th as *mut _, 20) }
+    };
+    checked == 0
+}
+
+/// Whether the UDP flow `key` was learned before the move and is still live. Until the
+/// move is installed (`taking` false) every flow seen is learned; after, a learned one
+/// is kept alive by its datagrams and nothing new is learned.
+#[inline(always)]
+fn learned(key: &FlowKey, taking: bool) -> bool {
+    let now = unsafe { bpf_jiffies64() };
+    if !taking {
+        // Both nodes of the handover see the same datagrams, so learn the same flows.
+        let _ = FARM_FLOWS.insert(key, &now, 0);
+        return true;
+    }
+    let idle = FARM_CONTROL.get(0).map_or(0, |c| c.flow_idle as u64);
+    match FARM_FLOWS.get_ptr_mut(key) {
+        Some(seen) if unsafe { *seen } + idle > now => {
+            unsafe { *seen = now };
+            true
+        }
+        _ => false,
+    }
+}

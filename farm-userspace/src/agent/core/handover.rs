@@ -1,0 +1,120 @@
+//! Handovers (`crate::handover`): decided at each release and install of a view, ended
+//! at their timeout, cleared when this node stops owning anything.
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use farm_common::NO_OWNER;
+
+use super::{Core, Note};
+use crate::{
+    agent::{control::HandoverStatus, membership::View},
+    handover::{self, Change, Kept, Moving},
+};
+
+impl Core {
+    /// The handovers of the move to `view`'s table `next`: from its release
+    /// (`taking` false) or its install. Written with the next rows.
+    pub(super) fn hand_over(
+        &mut self,
+        now: Instant,
+        epoch: u64,
+        view: &View,
+        next: &[Vec<u16>],
+        taking: bool,
+    ) {
+        let timeout = Duration::from_millis(self.cfg.cluster.handover_timeout_ms);
+        if timeout.is_zero() {
+            self.handing.clear();
+            return;
+        }
+        let me = self.cfg.cluster.node_id;
+        // A node that owns nothing and never installed since (it starts, or rejoins after
+        // a fence) knows not who holds the buckets it takes, while the farm has served.
+        let joining = !self.joined && self.membership.quorum().installed().0 > 0;
+        let empty;
+        let current: &[Vec<u16>] = match joining {
+            true => {
+                empty = vec![vec![NO_OWNER; self.cfg.cluster.buckets as usize]; next.len()];
+                &empty
+            }
+            false => &self.installed,
+        };
+        let members = view.ids();
+        let change =
+            Change { current, next, members: &members, me, joining, taking, until: now + timeout };
+        let before = self.handing.len();
+        let planned = handover::plan(&self.handing, &change);
+        if handover::given(&planned, me) != handover::given(&self.handing, me) {
+            // What was counted was of other buckets.
+            self.kept = None;
+        }
+        self.handing = planned;
+        if !taking && (before > 0 || !self.handing.is_empty()) {
+            let status = self.handover_status(now);
+            let (given, taken) = (status.out, status.r#in);
+            if given + taken > 0 {
+                self.note(Note::HandingOver { epoch, given, taken, timeout });
+            }
+        }
+    }
+
+    /// Ends the handovers whose time is up.
+    pub(super) fn expire_handovers(&mut self, now: Instant) {
+        let before = self.handing.len();
+        self.handing.retain(|_, (_, until)| *until > now);
+        let ended = before - self.handing.len();
+        if ended > 0 {
+            self.note(Note::HandoverEnded { buckets: ended });
+            let rows = self.rows.as_ref().clone();
+            self.push_rows(rows);
+        }
+    }
+
+    /// When the next handover ends.
+    pub(super) fn next_handover_end(&self) -> Option<Instant> {
+        self.handing.values().map(|(_, until)| *until).min()
+    }
+
+    /// Whether this node gave buckets away that keep its flows.
+    pub fn handing_out(&self) -> bool {
+        let me = self.cfg.cluster.node_id;
+        self.written.values().any(|h| h.old == me)
+    }
+
+    /// The handovers the data plane holds.
+    pub fn handovers(&self) -> Arc<Moving> {
+        self.written.clone()
+    }
+
+    /// The handovers as they stand, to write.
+    pub(super) fn moving(&self) -> Arc<Moving> {
+        Arc::new(handover::moving(&self.handing))
+    }
+
+    /// The runtime counted the flows this node keeps on the buckets it gave away.
+    pub(super) fn kept(&mut self, kept: Kept) {
+        self.kept = Some(kept);
+    }
+
+    pub(super) fn handover_status(&self, now: Instant) -> HandoverStatus {
+        let me = self.cfg.cluster.node_id;
+        let out = self.handing.values().filter(|(h, _)| h.old == me).count();
+        let r#in = self.handing.values().filter(|(h, _)| h.new == me).count();
+        let until_ms = self.next_handover_end().map(|_| {
+            let last = self.handing.values().map(|(_, u)| *u).max().unwrap_or(now);
+            last.saturating_duration_since(now).as_millis() as u64
+        });
+        let kept = if out > 0 { self.kept } else { Some(Kept::default()) };
+        HandoverStatus {
+            out,
+            r#in,
+            flows_kept: kept.map(|k| k.tcp + k.udp),
+            tcp_kept: kept.map(|k| k.tcp),
+            udp_kept: kept.map(|k| k.udp),
+            until_ms,
+            timeout_ms: self.cfg.cluster.handover_timeout_ms,
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Buckets in handover, as the agent decides them and the data plane holds them: which
+//! buckets of which slots move between two live nodes, keeping their flows on the old
+//! owner (`farm_common::Handover`; the program's side is farm-ebpf's `handover`), and
+//! how many flows this node still keeps on the buckets it gave away.
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+    time::Instant,
+};
+
+use farm_common::{
+    FlowKey, HANDOVER_ENTRIES, HANDOVER_TAKING, Handover, MODE_CLIENT_IP_PORT, NO_OWNER,
+    NodeConfig, bucket_of, flow_hash, port_rule_parts,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    classify::{Flow, Route, route},
+    config::Protocol,
+    rules::Rules,
+};
+
+/// The buckets in handover: (slot, bucket) to its handover.
+pub type Moving = BTreeMap<(usize, u32), Handover>;
+
+/// Buckets in handover and when each ends.
+pub type Timed = BTreeMap<(usize, u32), (Handover, Instant)>;
+
+/// Most buckets one table hands over: `FARM_HANDOVER` holds both halves.
+pub const MOST: usize = HANDOVER_ENTRIES as usize / 2;
+
+/// A change of table as the handover sees it.
+pub struct Change<'a> {
+    /// The table of the last install: who holds each bucket's flows.
+    pub current: &'a [Vec<u16>],
+    /// The table the farm moves to.
+    pub next: &'a [Vec<u16>],
+    /// The members of the next view: a bucket whose owner is one of them moves for a
+    /// planned reason and is handed over; any other owner failed or left.
+    pub members: &'a [u16],
+    /// This node, and whether it never installed a table while the farm had one (a node
+    /// joining): it does not know who held the buckets it takes, and hands them over
+    /// from an unknown old owner.
+    pub me: u16,
+    pub joining: bool,
+    /// Whether the farm installed the change (the new owners take new flows).
+    pub taking: bool,
+    /// When handovers that start now end.
+    pub until: Instant,
+}
+
+/// The handovers after `change`: each earlier one whose bucket keeps its new owner and
+/// whose old owner is still a member, and one for each bucket that moves from a member.
+/// At most `MOST`; a move of more buckets moves the rest as a failure would.
+pub fn plan(earlier: &Timed, change: &Change) -> Timed {
+    let mut out = Timed::new();
+    for (slot, row) in change.next.iter().enumerate() {
+        let current = change.current.get(slot).filter(|c| c.len() == row.len());
+        for (bucket, &new) in row.iter().enumerate() {
+            if out.len() == MOST {
+                return out;
+            }
+            if new == NO_OWNER {
+                continue;
+            }
+            let key = (slot, bucket as u32);
+            let was = current.map_or(NO_OWNER, |c| c[bucket]);
+            let known = |old: u16| change.members.contains(&old);
+            let (old, until) = match earlier.get(&key) {
+                Some((h, until))
+                    if was == new && h.new == new && (known(h.old) || h.old == NO_OWNER) =>
+                {
+                    (h.old, *until)
+                }
+                _ if was != new && known(was) => (was, change.until),
+                _ if was == NO_OWNER && change.joining && new == change.me => {
+                    (NO_OWNER, change.until)
+                }
+                _ => continue,
+            };
+            let taking = if change.taking { HANDOVER_TAKING } else { 0 };
+            out.insert(key, (Handover { old, new, taking, _pad: [0; 3] }, until));
+        }
+    }
+    out
+}
+
+/// The buckets `timed` hands from `me` to others.
+pub fn given(timed: &Timed, me: u16) -> Vec<(usize, u32)> {
+    timed.iter().filter(|(_, (h, _))| h.old == me).map(|(&k, _)| k).collect()
+}
+
+/// The handovers as the data plane holds them.
+pub fn moving(timed: &Timed) -> Moving {
+    timed.iter().map(|(&k, (h, _))| (k, *h)).collect()
+}
+
+/// Flows this node keeps on the buckets it gave away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    pub tcp: usize,
+    pub udp: usize,
+}
+
+/// A TCP socket of this host's: its addresses and the kernel's state number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Socket {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: u8,
+}
+
+/// The kernel's TCP states that hold no connection a client still uses.
+const TCP_TIME_WAIT: u8 = 6;
+const TCP_CLOSE: u8 = 7;
+const TCP_LISTEN: u8 = 10;
+
+/// The flows among `sockets` and `flows` (live UDP flows the program learned) that fall
+/// in buckets `moving` hands from this node (`node.node_id`) to another.
+pub fn kept(
+    moving: &Moving,
+    rules: &Rules,
+    node: &NodeConfig,
+    sockets: &[Socket],
+    flows: &[FlowKey],
+) -> Kept {
+    let given = |slot: usize, bucket: u32| {
+        moving.get(&(slot, bucket)).is_some_and(|h| h.old == node.node_id)
+    };
+    let tcp = sockets
+        .iter()
+        .filter(|s| !matches!(s.state, TCP_TIME_WAIT | TCP_CLOSE | TCP_LISTEN))
+        .filter(|s| {
+            let flow = Flow {
+                vip: s.local.ip(),
+                protocol: Protocol::Tcp,
+                port: s.local.port(),
+                client: s.remote.ip(),
+                client_port: s.remote.port(),
+            };
+            matches!(route(rules, node, &flow), Route::Table { slot, bucket } if given(slot.into(), bucket))
+        })
+        .count();
+    let udp = flows
+        .iter()
+        .filter(|f| {
+            let mode = rules
+                .ports
+                .iter()
+                .filter_map(|p| port_rule_parts(p.rule))
+                .find(|&(slot, _)| slot == f.slot)
+                .map(|(_, mode)| mode);
+            let port = if mode == Some(MODE_CLIENT_IP_PORT) { f.client_port } else { 0 };
+            let bucket = bucket_of(flow_hash(&f.client, port, node.seed), node.bucket_count);
+            given(f.slot.into(), bucket)
+        })
+        .count();
+    Kept { tcp, udp }
+}
+
+/// The sockets `/proc/net/tcp` (or `tcp6`, `v6`) lists; lines it cannot read are skipped.
+pub fn parse_sockets(text: &str, v6: bool) -> Vec<Socket> {
+    text.lines().skip(1).filter_map(|line| socket_line(line, v6)).collect()
+}
+
+fn socket_line(line: &str, v6: bool) -> Option<Socket> {
+    let mut fields = line.split_whitespace().skip(1);
+    let local = proc_addr(fields.next()?, v6)?;
+    let remote = proc_addr(fields.next()?, v6)?;
+    let state = u8::from_str_radix(fields.next()?, 16).ok()?;
+    Some(Socket { local, remote, state })
+}
+
+/// `ADDR:PORT` as /proc/net/tcp prints it: the address as 32-bit words in host order,
+/// each in hex, and the port in hex.
+fn proc_addr(text: &str, v6: bool) -> Option<SocketAddr> {
+    let (addr, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words: Vec<u32> = (0..addr.len() / 8)
+        .map(|i| u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let ip = match (v6, words.as_slice()) {
+        (false, [w]) => IpAddr::from(w.to_ne_bytes()),
+        (true, [a, b, c, d]) => {
+            let mut bytes = [0u8; 16];
+            for (i, w) in [a, b, c, d].into_iter().enumerate() {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+            }
+            IpAddr::from(bytes)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn change<'a>(current: &'a [Vec<u16>], next: &'a [Vec<u16>], members: &'a [u16]) -> Change<'a> {
+        Change {
+            current,
+            next,
+            members,
+            me: 1,
+            joining: false,
+            taking: false,
+            until: Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn a_bucket_moving_from_a_member_is_handed_over_and_one_from_a_failed_node_is_not() {
+        let current = vec![vec![1, 2, 3, 3]];
+        let next = vec![vec![1, 1, 1, 2]];
+        // Node 3 failed: its buckets move as today. Node 2 is drained: bucket 1 moves.
+        let plan = plan(&Timed::new(), &change(&current, &next, &[1, 2]));
+        let moving = moving(&plan);
+        assert_eq!(moving.keys().copied().collect::<Vec<_>>(), vec![(0, 1)]);
+        assert_eq!((moving[&(0, 1)].old, moving[&(0, 1)].new, moving[&(0, 1)].taking), (2, 1, 0));
+    }
+
+    #[test]
+    fn a_handover_lasts_while_its_bucket_keeps_its_owner_and_its_old_owner_is_a_member() {
+        let (current, next) = (vec![vec![2, 2]], vec![vec![1, 1]]);
+        let first =
+            plan(&Timed::new(), &Change { taking: true, ..change(&current, &next, &[1, 2]) });
+        assert_eq!(first.len(), 2);
+        // The next change leaves both buckets on node 1: both handovers go on, same end.
+        let later = Change {
+            until: Instant::now() + Duration::from_secs(99),
+            ..change(&next, &next, &[1, 2])
+        };
+        let kept = plan(&first, &later);
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().all(|(k, (_, until))| *until == first[k].1));
+        // Node 2 fails: its flows are gone, so are the handovers.
+        assert!(plan(&first, &change(&next, &next, &[1])).is_empty());
+        // Bucket 0 moves on to node 3: handed over from node 1, node 2's flows lost.
+        let again = plan(&first, &change(&next, &[vec![3, 1]], &[1, 2, 3]));
+        assert_eq!(again[&(0, 0)].0.old, 1);
+        assert_eq!(again[&(0, 1)].0.old, 2);
+    }
+
+    #[test]
+    fn a_joining_node_hands_over_what_it_takes_from_an_unknown_owner() {
+        let empty = vec![vec![NO_OWNER; 3]];
+        let next = vec![vec![1, 2, 1]];
+        let plan = plan(&Timed::new(), &Change { joining: true, ..change(&empty, &next, &[1, 2]) });
+        let olds: Vec<_> = plan.iter().map(|(k, (h, _))| (k.1, h.old, h.new)).collect();
+        assert_eq!(olds, vec![(0, NO_OWNER, 1), (2, NO_OWNER, 1)]);
+    }
+
+    #[test]
+    fn proc_net_tcp_lines_are_read() {
+        let v4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 640012C6:0050 010112C6:9C42 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0 20 4 30 10 -1\n";
+        let s = parse_sockets(v4, false);
+        assert_eq!(s[0].local, "198.18.0.100:80".parse().unwrap());
+        assert_eq!(s[0].remote, "198.18.1.1:40002".parse().unwrap());
+        assert_eq!(s[0].state, 1);
+        let v6 = "header\n   0: B80D0120000000000000000064000000:0050 B80D0120000000000000000001000000:9C42 0A 0:0 0:0 0 0 0 1\n";
+        let s = parse_sockets(v6, true);
+        assert_eq!(s[0].local, "[2001:db8::64]:80".parse().unwrap());
+        assert_eq!(s[0].state, 10);
+        assert!(parse_sockets("header\n garbage\n", false).is_empty());
+    }
+}

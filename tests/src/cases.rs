@@ -10,6 +10,7 @@ use farm_common::{Counter, Counters, GLOBAL_SLOT, NO_OWNER};
 use crate::{
     fixtures::*,
     harness::{Harness, XDP_DROP, XDP_PASS, XDP_TX},
+    held::HELD_PORT,
     packet::*,
 };
 
@@ -24,18 +25,27 @@ pub enum Owners {
     Nobody,
     /// This node owns every bucket of these slots, `PEER` every other.
     Slots(&'static [u32]),
+    /// Every bucket is in handover between this node and `PEER`: from this node if
+    /// `given`, to it otherwise; installed by the farm (the new owner takes new flows)
+    /// if `taking`.
+    Moving { given: bool, taking: bool },
 }
 
 impl Owners {
     /// Installs this table in `h`.
     pub fn install(self, h: &mut Harness) -> Result<()> {
         let me = h.node_id();
+        if let Owners::Moving { given, taking } = self {
+            let (old, new) = if given { (me, PEER) } else { (PEER, me) };
+            return h.hand_over(old, new, taking);
+        }
         h.fill(|slot, _| match self {
             Owners::Mine => me,
             Owners::Peer => PEER,
             Owners::Nobody => NO_OWNER,
             Owners::Slots(mine) if mine.contains(&(slot as u32)) => me,
             Owners::Slots(_) => PEER,
+            Owners::Moving { .. } => unreachable!("installed above"),
         })
     }
 }
@@ -133,6 +143,12 @@ pub fn accepted(name: &str, owners: Owners, slot: u32, packet: Vec<u8>) -> Case 
     let output = readdressed(&packet);
     let counter = (slot, Counter::Accepted);
     Case { name: name.into(), packet, owners, verdict: XDP_PASS, output, counter, timed: false }
+}
+
+/// Passed on to the stack, readdressed to this node's NIC, counted by `counter`: a
+/// bucket in handover, whose verdicts have counters of their own.
+pub fn kept(name: &str, owners: Owners, counter: (u32, Counter), packet: Vec<u8>) -> Case {
+    Case { counter, ..accepted(name, owners, counter.0, packet) }
 }
 
 /// Dropped as it came.
@@ -486,7 +502,7 @@ pub fn cases() -> Vec<Case> {
         ),
         // ICMP echo hashes on the client in the VIP's table; an error goes to the owner
         // of the flow it quotes, in the service's table.
-        accepted("ICMP echo: the VIP's table", Slots(&[SLOT_VIP4]), SLOT_VIP4, echo4),
+        accepted("ICMP echo: the VIP's table", Slots(&[SLOT_VIP4]), SLOT_VIP4, echo4.clone()),
         accepted("ICMPv6 echo: the VIP's table", Slots(&[SLOT_VIP6]), SLOT_VIP6, echo6),
         accepted(
             "ICMP error about a service's flow: the service's table",
@@ -597,5 +613,130 @@ pub fn cases() -> Vec<Case> {
         let pkt = udp(CLIENT4.into(), 40000, VIP4.into(), port);
         cases.push(accepted(&name, Slots(&[SLOT_DNS4]), SLOT_DNS4, pkt));
     }
+    cases.extend(handover(echo4));
     cases
+}
+
+/// TCP flags, as the packet builder leaves them 0.
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+/// `packet`, a TCP segment with no IP options or extension headers, with `flags`.
+fn with_flags(mut packet: Vec<u8>, flags: u8) -> Vec<u8> {
+    let ip = if packet[12..14] == ETH_P_IPV6.to_be_bytes() { 40 } else { 20 };
+    packet[14 + ip + 13] = flags;
+    packet
+}
+
+/// Buckets in handover (every bucket of the table, between this node and `PEER`). The
+/// TCP cases need the connections `held::hold` makes in the calling thread's namespace:
+/// one from the client's `HELD_PORT`, none from any other port. The harness never sets
+/// a flow idle time, so no UDP flow stays learned past the install here; the verdict
+/// tests learn and keep one in sequence.
+fn handover(echo4: Vec<u8>) -> Vec<Case> {
+    use Counter::*;
+    let given = Owners::Moving { given: true, taking: true };
+    let taken = Owners::Moving { given: false, taking: true };
+    let (given_early, taken_early) = (
+        Owners::Moving { given: true, taking: false },
+        Owners::Moving { given: false, taking: false },
+    );
+    let held4 = with_flags(tcp(CLIENT4.into(), HELD_PORT, VIP4.into(), 80), ACK);
+    let held6 = with_flags(tcp(CLIENT6.into(), HELD_PORT, VIP6.into(), 80), ACK);
+    let other4 = with_flags(tcp(CLIENT4.into(), 40000, VIP4.into(), 80), ACK);
+    let syn4 = with_flags(tcp(CLIENT4.into(), 40000, VIP4.into(), 80), SYN);
+    let dns4 = udp(CLIENT4.into(), 40000, VIP4.into(), 53);
+    let error4 = icmp4_error(TCP, 80, 40000);
+    vec![
+        kept(
+            "handover, old owner: a connection it holds, kept",
+            given,
+            (SLOT_WEB4, SocketFound),
+            held4.clone(),
+        )
+        .timed(),
+        kept(
+            "handover, old owner: an IPv6 connection it holds, kept",
+            given,
+            (SLOT_WEB6, SocketFound),
+            held6,
+        ),
+        dropped(
+            "handover, old owner: a connection it does not hold, dropped",
+            given,
+            (SLOT_WEB4, PeerFlow),
+            other4.clone(),
+        ),
+        dropped(
+            "handover, old owner: a SYN, dropped (new connections are the new owner's)",
+            given,
+            (SLOT_WEB4, PeerFlow),
+            syn4.clone(),
+        ),
+        kept("handover, new owner: a SYN, taken", taken, (SLOT_WEB4, NewFlow), syn4.clone())
+            .timed(),
+        dropped(
+            "handover, new owner: a connection the old owner holds, dropped",
+            taken,
+            (SLOT_WEB4, PeerFlow),
+            other4,
+        )
+        .timed(),
+        kept(
+            "handover, new owner: a connection it holds, kept",
+            taken,
+            (SLOT_WEB4, SocketFound),
+            held4,
+        ),
+        dropped(
+            "handover, new owner before the install: a SYN, dropped",
+            taken_early,
+            (SLOT_WEB4, PeerFlow),
+            syn4,
+        ),
+        kept(
+            "handover before the install, old owner: UDP, learned and kept",
+            given_early,
+            (SLOT_DNS4, LearnedFlow),
+            dns4.clone(),
+        ),
+        dropped(
+            "handover before the install, new owner: UDP, learned and dropped",
+            taken_early,
+            (SLOT_DNS4, PeerFlow),
+            dns4.clone(),
+        ),
+        kept(
+            "handover, new owner: UDP of a flow not learned before the move, taken",
+            taken,
+            (SLOT_DNS4, NewFlow),
+            dns4.clone(),
+        )
+        .timed(),
+        dropped(
+            "handover, old owner: UDP of a flow not learned before the move, dropped",
+            given,
+            (SLOT_DNS4, PeerFlow),
+            dns4,
+        ),
+        kept(
+            "handover, old owner: an ICMP error about a flow, taken (by both)",
+            given,
+            (SLOT_WEB4, Accepted),
+            error4.clone(),
+        ),
+        kept(
+            "handover, new owner: an ICMP error about a flow, taken (by both)",
+            taken,
+            (SLOT_WEB4, NewFlow),
+            error4,
+        ),
+        dropped(
+            "handover, old owner: ICMP echo, dropped (the new owner's)",
+            given,
+            (SLOT_VIP4, PeerFlow),
+            echo4.clone(),
+        ),
+        kept("handover, new owner: ICMP echo, taken", taken, (SLOT_VIP4, NewFlow), echo4),
+    ]
 }

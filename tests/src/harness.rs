@@ -7,10 +7,11 @@ use aya::{
     Ebpf,
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use farm_common::{Counters, NO_OWNER, PROGRAM_NAME};
+use farm_common::{Counters, HANDOVER_TAKING, Handover, NO_OWNER, PROGRAM_NAME};
 use farm_userspace::{
     config::Config,
     dataplane::Dataplane,
+    handover::Moving,
     program,
     rules::{self, Rules},
 };
@@ -62,6 +63,18 @@ impl Harness {
             .map(|s| (0..self.cfg.cluster.buckets).map(|b| owner(s, b)).collect())
             .collect();
         Ok(self.dataplane.install(&rows, &Default::default())?)
+    }
+
+    /// Installs a table where every bucket of every slot is in handover from `old` to
+    /// `new`, the move installed by the farm if `taking`.
+    pub fn hand_over(&mut self, old: u16, new: u16, taking: bool) -> Result<()> {
+        let (slots, buckets) = (self.rules.slots.len(), self.cfg.cluster.buckets);
+        let owner = if taking { new } else { NO_OWNER };
+        let taking = if taking { HANDOVER_TAKING } else { 0 };
+        let h = Handover { old, new, taking, _pad: [0; 3] };
+        let moving: Moving =
+            (0..slots).flat_map(|s| (0..buckets).map(move |b| ((s, b), h))).collect();
+        Ok(self.dataplane.install(&vec![vec![owner; buckets as usize]; slots], &moving)?)
     }
 
     /// The loaded program, for runs the harness does not make itself (live frames).

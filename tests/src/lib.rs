@@ -11,6 +11,7 @@ pub mod farm;
 pub mod fixtures;
 pub mod fuzz;
 pub mod harness;
+pub mod held;
 pub mod netns;
 pub mod package;
 pub mod packet;

@@ -16,6 +16,7 @@ use farm_tests::{
     cases::*,
     fixtures::*,
     harness::{Harness, XDP_DROP, XDP_PASS},
+    held::hold,
     packet::*,
 };
 
@@ -38,6 +39,7 @@ fn case_names_are_unique() {
 #[test]
 #[ignore = "needs root: BPF_PROG_TEST_RUN"]
 fn every_case_gives_its_verdict_frame_and_counter() {
+    let _held = hold().expect("the handover cases' connections");
     let mut h = Harness::new(config()).expect("load the XDP program");
     let cases = cases();
     let failures: Vec<String> =
@@ -192,4 +194,79 @@ fn vips_that_fold_alike_are_both_found() {
     ] {
         case.check(&mut h).unwrap();
     }
+}
+
+/// A UDP flow seen before the move is installed is learned by both nodes of the
+/// handover: after the install the old owner keeps it and the new owner leaves it, until
+/// it has been idle for the flow idle time; a flow first seen after the install is the
+/// new owner's. The two nodes are two harnesses, each fed the same datagrams.
+#[test]
+#[ignore = "needs root: BPF_PROG_TEST_RUN"]
+fn a_udp_flow_learned_before_the_move_stays_with_the_old_owner_until_idle() {
+    let learned = udp(CLIENT4.into(), 40000, VIP4.into(), 53);
+    let fresh = udp(CLIENT4.into(), 40009, VIP4.into(), 53);
+    let (old, new) = (
+        Owners::Moving { given: true, taking: false },
+        Owners::Moving { given: false, taking: false },
+    );
+    let mut nodes: Vec<Harness> = [old, new]
+        .into_iter()
+        .map(|owners| {
+            let mut h = harness(owners);
+            // Long enough for the installs below (every bucket of the table moves).
+            h.dataplane.set_flow_idle(Duration::from_secs(3)).unwrap();
+            h
+        })
+        .collect();
+    let taking = |given| Owners::Moving { given, taking: true };
+    // Released: both learn; the old owner still answers.
+    kept("old owner, released", old, (SLOT_DNS4, Counter::LearnedFlow), learned.clone())
+        .check(&mut nodes[0])
+        .unwrap();
+    dropped("new owner, released", new, (SLOT_DNS4, Counter::PeerFlow), learned.clone())
+        .check(&mut nodes[1])
+        .unwrap();
+    // Installed: the learned flow stays, a fresh one moves.
+    for (h, given) in nodes.iter_mut().zip([true, false]) {
+        taking(given).install(h).unwrap();
+    }
+    let learned_kept = [
+        kept(
+            "old owner keeps the learned flow",
+            taking(true),
+            (SLOT_DNS4, Counter::LearnedFlow),
+            learned.clone(),
+        ),
+        dropped(
+            "new owner leaves the learned flow",
+            taking(false),
+            (SLOT_DNS4, Counter::PeerFlow),
+            learned.clone(),
+        ),
+    ];
+    let fresh_moves = [
+        dropped(
+            "old owner leaves a fresh flow",
+            taking(true),
+            (SLOT_DNS4, Counter::PeerFlow),
+            fresh.clone(),
+        ),
+        kept("new owner takes a fresh flow", taking(false), (SLOT_DNS4, Counter::NewFlow), fresh),
+    ];
+    for cases in [&learned_kept, &fresh_moves] {
+        for (case, h) in cases.iter().zip(&mut nodes) {
+            // Installed already: run the packet against the table as it stands.
+            let out = h.run(&case.packet).unwrap();
+            assert_eq!(out.action, case.verdict, "{}", case.name);
+        }
+    }
+    // Idle past the flow idle time (polled without a datagram, which would keep it
+    // alive), the learned flow has ended and its next datagram is a new flow, the new
+    // owner's.
+    let idle = farm_tests::netns::wait_for(Duration::from_secs(10), || {
+        nodes.iter().all(|h| h.dataplane.live_flows().unwrap().is_empty()).then_some(())
+    });
+    assert!(idle.is_some(), "the learned flow never idled out");
+    let got: Vec<u32> = nodes.iter_mut().map(|h| h.run(&learned).unwrap().action).collect();
+    assert_eq!(got, [XDP_DROP, XDP_PASS], "after idling, the flow is the new owner's");
 }

@@ -79,11 +79,12 @@ counters! {
     /// Accepted in a bucket in handover: a TCP packet of a connection this node holds a
     /// socket for (or the ACK completing a SYN cookie it issued).
     socket_found: SocketFound,
-    /// Accepted in a bucket in handover by its new owner: a new TCP connection (a SYN),
-    /// a UDP datagram of a flow not learned before the move, or other traffic.
+    /// Accepted in a bucket in handover by its new owner, once the move is installed: a
+    /// new TCP connection (a SYN), a UDP datagram of a flow not learned before the move,
+    /// or other traffic.
     new_flow: NewFlow,
     /// Accepted in a bucket in handover by its old owner: a UDP datagram of a flow it
-    /// served before the move.
+    /// served before the move (or learns while the move is agreed on).
     learned_flow: LearnedFlow,
     /// Dropped in a bucket in handover: a packet of a flow the other node of the
     /// handover keeps (or of no live flow at all).

@@ -28,7 +28,7 @@ mod tests {
     use crate::*;
 
     /// Every layout a version stood for, by the fingerprint of `layout()`.
-    const RECORDED: &[(u32, u64)] = &[(1, 0x4891_1f0e_e00f_8694), (2, 0xdc71_d730_abe9_d803)];
+    const RECORDED: &[(u32, u64)] = &[(1, 0x4891_1f0e_e00f_8694), (2, 0xd8e6_c298_1d5d_6f23)];
 
     fn put(s: &mut String, what: &str, n: u64) {
         writeln!(s, "{what} {n}").expect("writing to a String");
@@ -46,7 +46,7 @@ mod tests {
         }
         fields!(NodeConfig: own_mac, cluster_mac, node_id, _pad, bucket_count, seed);
         fields!(Control: lease, active_half, flow_idle);
-        fields!(Handover: old, new, taking, _pad);
+        fields!(Handover: old, new, phase, _pad);
         fields!(FlowKey: client, client_port, port, slot, _pad);
         fields!(VipEntry: addr, mode, in_use, index, _pad);
         fields!(Counters: accepted, not_owner, lease_expired, no_service, arp_replies,
@@ -63,6 +63,8 @@ mod tests {
             ("HANDOVER", HANDOVER.into()),
             ("HANDOVER_ENTRIES", HANDOVER_ENTRIES),
             ("FLOW_ENTRIES", FLOW_ENTRIES),
+            ("HANDOVER_LEARNING", HANDOVER_LEARNING.into()),
+            ("HANDOVER_RELEASED", HANDOVER_RELEASED.into()),
             ("HANDOVER_TAKING", HANDOVER_TAKING.into()),
             ("OWNERS_PER_CHUNK", OWNERS_PER_CHUNK),
             ("OWNERS_MAP_FLAGS", OWNERS_MAP_FLAGS),

@@ -202,14 +202,20 @@ pub struct Handover {
     pub old: u16,
     /// The owner after the move.
     pub new: u16,
-    /// `HANDOVER_TAKING` once the farm installed the move: the new owner takes new flows.
-    /// Before (the old table released), the new owner takes nothing and both nodes
-    /// learn the UDP flows they see, the old owner keeping them.
-    pub taking: u8,
+    /// Where the move stands: `HANDOVER_LEARNING`, `HANDOVER_RELEASED` or
+    /// `HANDOVER_TAKING`.
+    pub phase: u8,
     pub _pad: [u8; 3],
 }
 
-pub const HANDOVER_TAKING: u8 = 1;
+/// The move is agreed on but not released: the old owner still takes new connections
+/// and flows, and both nodes learn the UDP flows they see.
+pub const HANDOVER_LEARNING: u8 = 0;
+/// The old owner released the bucket: it keeps what it holds and takes no new
+/// connection; nobody takes new flows yet, and both nodes go on learning UDP flows.
+pub const HANDOVER_RELEASED: u8 = 1;
+/// The farm installed the move: the new owner takes new connections and flows.
+pub const HANDOVER_TAKING: u8 = 2;
 
 /// The `FARM_HANDOVER` key of a bucket of a slot's row in a half of the owner table.
 #[inline(always)]

@@ -2,19 +2,24 @@
 //! drain, a weight, a join) keeps its flows on the old owner while new ones go to the
 //! new owner. Both nodes receive every packet of the bucket, so each decides alone;
 //! their two answers must never both be yes, nor both no, for a packet of a live flow.
+//! A move goes through three phases (`Handover::phase`): agreed on (learning), released
+//! by the old owner, installed by the farm (taking).
 //!
-//! - TCP: the old owner takes a packet of a connection it holds a socket for (found by
-//!   `bpf_skc_lookup_tcp`: established, closing, or half-open) and never a SYN; the new
-//!   owner takes SYNs and packets of connections it holds. A live connection has its
-//!   socket on one of them, so exactly one takes it. A TIME_WAIT socket is no live
-//!   connection: a client reusing its port opens a new one, which is the new owner's.
-//!   The ACK completing a SYN cookie is taken by the node whose cookie it is.
+//! - TCP: a node takes a packet of a connection it holds a socket for (found by
+//!   `bpf_skc_lookup_tcp`: established, closing, or half-open), whichever side it is;
+//!   a live connection has its socket on one of them. A SYN opens a new connection: the
+//!   old owner's until it releases the bucket, the new owner's once the move is
+//!   installed. A TIME_WAIT socket is no live connection: a client reusing its port
+//!   opens a new one. The ACK completing a SYN cookie is taken by the node whose cookie
+//!   it is.
 //! - UDP has no socket per flow. Both nodes learn the flows they see in `FARM_FLOWS`
-//!   from the moment they release the old table, the old owner still taking them; once
-//!   the move is installed, a learned flow stays with the old owner until it has been
-//!   idle for `Control::flow_idle`, and any other goes to the new owner.
-//! - ICMP errors about a flow go to both (the kernel without the flow drops it); other
-//!   traffic (echo, fragments, a VIP's default rule) is the new owner's.
+//!   until the move is installed, the old owner still taking them; then a learned flow
+//!   stays with the old owner until it has been idle for `Control::flow_idle`, and any
+//!   other goes to the new owner. The agent holds a move in learning long enough for
+//!   both nodes to see a datagram of every active flow.
+//! - ICMP errors about a flow go to both (the kernel without the flow drops it) once
+//!   taking; other traffic (echo, fragments, a VIP's default rule) is the old owner's
+//!   while learning and the new owner's once taking.
 //!
 //! Only packets of buckets in handover come here: every other bucket costs what it did.
 use aya_ebpf::{
@@ -22,7 +27,7 @@ use aya_ebpf::{
     helpers::{bpf_jiffies64, bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_check_syncookie},
     programs::XdpContext,
 };
-use farm_common::{Addr, FlowKey, HANDOVER_TAKING, Handover, NodeConfig};
+use farm_common::{Addr, FlowKey, HANDOVER_LEARNING, HANDOVER_TAKING, Handover, NodeConfig};
 
 use crate::{
     maps::{FARM_CONTROL, FARM_FLOWS, count},
@@ -62,11 +67,13 @@ pub fn take(
     kind: Kind,
 ) -> bool {
     let old = h.old == cfg.node_id;
-    let taking = h.taking == HANDOVER_TAKING;
+    let (learning, taking) = (h.phase == HANDOVER_LEARNING, h.phase == HANDOVER_TAKING);
+    // New connections and other traffic: the old owner's while learning, the new
+    // owner's once taking, nobody's in between (released).
+    let opens = if old { learning } else { taking };
     let (mine, why) = match kind {
         Kind::Tcp { l3, l4, v6 } => match tcp(ctx, l3, l4, v6) {
-            // A SYN opens a new connection: the new owner's, once it takes.
-            Tcp::Syn => (!old && taking, Why::New),
+            Tcp::Syn => (opens, Why::New),
             Tcp::Held => (true, Why::Socket),
             Tcp::Unknown => (false, Why::New),
         },
@@ -77,7 +84,7 @@ pub fn take(
             (learned == old && (old || taking), if learned { Why::Learned } else { Why::New })
         }
         Kind::Error => (old || taking, Why::New),
-        Kind::Other => (!old && taking, Why::New),
+        Kind::Other => (opens, Why::New),
     };
     if !mine {
         count(slot, |c| &mut c.peer_flow);
@@ -87,7 +94,8 @@ pub fn take(
         Why::Socket => count(slot, |c| &mut c.socket_found),
         Why::Learned => count(slot, |c| &mut c.learned_flow),
         Why::New if !old => count(slot, |c| &mut c.new_flow),
-        // An ICMP error, which the old owner takes too.
+        // The old owner: an ICMP error, or what it takes as the owner it still is while
+        // the move is learning.
         Why::New => count(slot, |c| &mut c.accepted),
     }
     true

@@ -306,15 +306,16 @@ impl Dataplane {
     }
 
     /// The owner row of `slot` in the active half, a bucket in handover showing the owner
-    /// of its new flows (its new owner once the farm installed the move, no owner
-    /// before): who owns what, as the agent's table says.
+    /// of its new flows (its old owner while the move learns, nobody once released, its
+    /// new owner once installed): who owns what, as the agent's table says.
     pub fn row(&self, slot: usize) -> Result<Vec<u16>> {
         let mut row = self.marked_row(slot)?;
         if row.contains(&HANDOVER) {
             let moving = self.moving()?;
             for (bucket, owner) in row.iter_mut().enumerate().filter(|(_, o)| **o == HANDOVER) {
-                *owner = match moving.get(&(slot, bucket as u32)) {
-                    Some(h) if h.taking == farm_common::HANDOVER_TAKING => h.new,
+                *owner = match moving.get(&(slot, bucket as u32)).map(|h| (h.phase, h)) {
+                    Some((farm_common::HANDOVER_LEARNING, h)) => h.old,
+                    Some((farm_common::HANDOVER_TAKING, h)) => h.new,
                     _ => farm_common::NO_OWNER,
                 };
             }

@@ -9,8 +9,8 @@ use std::{
 };
 
 use farm_common::{
-    FlowKey, HANDOVER_ENTRIES, HANDOVER_TAKING, Handover, MODE_CLIENT_IP_PORT, NO_OWNER,
-    NodeConfig, bucket_of, flow_hash, port_rule_parts,
+    FlowKey, HANDOVER_ENTRIES, Handover, MODE_CLIENT_IP_PORT, NO_OWNER, NodeConfig, bucket_of,
+    flow_hash, port_rule_parts,
 };
 use serde::{Deserialize, Serialize};
 
@@ -43,15 +43,16 @@ pub struct Change<'a> {
     /// from an unknown old owner.
     pub me: u16,
     pub joining: bool,
-    /// Whether the farm installed the change (the new owners take new flows).
-    pub taking: bool,
+    /// Where the change stands (`farm_common::HANDOVER_LEARNING` and on).
+    pub phase: u8,
     /// When handovers that start now end.
     pub until: Instant,
 }
 
 /// The handovers after `change`: each earlier one whose bucket keeps its new owner and
-/// whose old owner is still a member, and one for each bucket that moves from a member.
-/// At most `MOST`; a move of more buckets moves the rest as a failure would.
+/// whose old owner is still a member, and one for each bucket that moves from a member
+/// (keeping its end if the same move was planned before). At most `MOST`; a move of
+/// more buckets moves the rest as a failure would.
 pub fn plan(earlier: &Timed, change: &Change) -> Timed {
     let mut out = Timed::new();
     for (slot, row) in change.next.iter().enumerate() {
@@ -66,23 +67,35 @@ pub fn plan(earlier: &Timed, change: &Change) -> Timed {
             let key = (slot, bucket as u32);
             let was = current.map_or(NO_OWNER, |c| c[bucket]);
             let known = |old: u16| change.members.contains(&old);
-            let (old, until) = match earlier.get(&key) {
-                Some((h, until))
+            let earlier = earlier.get(&key);
+            let old = match earlier {
+                Some((h, _))
                     if was == new && h.new == new && (known(h.old) || h.old == NO_OWNER) =>
                 {
-                    (h.old, *until)
+                    h.old
                 }
-                _ if was != new && known(was) => (was, change.until),
-                _ if was == NO_OWNER && change.joining && new == change.me => {
-                    (NO_OWNER, change.until)
-                }
+                _ if was != new && known(was) => was,
+                _ if was == NO_OWNER && change.joining && new == change.me => NO_OWNER,
                 _ => continue,
             };
-            let taking = if change.taking { HANDOVER_TAKING } else { 0 };
-            out.insert(key, (Handover { old, new, taking, _pad: [0; 3] }, until));
+            let until = match earlier {
+                Some((h, until)) if (h.old, h.new) == (old, new) => *until,
+                _ => change.until,
+            };
+            let h = Handover { old, new, phase: change.phase, _pad: [0; 3] };
+            out.insert(key, (h, until));
         }
     }
     out
+}
+
+/// Whether `next` moves a bucket away from a node that is no member of the next view
+/// (it failed, was fenced or left): a failover, which must not wait for handovers.
+pub fn loses_a_node(current: &[Vec<u16>], next: &[Vec<u16>], members: &[u16]) -> bool {
+    current.iter().zip(next).any(|(cur, row)| {
+        cur.len() == row.len()
+            && cur.iter().zip(row).any(|(&c, &n)| c != n && c != NO_OWNER && !members.contains(&c))
+    })
 }
 
 /// The buckets `timed` hands from `me` to others.
@@ -196,6 +209,7 @@ fn proc_addr(text: &str, v6: bool) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use farm_common::{HANDOVER_LEARNING, HANDOVER_TAKING};
     use std::time::Duration;
 
     fn change<'a>(current: &'a [Vec<u16>], next: &'a [Vec<u16>], members: &'a [u16]) -> Change<'a> {
@@ -205,7 +219,7 @@ mod tests {
             members,
             me: 1,
             joining: false,
-            taking: false,
+            phase: HANDOVER_LEARNING,
             until: Instant::now() + Duration::from_secs(60),
         }
     }
@@ -218,14 +232,18 @@ mod tests {
         let plan = plan(&Timed::new(), &change(&current, &next, &[1, 2]));
         let moving = moving(&plan);
         assert_eq!(moving.keys().copied().collect::<Vec<_>>(), vec![(0, 1)]);
-        assert_eq!((moving[&(0, 1)].old, moving[&(0, 1)].new, moving[&(0, 1)].taking), (2, 1, 0));
+        assert_eq!((moving[&(0, 1)].old, moving[&(0, 1)].new, moving[&(0, 1)].phase), (2, 1, 0));
+        assert!(loses_a_node(&current, &next, &[1, 2]));
+        assert!(!loses_a_node(&current, &next, &[1, 2, 3]));
     }
 
     #[test]
     fn a_handover_lasts_while_its_bucket_keeps_its_owner_and_its_old_owner_is_a_member() {
         let (current, next) = (vec![vec![2, 2]], vec![vec![1, 1]]);
-        let first =
-            plan(&Timed::new(), &Change { taking: true, ..change(&current, &next, &[1, 2]) });
+        let first = plan(
+            &Timed::new(),
+            &Change { phase: HANDOVER_TAKING, ..change(&current, &next, &[1, 2]) },
+        );
         assert_eq!(first.len(), 2);
         // The next change leaves both buckets on node 1: both handovers go on, same end.
         let later = Change {

@@ -5,7 +5,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Result, bail};
-use farm_common::{Counter, Counters, GLOBAL_SLOT, NO_OWNER};
+use farm_common::{
+    Counter, Counters, GLOBAL_SLOT, HANDOVER_LEARNING, HANDOVER_RELEASED, HANDOVER_TAKING, NO_OWNER,
+};
 
 use crate::{
     fixtures::*,
@@ -26,18 +28,17 @@ pub enum Owners {
     /// This node owns every bucket of these slots, `PEER` every other.
     Slots(&'static [u32]),
     /// Every bucket is in handover between this node and `PEER`: from this node if
-    /// `given`, to it otherwise; installed by the farm (the new owner takes new flows)
-    /// if `taking`.
-    Moving { given: bool, taking: bool },
+    /// `given`, to it otherwise; the move in `phase` (`farm_common::HANDOVER_*`).
+    Moving { given: bool, phase: u8 },
 }
 
 impl Owners {
     /// Installs this table in `h`.
     pub fn install(self, h: &mut Harness) -> Result<()> {
         let me = h.node_id();
-        if let Owners::Moving { given, taking } = self {
+        if let Owners::Moving { given, phase } = self {
             let (old, new) = if given { (me, PEER) } else { (PEER, me) };
-            return h.hand_over(old, new, taking);
+            return h.hand_over(old, new, phase);
         }
         h.fill(|slot, _| match self {
             Owners::Mine => me,
@@ -635,12 +636,12 @@ fn with_flags(mut packet: Vec<u8>, flags: u8) -> Vec<u8> {
 /// tests learn and keep one in sequence.
 fn handover(echo4: Vec<u8>) -> Vec<Case> {
     use Counter::*;
-    let given = Owners::Moving { given: true, taking: true };
-    let taken = Owners::Moving { given: false, taking: true };
-    let (given_early, taken_early) = (
-        Owners::Moving { given: true, taking: false },
-        Owners::Moving { given: false, taking: false },
-    );
+    let moving = |given, phase| Owners::Moving { given, phase };
+    let (given, taken) = (moving(true, HANDOVER_TAKING), moving(false, HANDOVER_TAKING));
+    let (given_early, taken_early) =
+        (moving(true, HANDOVER_RELEASED), moving(false, HANDOVER_RELEASED));
+    let (learning_given, learning_taken) =
+        (moving(true, HANDOVER_LEARNING), moving(false, HANDOVER_LEARNING));
     let held4 = with_flags(tcp(CLIENT4.into(), HELD_PORT, VIP4.into(), 80), ACK);
     let held6 = with_flags(tcp(CLIENT6.into(), HELD_PORT, VIP6.into(), 80), ACK);
     let other4 = with_flags(tcp(CLIENT4.into(), 40000, VIP4.into(), 80), ACK);
@@ -692,7 +693,37 @@ fn handover(echo4: Vec<u8>) -> Vec<Case> {
             "handover, new owner before the install: a SYN, dropped",
             taken_early,
             (SLOT_WEB4, PeerFlow),
+            syn4.clone(),
+        ),
+        dropped(
+            "handover released, old owner: a SYN, dropped",
+            given_early,
+            (SLOT_WEB4, PeerFlow),
+            syn4.clone(),
+        ),
+        kept(
+            "handover learning, old owner: a SYN, taken (it still owns the bucket)",
+            learning_given,
+            (SLOT_WEB4, Accepted),
+            syn4.clone(),
+        ),
+        dropped(
+            "handover learning, new owner: a SYN, dropped",
+            learning_taken,
+            (SLOT_WEB4, PeerFlow),
             syn4,
+        ),
+        kept(
+            "handover learning, old owner: UDP, learned and kept",
+            learning_given,
+            (SLOT_DNS4, LearnedFlow),
+            dns4.clone(),
+        ),
+        dropped(
+            "handover learning, new owner: UDP, learned and dropped",
+            learning_taken,
+            (SLOT_DNS4, PeerFlow),
+            dns4.clone(),
         ),
         kept(
             "handover before the install, old owner: UDP, learned and kept",

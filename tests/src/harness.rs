@@ -7,7 +7,7 @@ use aya::{
     Ebpf,
     programs::{TestRun, TestRunOptions, Xdp},
 };
-use farm_common::{Counters, HANDOVER_TAKING, Handover, NO_OWNER, PROGRAM_NAME};
+use farm_common::{Counters, HANDOVER_LEARNING, HANDOVER_TAKING, Handover, NO_OWNER, PROGRAM_NAME};
 use farm_userspace::{
     config::Config,
     dataplane::Dataplane,
@@ -66,12 +66,15 @@ impl Harness {
     }
 
     /// Installs a table where every bucket of every slot is in handover from `old` to
-    /// `new`, the move installed by the farm if `taking`.
-    pub fn hand_over(&mut self, old: u16, new: u16, taking: bool) -> Result<()> {
+    /// `new`, the move in `phase`.
+    pub fn hand_over(&mut self, old: u16, new: u16, phase: u8) -> Result<()> {
         let (slots, buckets) = (self.rules.slots.len(), self.cfg.cluster.buckets);
-        let owner = if taking { new } else { NO_OWNER };
-        let taking = if taking { HANDOVER_TAKING } else { 0 };
-        let h = Handover { old, new, taking, _pad: [0; 3] };
+        let owner = match phase {
+            HANDOVER_LEARNING => old,
+            HANDOVER_TAKING => new,
+            _ => NO_OWNER,
+        };
+        let h = Handover { old, new, phase, _pad: [0; 3] };
         let moving: Moving =
             (0..slots).flat_map(|s| (0..buckets).map(move |b| ((s, b), h))).collect();
         Ok(self.dataplane.install(&vec![vec![owner; buckets as usize]; slots], &moving)?)

@@ -46,7 +46,8 @@ pub fn hold() -> Result<Held> {
         let listener = TcpListener::bind(SocketAddr::new(vip, 80)).context("listen on a VIP")?;
         let s = Socket::new(Domain::for_address(SocketAddr::new(vip, 80)), Type::STREAM, None)?;
         s.bind(&SocketAddr::new(client, HELD_PORT).into())?;
-        s.connect(&SocketAddr::new(vip, 80).into()).context("connect to the VIP")?;
+        s.connect(&SocketAddr::new(vip, 80).into())
+            .with_context(|| format!("connect from {client}:{HELD_PORT} to {vip}:80"))?;
         let (server, from) = listener.accept()?;
         ensure!(from.port() == HELD_PORT, "accepted a connection from {from}");
         streams.extend([s.into(), server]);

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use farm_common::{Counter, GLOBAL_SLOT};
+use farm_common::{Counter, GLOBAL_SLOT, HANDOVER_LEARNING, HANDOVER_TAKING};
 use farm_tests::{
     cases::*,
     fixtures::*,
@@ -206,8 +206,8 @@ fn a_udp_flow_learned_before_the_move_stays_with_the_old_owner_until_idle() {
     let learned = udp(CLIENT4.into(), 40000, VIP4.into(), 53);
     let fresh = udp(CLIENT4.into(), 40009, VIP4.into(), 53);
     let (old, new) = (
-        Owners::Moving { given: true, taking: false },
-        Owners::Moving { given: false, taking: false },
+        Owners::Moving { given: true, phase: HANDOVER_LEARNING },
+        Owners::Moving { given: false, phase: HANDOVER_LEARNING },
     );
     let mut nodes: Vec<Harness> = [old, new]
         .into_iter()
@@ -218,8 +218,8 @@ fn a_udp_flow_learned_before_the_move_stays_with_the_old_owner_until_idle() {
             h
         })
         .collect();
-    let taking = |given| Owners::Moving { given, taking: true };
-    // Released: both learn; the old owner still answers.
+    let taking = |given| Owners::Moving { given, phase: HANDOVER_TAKING };
+    // Learning: both learn; the old owner still answers.
     kept("old owner, released", old, (SLOT_DNS4, Counter::LearnedFlow), learned.clone())
         .check(&mut nodes[0])
         .unwrap();

@@ -5,29 +5,29 @@ use std::{
     time::{Duration, Instant},
 };
 
-use farm_common::NO_OWNER;
+use farm_common::{HANDOVER_LEARNING, NO_OWNER};
 
-use super::{Core, Note};
+use super::{Core, Note, interval};
 use crate::{
     agent::{control::HandoverStatus, membership::View},
     handover::{self, Change, Kept, Moving},
 };
 
 impl Core {
-    /// The handovers of the move to `view`'s table `next`: from its release
-    /// (`taking` false) or its install. Written with the next rows.
+    /// The handovers of the move to `view`'s table `next`, in `phase`: planned when the
+    /// table is ready (learning), then at its release and its install. Written with the
+    /// next rows. Whether this node takes part in one.
     pub(super) fn hand_over(
         &mut self,
         now: Instant,
-        epoch: u64,
         view: &View,
         next: &[Vec<u16>],
-        taking: bool,
-    ) {
+        phase: u8,
+    ) -> bool {
         let timeout = Duration::from_millis(self.cfg.cluster.handover_timeout_ms);
         if timeout.is_zero() {
             self.handing.clear();
-            return;
+            return false;
         }
         let me = self.cfg.cluster.node_id;
         // A node that owns nothing and never installed since (it starts, or rejoins after
@@ -43,21 +43,41 @@ impl Core {
         };
         let members = view.ids();
         let change =
-            Change { current, next, members: &members, me, joining, taking, until: now + timeout };
-        let before = self.handing.len();
+            Change { current, next, members: &members, me, joining, phase, until: now + timeout };
         let planned = handover::plan(&self.handing, &change);
         if handover::given(&planned, me) != handover::given(&self.handing, me) {
             // What was counted was of other buckets.
             self.kept = None;
         }
         self.handing = planned;
-        if !taking && (before > 0 || !self.handing.is_empty()) {
-            let status = self.handover_status(now);
-            let (given, taken) = (status.out, status.r#in);
-            if given + taken > 0 {
-                self.note(Note::HandingOver { epoch, given, taken, timeout });
-            }
+        let status = self.handover_status(now);
+        status.out + status.r#in > 0
+    }
+
+    /// The table of the view the membership holds is ready: if the move hands buckets
+    /// over to or from this node, both nodes of each must learn the UDP flows of those
+    /// buckets before the old owner releases them, for long enough to see a datagram of
+    /// every active flow (their learning starts within a heartbeat of each other). So
+    /// the release waits `LEARNING` while the data plane learns. A move that loses a
+    /// node is a failover, and waits for nothing.
+    pub(super) fn learn(&mut self, now: Instant, rows: &[Vec<u16>]) -> Option<Instant> {
+        let view = self.membership.view().clone();
+        if handover::loses_a_node(&self.installed, rows, &view.ids()) {
+            return None;
         }
+        let involved = self.hand_over(now, &view, rows, HANDOVER_LEARNING);
+        let current = self.rows.as_ref().clone();
+        self.write_rows(current);
+        if involved {
+            let status = self.handover_status(now);
+            self.note(Note::HandingOver {
+                epoch: self.membership.epoch(),
+                given: status.out,
+                taken: status.r#in,
+                timeout: Duration::from_millis(self.cfg.cluster.handover_timeout_ms),
+            });
+        }
+        involved.then(|| now + learning(&self.cfg))
     }
 
     /// Ends the handovers whose time is up.
@@ -117,4 +137,10 @@ impl Core {
             timeout_ms: self.cfg.cluster.handover_timeout_ms,
         }
     }
+}
+
+/// How long a move that hands buckets over learns UDP flows before its release: two
+/// heartbeats, so that a flow sending more often than that is seen by both nodes.
+fn learning(cfg: &crate::config::Config) -> Duration {
+    2 * interval(cfg)
 }

@@ -31,11 +31,23 @@ impl Core {
         }
     }
 
-    /// The table of the membership's view is here: its phases may go on.
+    /// The table of the membership's view is here: its phases may go on, once the
+    /// handovers it starts have learned (`learn`).
     pub(super) fn ready(&mut self, now: Instant, digest: u64, rows: Arc<Rows>) {
-        self.ready = Some((digest, rows));
-        let events = self.membership.tables_ready(digest);
-        self.handle(now, events);
+        self.ready = Some((digest, rows.clone()));
+        match self.learn(now, &rows) {
+            Some(until) => self.learning = Some((digest, until)),
+            None => self.release_when_ready(now, digest),
+        }
+    }
+
+    /// Tells the membership the table of `digest` is ready, if it still holds that view.
+    pub(super) fn release_when_ready(&mut self, now: Instant, digest: u64) {
+        self.learning = None;
+        if digest == self.membership.digest() {
+            let events = self.membership.tables_ready(digest);
+            self.handle(now, events);
+        }
     }
 
     pub(super) fn computed(&mut self, now: Instant, digest: u64, rows: Arc<Rows>) {

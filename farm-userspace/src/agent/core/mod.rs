@@ -21,6 +21,7 @@
 //! - Tables: asked of the runtime (`Effect::Compute`) when the view changes, computed
 //!   off the loop; the two-phase install waits for them.
 //! - Reloads: see `reload`.
+use farm_common::{HANDOVER_RELEASED, HANDOVER_TAKING};
 use std::{
     collections::{BTreeSet, VecDeque},
     net::{IpAddr, SocketAddr},
@@ -178,6 +179,9 @@ pub struct Core {
     /// Whether this node installed a table since it last owned nothing (it started, or
     /// was fenced): else it cannot know who held the buckets it takes.
     joined: bool,
+    /// The view whose table is ready, and when its handovers have learned long enough
+    /// for this node to release the old table.
+    learning: Option<(u64, Instant)>,
     /// The flows this node keeps on the buckets it handed over, last counted (`None`
     /// since those buckets changed, until counted again).
     kept: Option<Kept>,
@@ -266,6 +270,7 @@ impl Core {
             written: Arc::new(Moving::new()),
             joined: false,
             kept: None,
+            learning: None,
             apart: Apart::default(),
             announced: (vec![], None),
             out: vec![
@@ -298,7 +303,11 @@ impl Core {
         let deadline = self.membership.next_deadline().filter(|_| self.link_up);
         let health = self.health.next_deadline(&self.cfg, self.last_step);
         let handover = self.next_handover_end();
-        [deadline, health, handover].into_iter().flatten().fold(self.next_beat, Instant::min)
+        let learning = self.learning.map(|(_, until)| until);
+        [deadline, health, handover, learning]
+            .into_iter()
+            .flatten()
+            .fold(self.next_beat, Instant::min)
     }
 
     /// Takes what arrived, then acts on the clock.
@@ -375,6 +384,11 @@ impl Core {
             self.out.push(Effect::Announce(self.cfg.vip_addresses()));
         }
         self.services(now);
+        if let Some((digest, until)) = self.learning
+            && now >= until
+        {
+            self.release_when_ready(now, digest);
+        }
         self.expire_handovers(now);
         self.renew(now);
         if std::mem::take(&mut self.send_now) && self.link_up && !self.sent_all {
@@ -513,7 +527,7 @@ impl Core {
                 Event::Release { epoch, view } => {
                     self.remapped = None;
                     let next = self.table_of(&view);
-                    self.hand_over(now, epoch, &view, &next, false);
+                    self.hand_over(now, &view, &next, HANDOVER_RELEASED);
                     let released = tables::release(&self.rows, &next);
                     let given = tables::owned(&self.rows, me) - tables::owned(&released, me);
                     self.write_rows(released);
@@ -522,7 +536,7 @@ impl Core {
                 Event::Install { epoch, view } => {
                     self.apart.installed(&view.ids(), now);
                     let next = self.table_of(&view);
-                    self.hand_over(now, epoch, &view, &next, true);
+                    self.hand_over(now, &view, &next, HANDOVER_TAKING);
                     self.install(epoch, &view);
                     self.announce(now, view.ids());
                 }
@@ -531,6 +545,7 @@ impl Core {
                     // Owning nothing, this node keeps no flow, and learns anew who holds
                     // what when it installs again.
                     self.handing.clear();
+                    self.learning = None;
                     self.joined = false;
                     self.write_rows(tables::empty(self.rows.len(), self.cfg.cluster.buckets));
                     self.note(Note::Fenced { reason });

@@ -28,7 +28,7 @@ mod tests {
     use crate::*;
 
     /// Every layout a version stood for, by the fingerprint of `layout()`.
-    const RECORDED: &[(u32, u64)] = &[(1, 0x4891_1f0e_e00f_8694), (2, 0xd8e6_c298_1d5d_6f23)];
+    const RECORDED: &[(u32, u64)] = &[(1, 0x4891_1f0e_e00f_8694), (2, 0x7caf_ee2d_fc95_43c5)];
 
     fn put(s: &mut String, what: &str, n: u64) {
         writeln!(s, "{what} {n}").expect("writing to a String");
@@ -46,8 +46,9 @@ mod tests {
         }
         fields!(NodeConfig: own_mac, cluster_mac, node_id, _pad, bucket_count, seed);
         fields!(Control: lease, active_half, flow_idle);
-        fields!(Handover: old, new, phase, _pad);
+        fields!(Handover: old, new, phase, keep_udp, _pad);
         fields!(FlowKey: client, client_port, port, slot, _pad);
+        fields!(FlowSeen: seen, holder, old, new, _pad);
         fields!(VipEntry: addr, mode, in_use, index, _pad);
         fields!(Counters: accepted, not_owner, lease_expired, no_service, arp_replies,
             nd_replies, malformed, passed, socket_found, new_flow, learned_flow, peer_flow);

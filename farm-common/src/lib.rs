@@ -6,6 +6,7 @@
 
 pub mod counters;
 pub mod frame;
+pub mod handover;
 pub mod hash;
 pub mod layout;
 pub mod maps;

@@ -205,7 +205,11 @@ pub struct Handover {
     /// Where the move stands: `HANDOVER_LEARNING`, `HANDOVER_RELEASED` or
     /// `HANDOVER_TAKING`.
     pub phase: u8,
-    pub _pad: [u8; 3],
+    /// 1 when the old owner keeps the UDP flows it served; 0 when they move at once
+    /// with the bucket, as the new owner joins the farm and cannot know who held them
+    /// (it started, or rejoins as a new incarnation).
+    pub keep_udp: u8,
+    pub _pad: [u8; 2],
 }
 
 /// The move is agreed on but not released: the old owner still takes new connections
@@ -228,8 +232,7 @@ pub const fn handover_parts(key: u32) -> (u32, u32, u32) {
     (key >> 31, (key >> 16) & 0x7fff, key & 0xffff)
 }
 
-/// `FARM_FLOWS`' key: a UDP flow to a service (`slot`) in handover. Its value is the
-/// jiffies when a datagram of it was last seen.
+/// `FARM_FLOWS`' key: a UDP flow to a service (`slot`) in handover.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -240,8 +243,21 @@ pub struct FlowKey {
     pub _pad: u16,
 }
 
+/// `FARM_FLOWS`' value: which node holds a learned UDP flow, the move (old and new
+/// owner) that learned it, and when a datagram of it was last seen (jiffies).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowSeen {
+    pub seen: u64,
+    pub holder: u16,
+    pub old: u16,
+    pub new: u16,
+    pub _pad: u16,
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    unsafe impl aya::Pod for FlowSeen {}
     unsafe impl aya::Pod for Handover {}
     unsafe impl aya::Pod for FlowKey {}
     use super::*;
@@ -261,8 +277,9 @@ mod tests {
         assert_eq!(size_of::<NodeConfig>(), 6 + 6 + 2 + 2 + 4 + 4);
         assert_eq!(size_of::<VipEntry>(), 16 + 1 + 1 + 1 + 1);
         assert_eq!(size_of::<Control>(), 8 + 4 + 4);
-        assert_eq!(size_of::<Handover>(), 2 + 2 + 1 + 3);
+        assert_eq!(size_of::<Handover>(), 2 + 2 + 1 + 1 + 2);
         assert_eq!(size_of::<FlowKey>(), 16 + 2 + 2 + 2 + 2);
+        assert_eq!(size_of::<FlowSeen>(), 8 + 2 + 2 + 2 + 2);
         assert_eq!(size_of::<OwnerChunk>(), 8);
     }
 

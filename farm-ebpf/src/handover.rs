@@ -18,7 +18,7 @@
 //!   other goes to the new owner. The agent holds a move in learning long enough for
 //!   both nodes to see a datagram of every active flow.
 //! - ICMP errors about a flow go to both (the kernel without the flow drops it) once
-//!   taking; other traffic (echo, fragments, a VIP's default rule) is the old owner's
+//!   taking; other traffic (ICMP echo, fragments, protocols other than TCP and UDP) is the old owner's
 //!   while learning and the new owner's once taking.
 //!
 //! Only packets of buckets in handover come here: every other bucket costs what it did.
@@ -27,7 +27,10 @@ use aya_ebpf::{
     helpers::{bpf_jiffies64, bpf_sk_release, bpf_skc_lookup_tcp, bpf_tcp_check_syncookie},
     programs::XdpContext,
 };
-use farm_common::{Addr, FlowKey, HANDOVER_LEARNING, HANDOVER_TAKING, Handover, NodeConfig};
+use farm_common::{
+    Addr, FlowKey, Handover, NodeConfig,
+    handover::{Packet, holder, takes},
+};
 
 use crate::{
     maps::{FARM_CONTROL, FARM_FLOWS, count},
@@ -56,7 +59,8 @@ const TCP_TIME_WAIT: u32 = 6;
 const TCP_LISTEN: u32 = 10;
 
 /// Whether this node, `h`'s old or new owner, takes a packet of `client` in `slot`'s
-/// bucket in handover `h`, counting the verdict.
+/// bucket in handover `h`, counting the verdict. What the packet is is found here (a
+/// socket lookup, the learned flows); who takes it, `farm_common::handover::takes`.
 #[inline(always)]
 pub fn take(
     ctx: &XdpContext,
@@ -66,66 +70,43 @@ pub fn take(
     h: &Handover,
     kind: Kind,
 ) -> bool {
-    let old = h.old == cfg.node_id;
-    let (learning, taking) = (h.phase == HANDOVER_LEARNING, h.phase == HANDOVER_TAKING);
-    // New connections and other traffic: the old owner's while learning, the new
-    // owner's once taking, nobody's in between (released).
-    let opens = if old { learning } else { taking };
-    let (mine, why) = match kind {
-        Kind::Tcp { l3, l4, v6 } => match tcp(ctx, l3, l4, v6) {
-            Tcp::Syn => (opens, Why::New),
-            Tcp::Held => (true, Why::Socket),
-            Tcp::Unknown => (false, Why::New),
-        },
+    let packet = match kind {
+        Kind::Tcp { l3, l4, v6 } => tcp(ctx, l3, l4, v6),
         Kind::Udp { ports } => {
             let (client_port, port) = ((ports >> 16) as u16, ports as u16);
             let key = FlowKey { client: *client, client_port, port, slot: slot as u16, _pad: 0 };
-            let learned = learned(&key, taking);
-            (learned == old && (old || taking), if learned { Why::Learned } else { Why::New })
+            Packet::Datagram { holder: flow_holder(&key, h) }
         }
-        Kind::Error => (old || taking, Why::New),
-        Kind::Other => (opens, Why::New),
+        Kind::Error => Packet::Error,
+        Kind::Other => Packet::Other,
     };
-    if !mine {
+    if !takes(h, cfg.node_id, packet) {
         count(slot, |c| &mut c.peer_flow);
         return false;
     }
-    match why {
-        Why::Socket => count(slot, |c| &mut c.socket_found),
-        Why::Learned => count(slot, |c| &mut c.learned_flow),
-        Why::New if !old => count(slot, |c| &mut c.new_flow),
+    let old = h.old == cfg.node_id;
+    match packet {
+        Packet::Segment { .. } => count(slot, |c| &mut c.socket_found),
+        // A flow learned before the install, this node its holder.
+        Packet::Datagram { holder: Some(_) } => count(slot, |c| &mut c.learned_flow),
+        _ if !old => count(slot, |c| &mut c.new_flow),
         // The old owner: an ICMP error, or what it takes as the owner it still is while
         // the move is learning.
-        Why::New => count(slot, |c| &mut c.accepted),
+        _ => count(slot, |c| &mut c.accepted),
     }
     true
 }
 
-/// Why a node of the handover takes a packet, for its counter.
-enum Why {
-    Socket,
-    Learned,
-    New,
-}
-
-enum Tcp {
-    /// A SYN, which belongs to no connection yet.
-    Syn,
-    /// A packet of a connection this node holds.
-    Held,
-    /// A packet of a connection this node does not hold.
-    Unknown,
-}
-
+/// A SYN, or a segment of a connection this node holds or not.
 #[inline(always)]
-fn tcp(ctx: &XdpContext, l3: usize, l4: usize, v6: bool) -> Tcp {
+fn tcp(ctx: &XdpContext, l3: usize, l4: usize, v6: bool) -> Packet {
     let Some(flags) = byte_at(ctx, l4 + 13) else {
-        return Tcp::Unknown;
+        return Packet::Segment { held: false };
     };
     if flags & TCP_FIN_SYN_RST_ACK == TCP_SYN {
-        return Tcp::Syn;
+        return Packet::Syn;
     }
-    if held(ctx, l3, l4, v6) { Tcp::Held } else { Tcp::Unknown }
+    Packet::Segment { held: held(ctx, l3, l4, v6) }
 }
 
 /// Whether this node's stack holds the connection of the TCP packet at `l3`/`l4`: a
@@ -188,23 +169,16 @@ fn cookie(ctx: &XdpContext, sk: *mut core::ffi::c_void, l3: usize, l4: usize, v6
     checked == 0
 }
 
-/// Whether the UDP flow `key` was learned before the move and is still live. Until the
-/// move is installed (`taking` false) every flow seen is learned; after, a learned one
-/// is kept alive by its datagrams and nothing new is learned.
+/// The node of handover `h` holding the UDP flow `key`, learning it if need be
+/// (`farm_common::handover::holder`).
 #[inline(always)]
-fn learned(key: &FlowKey, taking: bool) -> bool {
+fn flow_holder(key: &FlowKey, h: &Handover) -> Option<u16> {
     let now = unsafe { bpf_jiffies64() };
-    if !taking {
-        // Both nodes of the handover see the same datagrams, so learn the same flows.
-        let _ = FARM_FLOWS.insert(key, &now, 0);
-        return true;
-    }
     let idle = FARM_CONTROL.get(0).map_or(0, |c| c.flow_idle as u64);
-    match FARM_FLOWS.get_ptr_mut(key) {
-        Some(seen) if unsafe { *seen } + idle > now => {
-            unsafe { *seen = now };
-            true
-        }
-        _ => false,
+    let seen = unsafe { FARM_FLOWS.get(key) }.copied();
+    let (holder, record) = holder(seen, h, now, idle);
+    if let Some(record) = record {
+        let _ = FARM_FLOWS.insert(key, &record, 0);
     }
+    holder
 }

@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use farm_common::{
-    Control, Counters, FLOW_ENTRIES, FlowKey, HANDOVER_ENTRIES, Handover, MAX_SLOTS, MAX_VIPS,
-    NodeConfig, OWNERS_MAP_FLAGS, OwnerChunk, SERVICE_ENTRIES, VIP_INDEX_ENTRIES, VipEntry,
-    owner_table_entries,
+    Control, Counters, FLOW_ENTRIES, FlowKey, FlowSeen, HANDOVER_ENTRIES, Handover, MAX_SLOTS,
+    MAX_VIPS, NodeConfig, OWNERS_MAP_FLAGS, OwnerChunk, SERVICE_ENTRIES, VIP_INDEX_ENTRIES,
+    VipEntry, owner_table_entries,
 };
 
 #[map]
@@ -36,9 +36,10 @@ pub static FARM_OWNERS: Array<OwnerChunk> =
 #[map]
 pub static FARM_HANDOVER: HashMap<u32, Handover> = HashMap::with_max_entries(HANDOVER_ENTRIES, 0);
 
-/// UDP flows learned on buckets in handover: when each was last seen, in jiffies.
+/// UDP flows learned on buckets in handover: their holder, and when each was last seen.
 #[map]
-pub static FARM_FLOWS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(FLOW_ENTRIES, 0);
+pub static FARM_FLOWS: LruHashMap<FlowKey, FlowSeen> =
+    LruHashMap::with_max_entries(FLOW_ENTRIES, 0);
 
 #[map]
 pub static FARM_COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SLOTS + 1, 0);

@@ -138,7 +138,8 @@ pub fn ipv4(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
     }
     let is_error = |t: u8| matches!(t, ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAM_PROBLEM);
     let on_error = |inner: usize| icmp4_error(ctx, cfg, &vip, inner);
-    after_header(ctx, cfg, &vip, &client, ip.proto, l4, IPPROTO_ICMP, is_error, on_error)
+    let at = At { l3, l4, v6: false };
+    after_header(ctx, cfg, &vip, &client, ip.proto, at, IPPROTO_ICMP, is_error, on_error)
 }
 
 /// An ICMPv4 error about a flow of ours quotes the header we sent: VIP to client. The
@@ -177,7 +178,7 @@ fn quoted(
     // We sent it: its source port is the service's, its destination port the client's.
     match service(vip, proto, (ports >> 16) as u16) {
         Some(svc) => decide_service(ctx, cfg, svc, client, ports as u16, Kind::Error),
-        None => default_rule(ctx, cfg, vip, client),
+        None => default_rule(ctx, cfg, vip, client, Kind::Error),
     }
 }
 
@@ -218,7 +219,7 @@ pub fn ipv6(ctx: &XdpContext, cfg: &NodeConfig, l3: usize) -> u32 {
         &vip,
         &src,
         payload.proto,
-        payload.off,
+        At { l3, l4: payload.off, v6: true },
         IPPROTO_ICMPV6,
         is_error,
         on_error,
@@ -248,7 +249,7 @@ fn fragment(
             return malformed(vip.slot);
         };
         if service(vip, proto, ports as u16).is_none() {
-            return default_rule(ctx, cfg, vip, client);
+            return default_rule(ctx, cfg, vip, client, Kind::Other);
         }
     }
     decide(ctx, cfg, vip.slot, client, 0, Kind::Other)
@@ -265,15 +266,21 @@ fn after_header(
     vip: &Vip,
     client: &Addr,
     proto: u8,
-    l4: usize,
+    at: At,
     icmp: u8,
     is_error: impl Fn(u8) -> bool,
     on_error: impl Fn(usize) -> u32,
 ) -> u32 {
+    let l4 = at.l4;
     match proto {
         IPPROTO_TCP | IPPROTO_UDP => match be32_at(ctx, l4) {
-            // Ports readable, and no service claims them.
-            Some(_) => default_rule(ctx, cfg, vip, client),
+            // Ports readable, and no service claims them: the VIP's default, a flow all
+            // the same (a bucket in handover keeps it where it is).
+            Some(ports) => {
+                let udp = proto == IPPROTO_UDP;
+                let kind = Service { slot: vip.slot, mode: 0, udp }.flow(at, ports);
+                default_rule(ctx, cfg, vip, client, kind)
+            }
             None => malformed(vip.slot),
         },
         p if p == icmp => match byte_at(ctx, l4) {
@@ -282,7 +289,7 @@ fn after_header(
             Some(_) => decide(ctx, cfg, vip.slot, client, 0, Kind::Other),
             None => malformed(vip.slot),
         },
-        _ => default_rule(ctx, cfg, vip, client),
+        _ => default_rule(ctx, cfg, vip, client, Kind::Other),
     }
 }
 
@@ -367,14 +374,14 @@ fn decide_service(
     decide(ctx, cfg, svc.slot, client, port, kind)
 }
 
-/// Traffic for a VIP that no service matches: the VIP's default, drop or hash.
+/// Traffic for a VIP that no service matches, of `kind`: the VIP's default, drop or hash.
 #[inline(always)]
-fn default_rule(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr) -> u32 {
+fn default_rule(ctx: &XdpContext, cfg: &NodeConfig, vip: &Vip, client: &Addr, kind: Kind) -> u32 {
     if vip.mode == MODE_DROP {
         count(vip.slot as u32, |c| &mut c.no_service);
         return xdp_action::XDP_DROP;
     }
-    decide(ctx, cfg, vip.slot, client, 0, Kind::Other)
+    decide(ctx, cfg, vip.slot, client, 0, kind)
 }
 
 /// The verdict for a client of table row `slot`: accept if this node owns its bucket (or

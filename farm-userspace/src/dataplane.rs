@@ -10,7 +10,7 @@ use aya::{
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray},
 };
 use farm_common::{
-    ALL_MAPS, Control, Counters, FlowKey, HANDOVER, Handover, LAYOUT_VERSION, LIMBO_SLOT,
+    ALL_MAPS, Control, Counters, FlowKey, FlowSeen, HANDOVER, Handover, LAYOUT_VERSION, LIMBO_SLOT,
     MAP_CONFIG, MAP_CONTROL, MAP_COUNTERS, MAP_FLOWS, MAP_HANDOVER, MAP_META, MAP_OWNERS,
     MAP_SERVICES, MAP_VIP_INDEX, MAP_VIPS, MAX_VIPS, NodeConfig, OWNERS_PER_CHUNK, OwnerChunk,
     PORTS_PER_VIP, VIP_IN_USE, VipEntry, chunks_per_row, handover_key, handover_parts,
@@ -78,7 +78,7 @@ pub struct Dataplane {
     counters: PerCpuArray<MapData, Counters>,
     vip_index: Array<MapData, VipEntry>,
     handover: HashMap<MapData, u32, Handover>,
-    flows: HashMap<MapData, FlowKey, u64>,
+    flows: HashMap<MapData, FlowKey, FlowSeen>,
     /// Calibrated when the maps are opened, so that a renewal is arithmetic: reading the
     /// kernel's clock is a parse of /proc and, near 300 s of uptime, a 200 ms wait.
     clock: Clock,
@@ -283,16 +283,16 @@ impl Dataplane {
         Ok(moving)
     }
 
-    /// The UDP flows learned on buckets in handover that are still live: not idle for
-    /// longer than the program's `flow_idle`.
-    pub fn live_flows(&self) -> Result<Vec<FlowKey>> {
+    /// The UDP flows learned on buckets in handover that are still live (not idle for
+    /// longer than the program's `flow_idle`), with their holder.
+    pub fn live_flows(&self) -> Result<Vec<(FlowKey, u16)>> {
         let ctl = self.control()?;
         let now = self.clock.reached_by(Instant::now());
         let mut live = vec![];
         for entry in self.flows.iter() {
             let (key, seen) = entry.map_err(map_err(MAP_FLOWS))?;
-            if seen + u64::from(ctl.flow_idle) > now {
-                live.push(key);
+            if seen.seen + u64::from(ctl.flow_idle) > now {
+                live.push((key, seen.holder));
             }
         }
         Ok(live)

@@ -9,8 +9,8 @@ use std::{
 };
 
 use farm_common::{
-    FlowKey, HANDOVER_ENTRIES, Handover, MODE_CLIENT_IP_PORT, NO_OWNER, NodeConfig, bucket_of,
-    flow_hash, port_rule_parts,
+    FlowKey, HANDOVER_ENTRIES, HANDOVER_LEARNING, Handover, MODE_CLIENT_IP_PORT, NO_OWNER,
+    NodeConfig, bucket_of, flow_hash, port_rule_parts,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,11 +38,14 @@ pub struct Change<'a> {
     /// The members of the next view: a bucket whose owner is one of them moves for a
     /// planned reason and is handed over; any other owner failed or left.
     pub members: &'a [u16],
-    /// This node, and whether it never installed a table while the farm had one (a node
-    /// joining): it does not know who held the buckets it takes, and hands them over
-    /// from an unknown old owner.
+    /// This node, and whether it has not installed a table since it last owned nothing
+    /// (it started, or was fenced): it does not know who held the buckets it takes, and
+    /// hands them over from an unknown old owner.
     pub me: u16,
     pub joining: bool,
+    /// Whether the change learns UDP flows before its release (`loses_a_node` says it
+    /// does not).
+    pub learns: bool,
     /// Where the change stands (`farm_common::HANDOVER_LEARNING` and on).
     pub phase: u8,
     /// When handovers that start now end.
@@ -65,24 +68,44 @@ pub fn plan(earlier: &Timed, change: &Change) -> Timed {
                 continue;
             }
             let key = (slot, bucket as u32);
-            let was = current.map_or(NO_OWNER, |c| c[bucket]);
-            let known = |old: u16| change.members.contains(&old);
             let earlier = earlier.get(&key);
-            let old = match earlier {
+            // Who holds the bucket's new flows: a bucket in handover is its new owner's
+            // once released (the new owner may have installed the move though this node
+            // did not, a view change overtaking it here), its old owner's before.
+            let was = match earlier {
+                Some((h, _)) if h.phase == HANDOVER_LEARNING => h.old,
+                Some((h, _)) => h.new,
+                None => current.map_or(NO_OWNER, |c| c[bucket]),
+            };
+            let known = |old: u16| change.members.contains(&old);
+            // An earlier handover whose bucket keeps its new owner goes on, never back
+            // to an earlier phase.
+            // UDP flows stay only where both nodes learned them for long enough: not in
+            // a failover, which does not wait to learn. A joining node learns them as
+            // some other node's, whoever that was.
+            let keep_udp = u8::from(change.learns);
+            let (old, phase, keep_udp) = match earlier {
                 Some((h, _))
                     if was == new && h.new == new && (known(h.old) || h.old == NO_OWNER) =>
                 {
-                    h.old
+                    (h.old, h.phase.max(change.phase), h.keep_udp)
                 }
-                _ if was != new && known(was) => was,
-                _ if was == NO_OWNER && change.joining && new == change.me => NO_OWNER,
+                _ if was != new && known(was) => (was, change.phase, keep_udp),
+                // A joining node's, from the table's readiness to its install (which
+                // makes it a member of the farm's last install, no longer joining).
+                Some((h, _)) if was == NO_OWNER && h.old == NO_OWNER && h.new == new => {
+                    (NO_OWNER, change.phase, h.keep_udp)
+                }
+                _ if was == NO_OWNER && change.joining && new == change.me => {
+                    (NO_OWNER, change.phase, keep_udp)
+                }
                 _ => continue,
             };
             let until = match earlier {
                 Some((h, until)) if (h.old, h.new) == (old, new) => *until,
                 _ => change.until,
             };
-            let h = Handover { old, new, phase: change.phase, _pad: [0; 3] };
+            let h = Handover { old, new, phase, keep_udp, _pad: [0; 2] };
             out.insert(key, (h, until));
         }
     }
@@ -128,14 +151,15 @@ const TCP_TIME_WAIT: u8 = 6;
 const TCP_CLOSE: u8 = 7;
 const TCP_LISTEN: u8 = 10;
 
-/// The flows among `sockets` and `flows` (live UDP flows the program learned) that fall
-/// in buckets `moving` hands from this node (`node.node_id`) to another.
+/// The flows among `sockets` and `flows` (live UDP flows the program learned, with their
+/// holder) that this node (`node.node_id`) keeps on buckets `moving` hands from it to
+/// another: its connections there, and the flows it holds there.
 pub fn kept(
     moving: &Moving,
     rules: &Rules,
     node: &NodeConfig,
     sockets: &[Socket],
-    flows: &[FlowKey],
+    flows: &[(FlowKey, u16)],
 ) -> Kept {
     let given = |slot: usize, bucket: u32| {
         moving.get(&(slot, bucket)).is_some_and(|h| h.old == node.node_id)
@@ -156,6 +180,8 @@ pub fn kept(
         .count();
     let udp = flows
         .iter()
+        .filter(|(_, holder)| *holder == node.node_id)
+        .map(|(f, _)| f)
         .filter(|f| {
             let mode = rules
                 .ports
@@ -199,7 +225,8 @@ fn proc_addr(text: &str, v6: bool) -> Option<SocketAddr> {
             for (i, w) in [a, b, c, d].into_iter().enumerate() {
                 bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
             }
-            IpAddr::from(bytes)
+            // A dual-stack socket's IPv4 connection: the client is an IPv4 address.
+            std::net::Ipv6Addr::from(bytes).to_canonical()
         }
         _ => return None,
     };
@@ -209,7 +236,7 @@ fn proc_addr(text: &str, v6: bool) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use farm_common::{HANDOVER_LEARNING, HANDOVER_TAKING};
+    use farm_common::HANDOVER_TAKING;
     use std::time::Duration;
 
     fn change<'a>(current: &'a [Vec<u16>], next: &'a [Vec<u16>], members: &'a [u16]) -> Change<'a> {
@@ -219,6 +246,7 @@ mod tests {
             members,
             me: 1,
             joining: false,
+            learns: true,
             phase: HANDOVER_LEARNING,
             until: Instant::now() + Duration::from_secs(60),
         }
@@ -282,5 +310,9 @@ mod tests {
         assert_eq!(s[0].local, "[2001:db8::64]:80".parse().unwrap());
         assert_eq!(s[0].state, 10);
         assert!(parse_sockets("header\n garbage\n", false).is_empty());
+        // ::ffff:198.18.0.100, a dual-stack listener's IPv4 connection.
+        let mapped = "header\n   0: 0000000000000000FFFF0000640012C6:0050 0000000000000000FFFF0000010112C6:9C42 01 0:0 0:0 0 0 0 1\n";
+        let s = parse_sockets(mapped, true);
+        assert_eq!(s[0].local, "198.18.0.100:80".parse().unwrap());
     }
 }

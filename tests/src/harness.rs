@@ -74,7 +74,7 @@ impl Harness {
             HANDOVER_TAKING => new,
             _ => NO_OWNER,
         };
-        let h = Handover { old, new, phase, _pad: [0; 3] };
+        let h = Handover { old, new, phase, keep_udp: 1, _pad: [0; 2] };
         let moving: Moving =
             (0..slots).flat_map(|s| (0..buckets).map(move |b| ((s, b), h))).collect();
         Ok(self.dataplane.install(&vec![vec![owner; buckets as usize]; slots], &moving)?)

@@ -187,6 +187,18 @@ fn slot_keys(cfg: &Config) -> Vec<String> {
     rules::rules(cfg).slots.iter().map(key).collect()
 }
 
+/// For each slot of `old`, the slot of `new` serving the same VIP or service, if any,
+/// and if buckets hold the same clients under both (the same bucket count and seed).
+pub fn slot_map(old: &Config, new: &Config) -> Vec<Option<usize>> {
+    let after = slot_keys(new);
+    let same_hash =
+        (old.cluster.buckets, old.cluster.seed) == (new.cluster.buckets, new.cluster.seed);
+    slot_keys(old)
+        .iter()
+        .map(|key| after.iter().position(|k| k == key).filter(|_| same_hash))
+        .collect()
+}
+
 /// For each slot of `new`: whether `view`'s table gives it the same row under `old`
 /// (the same VIP or service, its members weighing the same, the same buckets and seed),
 /// known without computing either table.

@@ -105,7 +105,8 @@ pub fn run(frames: u64, seed: u64, mut progress: impl FnMut(u64)) -> Result<Repo
                 None
             }
         };
-        let plane = Plane { rules: &rules, node: &node, rows: &rows, lease };
+        let moving = Default::default();
+        let plane = Plane { rules: &rules, node: &node, rows: &rows, moving: &moving, lease };
         let batch: Vec<Vec<u8>> =
             (0..BATCH.min(frames - report.frames)).map(|_| made.next_frame()).collect();
         let before = counters(&h, &slots)?;

@@ -37,13 +37,7 @@ impl Sim {
             let mut acceptors = self.nodes.iter().filter(|n| n.accepts(flow, self.now));
             let (Some(a), Some(b)) = (acceptors.next(), acceptors.next()) else { continue };
             let what = format!("{flow:?} accepted by nodes {} and {}", a.id, b.id);
-            // A partition, or one that healed less than two failure times ago (the
-            // sides take that long to hear each other and agree), serves both sides.
-            let partitioned =
-                self.cut.is_some() || self.healed.is_some_and(|t| self.now < t + 2 * FAILURE);
-            let excused = self.spec.quorum == spec::Quorum::None
-                && (partitioned || apart(a, b, self.now) || apart(b, a, self.now));
-            if !excused {
+            if !self.excused(a, b) {
                 return Err(self.failure(&what));
             }
             explained.get_or_insert(what);
@@ -52,6 +46,16 @@ impl Sim {
             self.loss_overlap.get_or_insert(what);
         }
         Ok(())
+    }
+
+    /// Whether nodes `a` and `b` may both take a packet: without a quorum, a partition,
+    /// or one that healed less than two failure times ago (the sides take that long to
+    /// hear each other and agree), serves both sides, as does loss cutting them apart.
+    pub fn excused(&self, a: &Node, b: &Node) -> bool {
+        let partitioned =
+            self.cut.is_some() || self.healed.is_some_and(|t| self.now < t + 2 * FAILURE);
+        self.spec.quorum == spec::Quorum::None
+            && (partitioned || apart(a, b, self.now) || apart(b, a, self.now))
     }
 
     /// The nodes `ids` hold one view of exactly them, at one epoch, installed.
@@ -124,7 +128,8 @@ impl Sim {
             return false;
         }
         let (rules, node) = (rules::rules(&cfg), rules::node_config(&cfg, [0; 6]));
-        let agreed = Plane { rules: &rules, node: &node, rows, lease: None };
+        let moving = Default::default();
+        let agreed = Plane { rules: &rules, node: &node, rows, moving: &moving, lease: None };
         self.flows.iter().all(|flow| {
             let mut acceptors = self.nodes.iter().filter(|n| n.accepts(flow, self.now));
             match (acceptors.next(), agreed.owner(flow)) {

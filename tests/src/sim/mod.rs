@@ -22,6 +22,7 @@ pub mod random;
 pub mod rng;
 pub mod scenario;
 pub mod spec;
+pub mod traffic;
 
 use std::{
     collections::BTreeMap,
@@ -40,12 +41,14 @@ use farm_userspace::{
         tables::{self, Rows},
     },
     classify::{Flow, Plane},
+    handover::Moving,
     rules::{self, Rules},
 };
 
 use self::{
     rng::Rng,
     spec::{Spec, address, flows, witness_address},
+    traffic::{TRAFFIC_EVERY, Traffic},
 };
 
 pub const KEY: &[u8] = b"simulation key, shared by all";
@@ -129,11 +132,14 @@ enum Ev {
     Reload(u16),
     /// The checker of service `usize` checks, for the node's `life`-th process.
     Check(u16, u64, usize),
+    /// Every sampled flow sends a packet (`traffic`).
+    Traffic,
 }
 
 /// A node's data plane, as the agent's effects left it.
 pub struct Model {
     pub rows: Arc<Rows>,
+    pub moving: Arc<Moving>,
     pub rules: Rules,
     pub node: NodeConfig,
     pub lease: Option<Instant>,
@@ -141,7 +147,13 @@ pub struct Model {
 
 impl Model {
     pub fn plane(&self) -> Plane<'_> {
-        Plane { rules: &self.rules, node: &self.node, rows: &self.rows, lease: self.lease }
+        Plane {
+            rules: &self.rules,
+            node: &self.node,
+            rows: &self.rows,
+            moving: &self.moving,
+            lease: self.lease,
+        }
     }
 }
 
@@ -198,6 +210,8 @@ pub struct Sim {
     pub healed: Option<Instant>,
     /// The witness process, while it runs (with `spec::Quorum::Witness`).
     pub witness: Option<Arbiter>,
+    /// The clients' connections and flows (`traffic`).
+    pub traffic: Traffic,
 }
 
 impl Sim {
@@ -212,6 +226,7 @@ impl Sim {
                 core: None,
                 model: Model {
                     rows: Arc::new(vec![]),
+                    moving: Arc::new(Moving::new()),
                     rules: rules::rules(&cfg),
                     node: NodeConfig::default(),
                     lease: None,
@@ -244,7 +259,9 @@ impl Sim {
             cut: None,
             healed: None,
             witness: None,
+            traffic: Traffic::default(),
         };
+        sim.push(base + TRAFFIC_EVERY, Ev::Traffic);
         if sim.spec.quorum == spec::Quorum::Witness {
             sim.witness = Some(Arbiter::new(WITNESS_MAX_LEASE, base - WITNESS_MAX_LEASE));
         }
@@ -322,6 +339,11 @@ impl Sim {
             };
             let ((at, _), ev) = entry.remove_entry();
             self.now = at;
+            if let Ev::Traffic = ev {
+                self.push(at + TRAFFIC_EVERY, Ev::Traffic);
+                self.send_traffic()?;
+                continue;
+            }
             self.handle(ev);
             if std::mem::take(&mut self.grown) {
                 self.check_safety()?;
@@ -378,6 +400,7 @@ impl Sim {
                     self.arrive(id, Input::Table { digest, rows });
                 }
             }
+            Ev::Traffic => unreachable!("run_until sends the traffic, which may fail the run"),
             Ev::Check(id, life, service) => {
                 let node = self.node(id);
                 if node.life != life {
@@ -457,7 +480,9 @@ impl Sim {
             let model = &mut self.node_mut(id).model;
             match effect {
                 Effect::Send { to, datagram, .. } => self.send(id, to, datagram),
-                Effect::Rows(rows, _) => (model.rows, self.grown) = (rows, true),
+                Effect::Rows(rows, moving) => {
+                    (model.rows, model.moving, self.grown) = (rows, moving, true)
+                }
                 Effect::FlowIdle(_) => {}
                 Effect::Rules(rules) => (model.rules, self.grown) = (rules, true),
                 Effect::Seed(seed) => (model.node.seed, self.grown) = (seed, true),

@@ -18,6 +18,9 @@ pub struct Outcome {
     pub disturbances: usize,
     /// A partition was among the disturbances.
     pub partitioned: bool,
+    /// Packets taken by two nodes that disagreed on their bucket's move, or UDP
+    /// datagrams two nodes learned differently (`traffic`).
+    pub overtaken: u64,
 }
 
 impl Sim {
@@ -137,5 +140,6 @@ pub fn random_case(seed: u64) -> Result<Outcome, String> {
         return Err(sim.failure("settled, then unsettled without a disturbance"));
     }
     let cut_apart = sim.loss_overlap.map(|what| format!("seed {seed}, {n} nodes: {what}"));
-    Ok(Outcome { settled_in: settled - healed, cut_apart, disturbances, partitioned })
+    let overtaken = sim.traffic.disagreed + sim.traffic.relearned;
+    Ok(Outcome { settled_in: settled - healed, cut_apart, disturbances, partitioned, overtaken })
 }

@@ -16,23 +16,21 @@ use crate::{
 impl Core {
     /// The handovers of the move to `view`'s table `next`, in `phase`: planned when the
     /// table is ready (learning), then at its release and its install. Written with the
-    /// next rows. Whether this node takes part in one.
-    pub(super) fn hand_over(
-        &mut self,
-        now: Instant,
-        view: &View,
-        next: &[Vec<u16>],
-        phase: u8,
-    ) -> bool {
+    /// next rows.
+    pub(super) fn hand_over(&mut self, now: Instant, view: &View, next: &[Vec<u16>], phase: u8) {
         let timeout = Duration::from_millis(self.cfg.cluster.handover_timeout_ms);
         if timeout.is_zero() {
             self.handing.clear();
-            return false;
+            return;
         }
         let me = self.cfg.cluster.node_id;
-        // A node that owns nothing and never installed since (it starts, or rejoins after
-        // a fence) knows not who holds the buckets it takes, while the farm has served.
-        let joining = !self.joined && self.membership.quorum().installed().0 > 0;
+        // A node that has not installed since it owned nothing knows not who holds the
+        // buckets it takes, when the farm served without it: it rejoins after a fence,
+        // or starts while others serve (not in a cold start, whose first install,
+        // perhaps a peer's, has this node).
+        let (epoch, served_by) = self.membership.quorum().installed();
+        let fenced = self.installed.iter().flatten().any(|&o| o != NO_OWNER);
+        let joining = !self.joined && (fenced || (epoch > 0 && !served_by.contains(&me)));
         let empty;
         let current: &[Vec<u16>] = match joining {
             true => {
@@ -42,42 +40,48 @@ impl Core {
             false => &self.installed,
         };
         let members = view.ids();
-        let change =
-            Change { current, next, members: &members, me, joining, phase, until: now + timeout };
+        let until = now + timeout;
+        let learns = !handover::loses_a_node(&self.installed, next, &members);
+        let change = Change { current, next, members: &members, me, joining, learns, phase, until };
         let planned = handover::plan(&self.handing, &change);
         if handover::given(&planned, me) != handover::given(&self.handing, me) {
             // What was counted was of other buckets.
             self.kept = None;
         }
         self.handing = planned;
-        let status = self.handover_status(now);
-        status.out + status.r#in > 0
     }
 
     /// The table of the view the membership holds is ready: if the move hands buckets
     /// over to or from this node, both nodes of each must learn the UDP flows of those
     /// buckets before the old owner releases them, for long enough to see a datagram of
     /// every active flow (their learning starts within a heartbeat of each other). So
-    /// the release waits `LEARNING` while the data plane learns. A move that loses a
+    /// the release waits `learning` while the data plane learns. A move that loses a
     /// node is a failover, and waits for nothing.
     pub(super) fn learn(&mut self, now: Instant, rows: &[Vec<u16>]) -> Option<Instant> {
         let view = self.membership.view().clone();
         if handover::loses_a_node(&self.installed, rows, &view.ids()) {
             return None;
         }
-        let involved = self.hand_over(now, &view, rows, HANDOVER_LEARNING);
+        let before = self.handing.clone();
+        self.hand_over(now, &view, rows, HANDOVER_LEARNING);
         let current = self.rows.as_ref().clone();
         self.write_rows(current);
-        if involved {
-            let status = self.handover_status(now);
-            self.note(Note::HandingOver {
-                epoch: self.membership.epoch(),
-                given: status.out,
-                taken: status.r#in,
-                timeout: Duration::from_millis(self.cfg.cluster.handover_timeout_ms),
-            });
+        // The moves this change starts, this node on either side.
+        let me = self.cfg.cluster.node_id;
+        let fresh = |k: &(usize, u32), h: &farm_common::Handover| {
+            before.get(k).is_none_or(|(b, _)| (b.old, b.new) != (h.old, h.new))
+        };
+        let started: Vec<_> =
+            self.handing.iter().filter(|(k, (h, _))| fresh(k, h)).map(|(_, (h, _))| *h).collect();
+        let given = started.iter().filter(|h| h.old == me).count();
+        let taken = started.iter().filter(|h| h.new == me).count();
+        if given + taken == 0 {
+            return None;
         }
-        involved.then(|| now + learning(&self.cfg))
+        let epoch = self.membership.epoch();
+        let timeout = Duration::from_millis(self.cfg.cluster.handover_timeout_ms);
+        self.note(Note::HandingOver { epoch, given, taken, timeout });
+        Some(now + learning(&self.cfg))
     }
 
     /// Ends the handovers whose time is up.
@@ -142,5 +146,5 @@ impl Core {
 /// How long a move that hands buckets over learns UDP flows before its release: two
 /// heartbeats, so that a flow sending more often than that is seen by both nodes.
 fn learning(cfg: &crate::config::Config) -> Duration {
-    2 * interval(cfg)
+    interval(cfg)
 }

@@ -32,8 +32,15 @@ impl Core {
         let (rules, held_ports) = reload::transition_rules(&self.served, &new);
         self.out.push(Effect::Vips(new.vip_addresses()));
         // No owner first, so no packet meets a new slot's rule with an old slot's row.
-        // Handovers are of the old slots: they end (their flows with them).
-        self.handing.clear();
+        // Handovers move with their slot; those of a slot gone, or of buckets that hold
+        // other clients now (a new seed), end with their flows.
+        let map = tables::slot_map(&old, &new);
+        self.handing = std::mem::take(&mut self.handing)
+            .into_iter()
+            .filter_map(|((slot, bucket), h)| {
+                Some(((map.get(slot).copied().flatten()?, bucket), h))
+            })
+            .collect();
         self.write_rows(tables::empty(kept.len(), new.cluster.buckets));
         self.out.push(Effect::Rules(rules.clone()));
         self.rules = rules;

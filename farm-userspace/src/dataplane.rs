@@ -78,6 +78,9 @@ pub struct Dataplane {
     counters: PerCpuArray<MapData, Counters>,
     vip_index: Array<MapData, VipEntry>,
     handover: HashMap<MapData, u32, Handover>,
+    /// What each half of `FARM_HANDOVER` holds, as this process last wrote it (`None`
+    /// until then: read from the map), so an install writes what changed alone.
+    halves: [Option<Moving>; 2],
     flows: HashMap<MapData, FlowKey, FlowSeen>,
     /// Calibrated when the maps are opened, so that a renewal is arithmetic: reading the
     /// kernel's clock is a parse of /proc and, near 300 s of uptime, a 200 ms wait.
@@ -136,6 +139,7 @@ impl Dataplane {
             counters: take(counters)?.try_into().map_err(map_err(MAP_COUNTERS))?,
             vip_index: take(vip_index)?.try_into().map_err(map_err(MAP_VIP_INDEX))?,
             handover: take(handover)?.try_into().map_err(map_err(MAP_HANDOVER))?,
+            halves: [None, None],
             flows: take(flows)?.try_into().map_err(map_err(MAP_FLOWS))?,
             clock: Clock::calibrate(TimerList)?,
         })
@@ -248,30 +252,27 @@ impl Dataplane {
     }
 
     /// Makes `FARM_HANDOVER`'s entries of `half` (which packets do not read) exactly
-    /// `moving`'s.
+    /// `moving`'s, writing only what differs from what the half holds: a syscall per
+    /// entry, and a move hands over thousands of buckets.
     fn write_handover(&mut self, half: u32, moving: &Moving) -> Result<()> {
-        let stale: Vec<u32> = self
-            .handover
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|&k| handover_parts(k).0 == half)
-            .collect();
-        for key in stale {
-            let (_, slot, bucket) = handover_parts(key);
-            if !moving.contains_key(&(slot as usize, bucket)) {
-                self.handover.remove(&key).map_err(map_err(MAP_HANDOVER))?;
-            }
+        let held = match self.halves[half as usize].take() {
+            Some(held) => held,
+            None => self.half(half)?,
+        };
+        for &(slot, bucket) in held.keys().filter(|k| !moving.contains_key(k)) {
+            let key = handover_key(half, slot as u32, bucket);
+            self.handover.remove(&key).map_err(map_err(MAP_HANDOVER))?;
         }
-        for (&(slot, bucket), h) in moving {
+        for (&(slot, bucket), h) in moving.iter().filter(|(k, h)| held.get(k) != Some(h)) {
             let key = handover_key(half, slot as u32, bucket);
             self.handover.insert(key, h, 0).map_err(map_err(MAP_HANDOVER))?;
         }
+        self.halves[half as usize] = Some(moving.clone());
         Ok(())
     }
 
-    /// The buckets in handover in the active half, as `install` wrote them.
-    pub fn moving(&self) -> Result<Moving> {
-        let half = self.active_half()?;
+    /// The entries of `half` of `FARM_HANDOVER`.
+    fn half(&self, half: u32) -> Result<Moving> {
         let mut moving = Moving::new();
         for entry in self.handover.iter() {
             let (key, h) = entry.map_err(map_err(MAP_HANDOVER))?;
@@ -281,6 +282,15 @@ impl Dataplane {
             }
         }
         Ok(moving)
+    }
+
+    /// The buckets in handover in the active half, as `install` wrote them.
+    pub fn moving(&self) -> Result<Moving> {
+        let half = self.active_half()?;
+        match &self.halves[half as usize] {
+            Some(held) => Ok(held.clone()),
+            None => self.half(half),
+        }
     }
 
     /// The UDP flows learned on buckets in handover that are still live (not idle for

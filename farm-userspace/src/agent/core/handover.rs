@@ -143,8 +143,8 @@ impl Core {
     }
 }
 
-/// How long a move that hands buckets over learns UDP flows before its release: two
-/// heartbeats, so that a flow sending more often than that is seen by both nodes.
+/// How long a move that hands buckets over learns UDP flows before its release: a
+/// heartbeat, so that a flow sending more often than that is seen by both nodes.
 fn learning(cfg: &crate::config::Config) -> Duration {
     interval(cfg)
 }

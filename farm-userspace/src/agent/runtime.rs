@@ -4,9 +4,10 @@
 //! out what it returns; it decides nothing itself.
 use std::{
     net::IpAddr,
+    os::fd::AsFd,
     path::{Path, PathBuf},
     sync::{Arc, mpsc as std_mpsc},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
@@ -27,6 +28,7 @@ use super::{
     http, key,
     membership::View,
     metrics::Metrics,
+    rcvbuf,
     snapshot::{self, Snapshot},
     tables::{self, Rows},
     wire,
@@ -41,6 +43,8 @@ use crate::{
 /// Datagrams read in one wake-up at most, so a flood cannot keep the clock from the
 /// core.
 const MAX_BATCH: usize = 1024;
+/// How often the heartbeat socket's drop count is read, to log a rise.
+const DROPS_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
 pub fn run(config: &Path) -> Result<()> {
@@ -61,6 +65,8 @@ struct Runtime {
     /// Dropped with the agent: removes the VIPs and restores the sysctls.
     host: Host,
     socket: UdpSocket,
+    /// Datagrams the kernel dropped on `socket` as last read, and when.
+    drops: (u64, Instant),
     requests: mpsc::Receiver<Asked>,
     tables: TableWorker,
     checks: Checkers,
@@ -160,6 +166,7 @@ impl Runtime {
             None => mpsc::channel(1).1,
         };
         let me = cfg.this_node().address;
+        let peers = cfg.cluster.peers.len().saturating_sub(1);
         let vips = cfg.vip_addresses();
         let mut dp = loader::adopt_or_attach(&cfg)?;
         let id = Identity { path: path.to_path_buf(), pid: std::process::id() };
@@ -175,6 +182,7 @@ impl Runtime {
         let socket = UdpSocket::bind(me).await.with_context(|| {
             format!("bind the heartbeat socket to {me} (this node's peers[].address): is that address on this host?")
         })?;
+        let rcvbuf = rcvbuf::size(socket.as_fd(), rcvbuf::wanted(peers))?;
         std::fs::create_dir_all(control::RUN_DIR)
             .with_context(|| format!("create {}", control::RUN_DIR))?;
         let host = Host::setup(&iface, &vips, Path::new(control::RUN_DIR))?;
@@ -185,13 +193,14 @@ impl Runtime {
         })?;
         let c = core.config();
         info!(
-            "agent for node {} on {iface} (cluster {}, {} peers, heartbeat {} ms, failure after {} ms, lease {} ms, control socket {})",
+            "agent for node {} on {iface} (cluster {}, {} peers, heartbeat {} ms, failure after {} ms, lease {} ms, heartbeat receive buffer {} KiB, control socket {})",
             c.cluster.node_id,
             c.cluster.name,
             c.cluster.peers.len() - 1,
             c.cluster.heartbeat_ms,
             core::failure_time(c).as_millis(),
             core::lease_time(c).as_millis(),
+            rcvbuf / 1024,
             sock.display()
         );
         let mut history = History::default();
@@ -208,6 +217,7 @@ impl Runtime {
             dp,
             host,
             socket,
+            drops: (0, Instant::now()),
             requests,
             tables: TableWorker::spawn()?,
             checks: Checkers::new(),
@@ -271,9 +281,13 @@ impl Runtime {
                 self.metrics.loop_ran(now - wake);
             }
             let effects = self.core.step(now, inputs);
-            if let (Some(reply), Some(asker)) = (self.apply(effects)?, asker) {
+            if let (Some(mut reply), Some(asker)) = (self.apply(effects)?, asker) {
+                if let Reply::Status(status) = &mut reply {
+                    status.heartbeats.overflowed = self.overflowed();
+                }
                 let _ = asker.send(reply);
             }
+            self.watch_drops(now);
             // A reload may have changed the checkers.
             self.checks.follow(self.core.config());
         }
@@ -291,10 +305,36 @@ impl Runtime {
 
     /// What the HTTP listener shows: taken here, rendered off the loop.
     fn snapshot(&self) -> Result<Snapshot> {
-        let status = self.core.status(Instant::now());
+        let mut status = self.core.status(Instant::now());
+        status.heartbeats.overflowed = self.overflowed();
         let events = self.history.latest(snapshot::PAGE_EVENTS);
         let (cfg, rows) = (self.core.config(), self.core.rows().clone());
         Snapshot::take(status, cfg, rows, &self.dp, events)
+    }
+
+    /// Heartbeats the kernel dropped on the socket (its receive buffer was full).
+    fn overflowed(&self) -> u64 {
+        rcvbuf::drops(self.socket.as_fd()).unwrap_or_else(|e| {
+            debug!("{e}");
+            self.drops.0
+        })
+    }
+
+    /// Says so in the log when the socket dropped heartbeats since the last look: peers
+    /// may then seem silent, and be failed, for want of room here.
+    fn watch_drops(&mut self, now: Instant) {
+        if now < self.drops.1 + DROPS_EVERY {
+            return;
+        }
+        let drops = self.overflowed();
+        if drops > self.drops.0 {
+            warn!(
+                "the heartbeat socket's receive buffer was full: {} heartbeats dropped in the last {} ms",
+                drops - self.drops.0,
+                now.duration_since(self.drops.1).as_millis()
+            );
+        }
+        self.drops = (drops, now);
     }
 
     /// SIGHUP: the file and its key again, or why not, for the core to judge.

@@ -377,16 +377,21 @@ impl Core {
         }
     }
 
-    /// Whether the acknowledgement of a heartbeat that arrives now may wait for the
+    /// Whether the acknowledgement of `from`'s heartbeat, arriving now, may wait for the
     /// next periodic heartbeat. The sender's lease, bounded by it, must last until the
     /// acknowledgement after that one: it runs a failure time less a margin from the
     /// heartbeat's sending, and the next acknowledgement but one comes within the wait
     /// and an interval, plus two transits. So the wait may be the failure time less two
     /// intervals (an interval at 3 missed heartbeats to a failure, the default: never
-    /// more than that, so every acknowledgement waits; none at 2).
-    fn defers(&self, now: Instant) -> bool {
-        let wait = failure_time(&self.cfg).saturating_sub(interval(&self.cfg) * 2);
-        self.next_beat <= now + wait
+    /// more than that; none at 2). And only while the sender's heartbeats come every
+    /// interval: after a gap (one lost, or late), the acknowledgements the sender holds
+    /// date an older heartbeat, and its lease may end before the next periodic one comes
+    /// (an immediate answer was what made one lost heartbeat harmless); nor for a sender
+    /// never heard, which waits for this node's acknowledgement to agree on a view.
+    fn defers(&self, from: u16, now: Instant) -> bool {
+        let (beat, failure) = (interval(&self.cfg), failure_time(&self.cfg));
+        let regular = self.membership.silent_for(from, now).is_some_and(|gap| gap <= beat * 3 / 2);
+        regular && self.next_beat <= now + failure.saturating_sub(beat * 2)
     }
 
     /// A heartbeat to every peer: it carries all that changed, so nothing waits to go
@@ -446,7 +451,6 @@ impl Core {
         if ballot::is_ballot(bytes) {
             return self.answer(now, bytes, from);
         }
-        let defers = self.defers(now);
         let c = &mut self.counters;
         let hb = match Heartbeat::decode(bytes, &self.key) {
             Ok(hb) => hb,
@@ -460,6 +464,8 @@ impl Core {
             }
         };
         let (node, answer) = (hb.node, hb.kind == Kind::Alive && !hb.reply);
+        let defers = self.defers(node, now);
+        let c = &mut self.counters;
         let told = hb.apart.clone();
         match self.membership.receive(hb, now) {
             Ok(events) => {

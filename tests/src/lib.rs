@@ -14,6 +14,7 @@ pub mod harness;
 pub mod netns;
 pub mod package;
 pub mod packet;
+pub mod scale;
 pub mod scrape;
 pub mod sim;
 pub mod traffic;

@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::scale::big_farm;
+use crate::{chaos::usage::of_agents, scale::big_farm};
 
 /// The goals, at 32 nodes.
 pub const COLD_GOAL_MS: f64 = 1000.0;
@@ -63,20 +63,13 @@ pub fn measure(sizes: &[usize]) -> Result<Vec<ScaleRow>> {
     sizes.iter().map(|&n| one(n).with_context(|| format!("a farm of {n} agents"))).collect()
 }
 
-/// CPU ticks (user and system) and resident KiB of a process.
-fn usage(pid: u32) -> Result<(u64, u64)> {
+/// CPU ticks (user and system) a process has used.
+fn ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command's closing parenthesis: state is field 3, utime 14.
     let rest = stat.rsplit_once(')').context("stat format")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS")?;
-    Ok((ticks, rss))
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
 }
 
 fn one(n: usize) -> Result<ScaleRow> {
@@ -100,21 +93,19 @@ fn one(n: usize) -> Result<ScaleRow> {
             Ok((s + h.sent, a + h.accepted))
         })
     };
-    let ticks = |pids: &[u32]| -> Result<u64> {
-        pids.iter().try_fold(0, |sum, &pid| Ok(sum + usage(pid)?.0))
-    };
+    let used = |pids: &[u32]| -> Result<u64> { pids.iter().map(|&pid| ticks(pid)).sum() };
     let (sent0, accepted0, ticks0, t0) = {
         let (s, a) = counters(&farm)?;
-        (s, a, ticks(&pids)?, Instant::now())
+        (s, a, used(&pids)?, Instant::now())
     };
     thread::sleep(WINDOW);
     let (sent1, accepted1) = counters(&farm)?;
-    let (ticks1, t1) = (ticks(&pids)?, Instant::now());
+    let (ticks1, t1) = (used(&pids)?, Instant::now());
     let secs = (t1 - t0).as_secs_f64();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let cpu_percent = (ticks1 - ticks0) as f64 / hz / secs / n as f64 * 100.0;
-    let rss = pids.iter().map(|&p| usage(p).map(|u| u.1)).sum::<Result<u64>>()? / n as u64;
+    let rss = of_agents(&farm)?.iter().map(|u| u.rss_kib).sum::<u64>() / n as u64;
     let per_node = |d: u64| d as f64 / secs / n as f64;
 
     // Failover of the last node.

@@ -409,6 +409,14 @@ fn register_snapshot(r: &mut Registry, snap: &Snapshot) {
         None,
         vec![(vec![], counter(h.early))],
     );
+    let acknowledged = [("deferred", h.deferred), ("answered", h.answered)];
+    add(
+        r,
+        "heartbeats_acknowledged",
+        "Peers' heartbeats accepted, by how this node acknowledged them: deferred (in its next periodic heartbeat) or answered (at once: after a gap in the peer's heartbeats, a peer never heard, or with 2 missed heartbeats to a failure)",
+        None,
+        acknowledged.map(|(how, n)| (vec![("how", how.into())], counter(n))).into(),
+    );
     let received = [
         ("accepted", h.accepted),
         ("overflowed", h.overflowed),

@@ -275,7 +275,8 @@ impl Runtime {
             // Whatever waits in the socket goes in before the clock is acted on: a
             // peer's heartbeat must not lose to its own failure deadline.
             self.read_datagrams(&mut buf, &mut inputs);
-            inputs.push(Input::Link(nic::is_running(&self.core.config().cluster.interface)?));
+            let iface = &self.core.config().cluster.interface;
+            inputs.push(Input::Link(nic::is_running(self.socket.as_fd(), iface)?));
             let now = Instant::now();
             if now >= wake {
                 self.metrics.loop_ran(now - wake);

@@ -230,7 +230,7 @@ fn scale_text(m: &Measured, line: &mut dyn FnMut(String)) {
         scale::CPU_GOAL_PERCENT
     ));
     line(format!(
-        "   {:>5} {:>8} {:>15} {:>9} {:>6} {:>15} {:>8} {:>10}  goal",
+        "   {:>5} {:>8} {:>15} {:>9} {:>17} {:>15} {:>8} {:>10}  goal",
         "nodes",
         "cold ms",
         "failover ms",
@@ -242,12 +242,12 @@ fn scale_text(m: &Measured, line: &mut dyn FnMut(String)) {
     ));
     for r in &m.scale {
         line(format!(
-            "   {:>5} {:>8.0} {:>15} {:>9.0} {:>6.2} {:>15} {:>8.1} {:>10}  {}",
+            "   {:>5} {:>8.0} {:>15} {:>9.0} {:>17} {:>15} {:>8.1} {:>10}  {}",
             r.nodes,
             r.cold_ms,
             format!("{:.0} / {:.0}", r.failover_view_ms, r.failover_served_ms),
             r.rejoin_ms,
-            r.cpu_percent,
+            format!("{:.2} ({:.2} sys)", r.cpu_percent, r.system_percent),
             format!("{:.0} / {:.0}", r.sent_per_s, r.accepted_per_s),
             r.rss_kib as f64 / 1024.0,
             r.overflowed,
@@ -255,6 +255,7 @@ fn scale_text(m: &Measured, line: &mut dyn FnMut(String)) {
         ));
     }
     line("   failover: until the survivors agree / until every probe client of the failed node is answered by one".into());
+    line("   CPU: user and system time of an agent's process, as a share of one core; system time includes delivering its heartbeats through the namespaces to every receiver".into());
     line("   sent/accepted: heartbeats per node per second in steady state; overflowed: dropped by the kernel (receive buffer full), whole run".into());
 }
 
@@ -314,6 +315,7 @@ pub fn json(m: &Measured) -> Value {
             "failover_served_ms": r.failover_served_ms,
             "rejoin_ms": r.rejoin_ms,
             "cpu_percent_per_agent": r.cpu_percent,
+            "cpu_system_percent_per_agent": r.system_percent,
             "heartbeats_sent_per_node_per_s": r.sent_per_s,
             "heartbeats_accepted_per_node_per_s": r.accepted_per_s,
             "rss_kib_per_agent": r.rss_kib,

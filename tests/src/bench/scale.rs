@@ -4,7 +4,9 @@
 //! - cold start: every agent started one after another; from the last start to every
 //!   agent holding one agreed view, installed;
 //! - steady state, over `WINDOW`: CPU per agent (user and system time of its process,
-//!   as a share of one core), heartbeats sent and accepted per node per second, the
+//!   as a share of one core; system time includes delivering what it sends through the
+//!   namespaces' veths and bridge to every receiver, the XDP program included, work a
+//!   real network does in the NICs and the receivers' kernels), heartbeats sent and accepted per node per second, the
 //!   agents' resident memory, and heartbeats the kernel dropped (receive buffer full);
 //! - failover: node N's cable pulled and its agent killed; until the survivors agree on
 //!   a view without it, and until every probe client of node N is answered by one;
@@ -37,8 +39,9 @@ pub struct ScaleRow {
     pub failover_view_ms: f64,
     pub failover_served_ms: f64,
     pub rejoin_ms: f64,
-    /// Mean over the agents, percent of one core.
+    /// Mean over the agents, percent of one core: user and system time, and system.
     pub cpu_percent: f64,
+    pub system_percent: f64,
     pub sent_per_s: f64,
     pub accepted_per_s: f64,
     /// Mean resident memory of an agent.
@@ -63,13 +66,14 @@ pub fn measure(sizes: &[usize]) -> Result<Vec<ScaleRow>> {
     sizes.iter().map(|&n| one(n).with_context(|| format!("a farm of {n} agents"))).collect()
 }
 
-/// CPU ticks (user and system) a process has used.
-fn ticks(pid: u32) -> Result<u64> {
+/// CPU ticks a process has used: (user and system, system).
+fn ticks(pid: u32) -> Result<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command's closing parenthesis: state is field 3, utime 14.
     let rest = stat.rsplit_once(')').context("stat format")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+    let (user, system) = (fields[11].parse::<u64>()?, fields[12].parse::<u64>()?);
+    Ok((user + system, system))
 }
 
 fn one(n: usize) -> Result<ScaleRow> {
@@ -93,7 +97,12 @@ fn one(n: usize) -> Result<ScaleRow> {
             Ok((s + h.sent, a + h.accepted))
         })
     };
-    let used = |pids: &[u32]| -> Result<u64> { pids.iter().map(|&pid| ticks(pid)).sum() };
+    let used = |pids: &[u32]| -> Result<(u64, u64)> {
+        pids.iter().try_fold((0, 0), |(all, sys), &pid| {
+            let (a, s) = ticks(pid)?;
+            Ok((all + a, sys + s))
+        })
+    };
     let (sent0, accepted0, ticks0, t0) = {
         let (s, a) = counters(&farm)?;
         (s, a, used(&pids)?, Instant::now())
@@ -104,7 +113,9 @@ fn one(n: usize) -> Result<ScaleRow> {
     let secs = (t1 - t0).as_secs_f64();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let cpu_percent = (ticks1 - ticks0) as f64 / hz / secs / n as f64 * 100.0;
+    let percent = |ticks: u64| ticks as f64 / hz / secs / n as f64 * 100.0;
+    let (cpu_percent, system_percent) =
+        (percent(ticks1.0 - ticks0.0), percent(ticks1.1 - ticks0.1));
     let rss = of_agents(&farm)?.iter().map(|u| u.rss_kib).sum::<u64>() / n as u64;
     let per_node = |d: u64| d as f64 / secs / n as f64;
 
@@ -144,6 +155,7 @@ fn one(n: usize) -> Result<ScaleRow> {
         failover_served_ms: ms(served),
         rejoin_ms: ms(rejoin),
         cpu_percent,
+        system_percent,
         sent_per_s: per_node(sent1 - sent0),
         accepted_per_s: per_node(accepted1 - accepted0),
         rss_kib: rss,

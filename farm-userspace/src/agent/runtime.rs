@@ -45,11 +45,13 @@ use crate::{
 const MAX_BATCH: usize = 1024;
 /// How often the heartbeat socket's drop count is read, to log a rise.
 const DROPS_EVERY: Duration = Duration::from_secs(1);
-/// After a step, heartbeats wait up to this part of an interval in the socket, to be
-/// taken together: at N nodes one arrives every interval / (N − 1), and a step each
-/// (a wake-up, syscalls, the core's bookkeeping) was most of an agent's CPU. Deadlines
-/// still wake the agent on time, and read the socket first; a heartbeat taken a little
-/// late makes its sender's failure later and this node's lease shorter, never longer.
+/// In a farm of more peers than this, heartbeats wait after a step up to this part of
+/// an interval in the socket, to be taken together: at N nodes one arrives every
+/// interval / (N − 1), and a step each (a wake-up, syscalls, the core's bookkeeping) was
+/// most of an agent's CPU. Deadlines still wake the agent on time, and read the socket
+/// first; a heartbeat taken a little late makes its sender's failure later and this
+/// node's lease shorter, never longer. Smaller farms take each as it comes: they gain
+/// little, and a failover's few round trips would each wait.
 const BATCH_DIVISOR: u32 = 10;
 
 /// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
@@ -301,7 +303,7 @@ impl Runtime {
                 let _ = asker.send(reply);
             }
             self.watch_drops(now);
-            listen = now + core::interval(self.core.config()) / BATCH_DIVISOR;
+            listen = now + self.hold();
             // A reload may have changed the checkers.
             self.checks.follow(self.core.config());
         }
@@ -324,6 +326,15 @@ impl Runtime {
         let events = self.history.latest(snapshot::PAGE_EVENTS);
         let (cfg, rows) = (self.core.config(), self.core.rows().clone());
         Snapshot::take(status, cfg, rows, &self.dp, events)
+    }
+
+    /// How long heartbeats wait after a step (see `BATCH_DIVISOR`).
+    fn hold(&self) -> Duration {
+        let cfg = self.core.config();
+        match cfg.cluster.peers.len().saturating_sub(1) > BATCH_DIVISOR as usize {
+            true => core::interval(cfg) / BATCH_DIVISOR,
+            false => Duration::ZERO,
+        }
     }
 
     /// Heartbeats the kernel dropped on the socket (its receive buffer was full).

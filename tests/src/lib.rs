@@ -15,6 +15,7 @@ pub mod held;
 pub mod netns;
 pub mod package;
 pub mod packet;
+pub mod scale;
 pub mod scrape;
 pub mod sim;
 pub mod traffic;

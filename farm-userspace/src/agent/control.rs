@@ -130,6 +130,18 @@ pub struct AgentStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatCounters {
     pub sent: u64,
+    /// Heartbeats to every peer sent ahead of the interval, for a change they wait on
+    /// (a view, a phase reached); each is counted in `sent` once per peer too.
+    #[serde(default)]
+    pub early: u64,
+    /// Heartbeats answered at once (counted in `sent` too), where the next periodic one
+    /// would acknowledge them too late for the sender's lease: only with 2 missed
+    /// heartbeats to a failure.
+    #[serde(default)]
+    pub answered: u64,
+    /// Heartbeats whose acknowledgement waited for this node's next periodic heartbeat.
+    #[serde(default)]
+    pub deferred: u64,
     pub accepted: u64,
     /// Not signed with the shared key.
     pub forged: u64,
@@ -142,6 +154,10 @@ pub struct HeartbeatCounters {
     pub malformed: u64,
     /// Another cluster's, an unknown node's, or this node's own id.
     pub foreign: u64,
+    /// Dropped by the kernel before the agent read them: the heartbeat socket's receive
+    /// buffer was full (the agent did not run for a while, or a farm too big for it).
+    #[serde(default)]
+    pub overflowed: u64,
     /// The witness's answers taken.
     #[serde(default)]
     pub witness: u64,

@@ -422,8 +422,24 @@ fn register_snapshot(r: &mut Registry, snap: &Snapshot) {
         None,
         vec![(vec![], counter(h.sent))],
     );
+    add(
+        r,
+        "heartbeats_early",
+        "Rounds of heartbeats to every peer sent ahead of the interval, for a change peers wait on (a view, a phase reached); at most one a fifth of an interval",
+        None,
+        vec![(vec![], counter(h.early))],
+    );
+    let acknowledged = [("deferred", h.deferred), ("answered", h.answered)];
+    add(
+        r,
+        "heartbeats_acknowledged",
+        "Peers' heartbeats accepted, by how this node acknowledged them: deferred (in its next periodic heartbeat) or answered (at once: after a gap in the peer's heartbeats, a peer never heard, or with 2 missed heartbeats to a failure)",
+        None,
+        acknowledged.map(|(how, n)| (vec![("how", how.into())], counter(n))).into(),
+    );
     let received = [
         ("accepted", h.accepted),
+        ("overflowed", h.overflowed),
         ("forged", h.forged),
         ("replayed", h.replayed),
         ("stale", h.stale),
@@ -433,7 +449,7 @@ fn register_snapshot(r: &mut Registry, snap: &Snapshot) {
     add(
         r,
         "heartbeats_received",
-        "Datagrams on the heartbeat port, by outcome: accepted, or ignored as forged, replayed, stale (an incarnation that is over), malformed or foreign (another cluster's, an unknown node's)",
+        "Datagrams on the heartbeat port, by outcome: accepted, overflowed (dropped by the kernel: the socket's receive buffer was full), or ignored as forged, replayed, stale (an incarnation that is over), malformed or foreign (another cluster's, an unknown node's)",
         None,
         received.map(|(outcome, n)| (vec![("outcome", outcome.into())], counter(n))).into(),
     );

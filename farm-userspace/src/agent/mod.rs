@@ -27,6 +27,7 @@ mod metrics;
 pub mod note;
 mod page;
 pub mod quorum;
+mod rcvbuf;
 pub mod reload;
 mod runtime;
 mod snapshot;

@@ -4,9 +4,10 @@
 //! out what it returns; it decides nothing itself.
 use std::{
     net::IpAddr,
+    os::fd::AsFd,
     path::{Path, PathBuf},
     sync::{Arc, mpsc as std_mpsc},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
@@ -27,6 +28,7 @@ use super::{
     http, kept, key,
     membership::View,
     metrics::Metrics,
+    rcvbuf,
     snapshot::{self, Snapshot},
     tables::{self, Rows},
     wire,
@@ -42,7 +44,17 @@ use crate::{
 /// core.
 const MAX_BATCH: usize = 1024;
 /// How often the flows kept on handed-over buckets are counted, while there are some.
-const KEPT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+const KEPT_EVERY: Duration = Duration::from_millis(500);
+/// How often the heartbeat socket's drop count is read, to log a rise.
+const DROPS_EVERY: Duration = Duration::from_secs(1);
+/// In a farm of more peers than this, heartbeats wait after a step up to this part of
+/// an interval in the socket, to be taken together: at N nodes one arrives every
+/// interval / (N − 1), and a step each (a wake-up, syscalls, the core's bookkeeping) was
+/// most of an agent's CPU. Deadlines still wake the agent on time, and read the socket
+/// first; a heartbeat taken a little late makes its sender's failure later and this
+/// node's lease shorter, never longer. Smaller farms take each as it comes: they gain
+/// little, and a failover's few round trips would each wait.
+const BATCH_DIVISOR: u32 = 10;
 
 /// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
 pub fn run(config: &Path) -> Result<()> {
@@ -63,6 +75,8 @@ struct Runtime {
     /// Dropped with the agent: removes the VIPs and restores the sysctls.
     host: Host,
     socket: UdpSocket,
+    /// Datagrams the kernel dropped on `socket` as last read, and when.
+    drops: (u64, Instant),
     requests: mpsc::Receiver<Asked>,
     tables: TableWorker,
     checks: Checkers,
@@ -163,6 +177,7 @@ impl Runtime {
             None => mpsc::channel(1).1,
         };
         let me = cfg.this_node().address;
+        let peers = cfg.cluster.peers.len().saturating_sub(1);
         let vips = cfg.vip_addresses();
         let mut dp = loader::adopt_or_attach(&cfg)?;
         let id = Identity { path: path.to_path_buf(), pid: std::process::id() };
@@ -178,6 +193,7 @@ impl Runtime {
         let socket = UdpSocket::bind(me).await.with_context(|| {
             format!("bind the heartbeat socket to {me} (this node's peers[].address): is that address on this host?")
         })?;
+        let rcvbuf = rcvbuf::size(socket.as_fd(), rcvbuf::wanted(peers))?;
         std::fs::create_dir_all(control::RUN_DIR)
             .with_context(|| format!("create {}", control::RUN_DIR))?;
         let host = Host::setup(&iface, &vips, Path::new(control::RUN_DIR))?;
@@ -188,13 +204,14 @@ impl Runtime {
         })?;
         let c = core.config();
         info!(
-            "agent for node {} on {iface} (cluster {}, {} peers, heartbeat {} ms, failure after {} ms, lease {} ms, control socket {})",
+            "agent for node {} on {iface} (cluster {}, {} peers, heartbeat {} ms, failure after {} ms, lease {} ms, heartbeat receive buffer {} KiB, control socket {})",
             c.cluster.node_id,
             c.cluster.name,
             c.cluster.peers.len() - 1,
             c.cluster.heartbeat_ms,
             core::failure_time(c).as_millis(),
             core::lease_time(c).as_millis(),
+            rcvbuf / 1024,
             sock.display()
         );
         let mut history = History::default();
@@ -211,6 +228,7 @@ impl Runtime {
             dp,
             host,
             socket,
+            drops: (0, Instant::now()),
             requests,
             tables: TableWorker::spawn()?,
             checks: Checkers::new(),
@@ -234,8 +252,12 @@ impl Runtime {
         // One byte more than the largest heartbeat, so a longer datagram shows as such.
         let mut buf = vec![0u8; wire::MAX_DATAGRAM + 1];
         let mut count_kept = tokio::time::interval(KEPT_EVERY);
+        let mut listen = Instant::now();
         loop {
             let wake = self.core.next_wake();
+            // Until `listen`, heartbeats wait in the socket (see `BATCH_DIVISOR`).
+            let held = Instant::now() < listen;
+            let sleep = if held { wake.min(listen) } else { wake };
             let mut inputs = Vec::new();
             let mut asker: Option<oneshot::Sender<Reply>> = None;
             tokio::select! {
@@ -268,23 +290,31 @@ impl Runtime {
                         Err(e) => debug!("counting the flows kept: {e:#}"),
                     }
                 }
-                ready = self.socket.readable() => if let Err(e) = ready {
+                ready = self.socket.readable(), if !held => if let Err(e) = ready {
                     debug!("heartbeat socket: {e}");
                 },
-                _ = sleep_until(wake.into()) => {}
+                _ = sleep_until(sleep.into()) => if Instant::now() < wake {
+                    continue;
+                }
             }
             // Whatever waits in the socket goes in before the clock is acted on: a
             // peer's heartbeat must not lose to its own failure deadline.
             self.read_datagrams(&mut buf, &mut inputs);
-            inputs.push(Input::Link(nic::is_running(&self.core.config().cluster.interface)?));
+            let iface = &self.core.config().cluster.interface;
+            inputs.push(Input::Link(nic::is_running(self.socket.as_fd(), iface)?));
             let now = Instant::now();
             if now >= wake {
                 self.metrics.loop_ran(now - wake);
             }
             let effects = self.core.step(now, inputs);
-            if let (Some(reply), Some(asker)) = (self.apply(effects)?, asker) {
+            if let (Some(mut reply), Some(asker)) = (self.apply(effects)?, asker) {
+                if let Reply::Status(status) = &mut reply {
+                    status.heartbeats.overflowed = self.overflowed();
+                }
                 let _ = asker.send(reply);
             }
+            self.watch_drops(now);
+            listen = now + self.hold();
             // A reload may have changed the checkers.
             self.checks.follow(self.core.config());
         }
@@ -302,10 +332,45 @@ impl Runtime {
 
     /// What the HTTP listener shows: taken here, rendered off the loop.
     fn snapshot(&self) -> Result<Snapshot> {
-        let status = self.core.status(Instant::now());
+        let mut status = self.core.status(Instant::now());
+        status.heartbeats.overflowed = self.overflowed();
         let events = self.history.latest(snapshot::PAGE_EVENTS);
         let (cfg, rows) = (self.core.config(), self.core.rows().clone());
         Snapshot::take(status, cfg, rows, &self.dp, events)
+    }
+
+    /// How long heartbeats wait after a step (see `BATCH_DIVISOR`).
+    fn hold(&self) -> Duration {
+        let cfg = self.core.config();
+        match cfg.cluster.peers.len().saturating_sub(1) > BATCH_DIVISOR as usize {
+            true => core::interval(cfg) / BATCH_DIVISOR,
+            false => Duration::ZERO,
+        }
+    }
+
+    /// Heartbeats the kernel dropped on the socket (its receive buffer was full).
+    fn overflowed(&self) -> u64 {
+        rcvbuf::drops(self.socket.as_fd()).unwrap_or_else(|e| {
+            debug!("{e}");
+            self.drops.0
+        })
+    }
+
+    /// Says so in the log when the socket dropped heartbeats since the last look: peers
+    /// may then seem silent, and be failed, for want of room here.
+    fn watch_drops(&mut self, now: Instant) {
+        if now < self.drops.1 + DROPS_EVERY {
+            return;
+        }
+        let drops = self.overflowed();
+        if drops > self.drops.0 {
+            warn!(
+                "the heartbeat socket's receive buffer was full: {} heartbeats dropped in the last {} ms",
+                drops - self.drops.0,
+                now.duration_since(self.drops.1).as_millis()
+            );
+        }
+        self.drops = (drops, now);
     }
 
     /// SIGHUP: the file and its key again, or why not, for the core to judge.

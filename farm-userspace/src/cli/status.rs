@@ -32,8 +32,8 @@ converged, members, weight (null: the file's), drained, heartbeat_ms, failure_ms
 (unknown|alive|failed|left), incarnation, epoch, phase, heartbeat_age_ms, weight, drained, same_config}], \
 held_ports (ports a reload holds with no owner until every node has the new file), services (this node's): [{name, \
 healthy, withdrawn, drained, flaps, held_ms, checkers: [{passing, last_ok, reason, age_ms, changes}]}], service_bits \
-and peers[].services: {unhealthy, drained, active, takes_back} (bit i: service i), heartbeats: {sent, accepted, \
-forged, replayed, stale, malformed, foreign}, view, http (where the metrics and status page are served; null when \
+and peers[].services: {unhealthy, drained, active, takes_back} (bit i: service i), heartbeats: {sent, early, accepted, \
+overflowed, forged, replayed, stale, malformed, foreign}, view, http (where the metrics and status page are served; null when \
 off), handover: {out (buckets this node gave away that keep its flows), in (buckets it took whose old owner keeps \
 its flows), flows_kept, tcp_kept, udp_kept (flows kept on the buckets given away; null until counted), until_ms \
 (until the last handover ends; null: none), timeout_ms}}, agent_error}.";
@@ -151,8 +151,16 @@ fn agent_text(a: &AgentStatus) -> String {
         (
             "heartbeats",
             format!(
-                "sent {}, accepted {}, ignored: forged {}, replayed {}, stale {}, malformed {}, foreign {}",
-                h.sent, h.accepted, h.forged, h.replayed, h.stale, h.malformed, h.foreign
+                "sent {} ({} rounds early), accepted {}, dropped (receive buffer full) {}, ignored: forged {}, replayed {}, stale {}, malformed {}, foreign {}",
+                h.sent,
+                h.early,
+                h.accepted,
+                h.overflowed,
+                h.forged,
+                h.replayed,
+                h.stale,
+                h.malformed,
+                h.foreign
             ),
         ),
     ];

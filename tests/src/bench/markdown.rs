@@ -1,8 +1,9 @@
-//! The four tables as Markdown (`--markdown`), so the README's figures come from a run
+//! The five tables as Markdown (`--markdown`), so the README's figures come from a run
 //! of the bench, not from hand edits.
 use super::{
     busy, cost,
     report::{Measured, busy_met, cost_met, failover_met, peer_met, range},
+    scale,
 };
 
 /// The tables, after a line naming `command` (what printed them) and the machine.
@@ -84,6 +85,39 @@ pub fn markdown(m: &Measured, command: &str) -> String {
             format!("{fences}, {stalls}"),
             format!("<= {} ms", r.worst_delay_ms()),
             format!("zero: {}", met(busy_met(r))),
+        ]
+    });
+    table(&mut out, header, rows);
+    let header = [
+        "E: nodes (all on this machine; heartbeat 100 ms, failed after 3 missed, 4096 buckets)"
+            .into(),
+        "cold start ms".into(),
+        "failover ms: view / clients".into(),
+        "rejoin ms".into(),
+        "CPU per agent (of which system)".into(),
+        "heartbeats sent / accepted per node per s".into(),
+        "RSS per agent".into(),
+        "dropped (buffer full)".into(),
+        format!(
+            "goal up to {} nodes: < {} / {} / {} ms, <= {}% CPU",
+            scale::GOAL_NODES,
+            scale::COLD_GOAL_MS,
+            scale::FAILOVER_GOAL_MS,
+            scale::REJOIN_GOAL_MS,
+            scale::CPU_GOAL_PERCENT
+        ),
+    ];
+    let rows = m.scale.iter().map(|r| {
+        [
+            r.nodes.to_string(),
+            format!("{:.0}", r.cold_ms),
+            format!("{:.0} / {:.0}", r.failover_view_ms, r.failover_served_ms),
+            format!("{:.0}", r.rejoin_ms),
+            format!("{:.2} % ({:.2} %)", r.cpu_percent, r.system_percent),
+            format!("{:.0} / {:.0}", r.sent_per_s, r.accepted_per_s),
+            format!("{:.1} MiB", r.rss_kib as f64 / 1024.0),
+            r.overflowed.to_string(),
+            r.met().map_or("reported", met).into(),
         ]
     });
     table(&mut out, header, rows);

@@ -3,7 +3,7 @@
 //! sends live frames into a namespace of its own and compares farm with the nftables
 //! filter that replaced CLUSTERIP (`compare`); table C times a node's failure and leave
 //! in a farm of agents (`failover`); table D counts the false failovers of a farm whose
-//! machine is busy (`busy`). `report` prints them, as tables or JSON, and `markdown` as
+//! machine is busy (`busy`); table E times and weighs farms of 4 to 64 agents (`scale`). `report` prints them, as tables or JSON, and `markdown` as
 //! Markdown for the README.
 pub mod baseline;
 pub mod busy;
@@ -14,6 +14,7 @@ pub mod live;
 pub mod markdown;
 pub mod peer;
 pub mod report;
+pub mod scale;
 pub mod signals;
 pub mod sink;
 

@@ -1,4 +1,4 @@
-//! The four tables as text for people, or as JSON (`--json`) for scripts; `markdown`
+//! The five tables as text for people, or as JSON (`--json`) for scripts; `markdown`
 //! prints them for the README.
 use serde_json::{Value, json};
 
@@ -8,6 +8,7 @@ use super::{
     cost::{self, CostRow},
     failover::FailoverRow,
     peer,
+    scale::{self, ScaleRow},
 };
 
 /// Everything one run of the bench measured, and how.
@@ -21,6 +22,8 @@ pub struct Measured {
     /// Table D, and how long each of its rounds kept the machine busy.
     pub busy: Vec<BusyRow>,
     pub busy_seconds: u64,
+    /// Table E, one row per farm size.
+    pub scale: Vec<ScaleRow>,
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -53,11 +56,12 @@ type Table = fn(&Measured, &mut dyn FnMut(String));
 
 /// The tables measured (`--tables` may leave some out), one after another.
 pub fn text(m: &Measured) -> String {
-    let tables: [(bool, Table); 4] = [
+    let tables: [(bool, Table); 5] = [
         (m.cost.is_empty(), cost_text),
         (m.peer.is_empty(), peer_text),
         (m.failover.is_empty(), failover_text),
         (m.busy.is_empty(), busy_text),
+        (m.scale.is_empty(), scale_text),
     ];
     let mut out = Vec::new();
     for (_, table) in tables.into_iter().filter(|(empty, _)| !empty) {
@@ -210,6 +214,51 @@ fn busy_text(m: &Measured, line: &mut dyn FnMut(String)) {
     line("   worst delay: how late the agents' loops stepped (a bound of their histogram); load: the 1-minute average, the loops included".into());
 }
 
+/// Table E's verdict: goals only up to `scale::GOAL_NODES` nodes.
+pub(super) fn scale_verdict(r: &ScaleRow) -> &'static str {
+    r.met().map_or("reported", verdict)
+}
+
+fn scale_text(m: &Measured, line: &mut dyn FnMut(String)) {
+    line("E) Farms of N agents on this machine (heartbeat 100 ms, failed after 3 missed, 4096 buckets)".into());
+    line(format!(
+        "   goals up to {} nodes: cold start < {} ms from the last start, failover (view agreed, probe clients served) < {} ms, rejoin < {} ms, CPU <= {}% of a core per agent",
+        scale::GOAL_NODES,
+        scale::COLD_GOAL_MS,
+        scale::FAILOVER_GOAL_MS,
+        scale::REJOIN_GOAL_MS,
+        scale::CPU_GOAL_PERCENT
+    ));
+    line(format!(
+        "   {:>5} {:>8} {:>15} {:>9} {:>17} {:>15} {:>8} {:>10}  goal",
+        "nodes",
+        "cold ms",
+        "failover ms",
+        "rejoin ms",
+        "CPU %",
+        "sent/accepted/s",
+        "RSS MiB",
+        "overflowed"
+    ));
+    for r in &m.scale {
+        line(format!(
+            "   {:>5} {:>8.0} {:>15} {:>9.0} {:>17} {:>15} {:>8.1} {:>10}  {}",
+            r.nodes,
+            r.cold_ms,
+            format!("{:.0} / {:.0}", r.failover_view_ms, r.failover_served_ms),
+            r.rejoin_ms,
+            format!("{:.2} ({:.2} sys)", r.cpu_percent, r.system_percent),
+            format!("{:.0} / {:.0}", r.sent_per_s, r.accepted_per_s),
+            r.rss_kib as f64 / 1024.0,
+            r.overflowed,
+            scale_verdict(r)
+        ));
+    }
+    line("   failover: until the survivors agree / until every probe client of the failed node is answered by one".into());
+    line("   CPU: user and system time of an agent's process, as a share of one core; system time includes delivering its heartbeats through the namespaces to every receiver".into());
+    line("   sent/accepted: heartbeats per node per second in steady state; overflowed: dropped by the kernel (receive buffer full), whole run".into());
+}
+
 pub fn json(m: &Measured) -> Value {
     let side = |s: &Side| {
         json!({
@@ -259,6 +308,20 @@ pub fn json(m: &Measured) -> Value {
                 "within_goal": failover_met(r),
             })).collect::<Vec<_>>(),
         },
+        "scale": m.scale.iter().map(|r| json!({
+            "nodes": r.nodes,
+            "cold_start_ms": r.cold_ms,
+            "failover_view_ms": r.failover_view_ms,
+            "failover_served_ms": r.failover_served_ms,
+            "rejoin_ms": r.rejoin_ms,
+            "cpu_percent_per_agent": r.cpu_percent,
+            "cpu_system_percent_per_agent": r.system_percent,
+            "heartbeats_sent_per_node_per_s": r.sent_per_s,
+            "heartbeats_accepted_per_node_per_s": r.accepted_per_s,
+            "rss_kib_per_agent": r.rss_kib,
+            "overflowed": r.overflowed,
+            "within_goal": r.met(),
+        })).collect::<Vec<_>>(),
         "busy": {
             "hogs_per_cpu": super::busy::HOGS_PER_CPU,
             "seconds": m.busy_seconds,

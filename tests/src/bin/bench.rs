@@ -1,12 +1,13 @@
 //! `farm-bench` (`cargo xtask bench [-- --json | --markdown]`, as root): what a farm
 //! verdict costs, per packet, against a trivial XDP program (table A) and against the
 //! nftables filter that replaced CLUSTERIP (table B), how long a farm of agents takes
-//! to heal (table C), and whether a busy machine makes it fail nodes that did not fail
-//! (table D). A measurement, not a test: it exits 0 whether or not the goals are
+//! to heal (table C), whether a busy machine makes it fail nodes that did not fail
+//! (table D), and what farms of 4 to 64 agents cost and how fast they heal (table E,
+//! `--nodes 4,8,16,32,64`). A measurement, not a test: it exits 0 whether or not the goals are
 //! met, and fails only when it cannot measure or a path does not do what its name says.
 use anyhow::Result;
 use clap::Parser;
-use farm_tests::bench::{busy, compare, cost, failover, markdown, report};
+use farm_tests::bench::{busy, compare, cost, failover, markdown, report, scale};
 use farm_userspace::privilege::{NAMESPACE_FARMS, require};
 
 #[derive(Parser)]
@@ -30,8 +31,11 @@ struct Args {
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     busy_seconds: u64,
     /// Which tables to measure, e.g. `--tables D`.
-    #[arg(long, default_value = "ABCD", value_parser = tables)]
+    #[arg(long, default_value = "ABCDE", value_parser = tables)]
     tables: String,
+    /// The farm sizes of table E.
+    #[arg(long, default_values_t = [4, 8, 16, 32, 64], value_delimiter = ',', value_parser = clap::value_parser!(u16).range(2..=64))]
+    nodes: Vec<u16>,
     /// Print JSON instead of tables.
     #[arg(long, conflicts_with = "markdown")]
     json: bool,
@@ -53,6 +57,7 @@ fn main() -> Result<()> {
         failover: vec![],
         busy: vec![],
         busy_seconds: args.busy_seconds,
+        scale: vec![],
     };
     if wants('A') {
         eprintln!("farm-bench: table A, BPF_PROG_TEST_RUN...");
@@ -70,6 +75,11 @@ fn main() -> Result<()> {
         eprintln!("farm-bench: table D, false failovers with every CPU busy...");
         m.busy = busy::measure(args.busy_rounds as usize, args.busy_seconds)?;
     }
+    if wants('E') {
+        eprintln!("farm-bench: table E, farms of {:?} agents...", args.nodes);
+        let sizes: Vec<usize> = args.nodes.iter().map(|&n| usize::from(n)).collect();
+        m.scale = scale::measure(&sizes)?;
+    }
     if args.json {
         println!("{:#}", report::json(&m));
     } else if args.markdown {
@@ -82,10 +92,10 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// `--tables`: letters of A to D, at least one.
+/// `--tables`: letters of A to E, at least one.
 fn tables(text: &str) -> Result<String, String> {
-    match !text.is_empty() && text.chars().all(|c| ('A'..='D').contains(&c)) {
+    match !text.is_empty() && text.chars().all(|c| ('A'..='E').contains(&c)) {
         true => Ok(text.to_string()),
-        false => Err(format!("{text:?}: give letters of A to D, e.g. ABCD or D")),
+        false => Err(format!("{text:?}: give letters of A to E, e.g. ABCDE or E")),
     }
 }

@@ -127,6 +127,12 @@ pub enum Effect {
 /// When the VIPs are announced a second time after a change of members.
 const ANNOUNCE_AGAIN: Duration = Duration::from_secs(1);
 
+/// The fewest heartbeat intervals between two heartbeats to every peer, a fifth: a view
+/// change or a phase reached goes out early, but a burst of them (at N nodes, a change
+/// of members makes every node move its epoch and phase many times within a round trip)
+/// goes out as one heartbeat, not one per datagram that moved it.
+const EARLY_DIVISOR: u32 = 5;
+
 pub struct Core {
     cfg: Arc<Config>,
     /// The files peers may serve with: the one of this node's last install, and each it
@@ -162,10 +168,13 @@ pub struct Core {
     last_step: Instant,
     link_up: bool,
     next_beat: Instant,
+    /// Something changed since the last heartbeat to every peer that they wait on.
     send_now: bool,
-    /// Peers whose heartbeat this step answers, unless a heartbeat to all goes out.
+    /// When the last heartbeat to every peer went out.
+    sent_all: Instant,
+    /// Peers whose heartbeat this step answers at once, unless a heartbeat to all goes
+    /// out: the next periodic one would come too late for their lease.
     answer: BTreeSet<u16>,
-    sent_all: bool,
     /// A moment and the wall clock then (µs): new incarnations count on from it.
     clock: (Instant, u64),
     /// The view last asked the witness about: a new one is asked about at once.
@@ -261,8 +270,8 @@ impl Core {
             link_up: true,
             next_beat: now,
             send_now: false,
+            sent_all: now,
             answer: BTreeSet::new(),
-            sent_all: false,
             clock: (now, wall_us),
             asked: None,
             owned: 0,
@@ -297,17 +306,24 @@ impl Core {
         &self.rows
     }
 
-    /// When the core must step next if nothing arrives: its next heartbeat, or the
-    /// moment a peer would fail (not while the link is down: cut off, it fails nobody).
+    /// When the core must step next if nothing arrives: its next heartbeat (an early
+    /// one if due), or the moment a peer would fail (not while the link is down: cut
+    /// off, it fails nobody).
     pub fn next_wake(&self) -> Instant {
         let deadline = self.membership.next_deadline().filter(|_| self.link_up);
         let health = self.health.next_deadline(&self.cfg, self.last_step);
         let handover = self.next_handover_end();
         let learning = self.learning.map(|(_, until)| until);
-        [deadline, health, handover, learning]
+        let early = (self.send_now && self.link_up).then(|| self.early_at());
+        [deadline, health, handover, learning, early]
             .into_iter()
             .flatten()
             .fold(self.next_beat, Instant::min)
+    }
+
+    /// The soonest a heartbeat may go out ahead of the interval.
+    fn early_at(&self) -> Instant {
+        self.sent_all + interval(&self.cfg) / EARLY_DIVISOR
     }
 
     /// Takes what arrived, then acts on the clock.
@@ -391,19 +407,38 @@ impl Core {
         }
         self.expire_handovers(now);
         self.renew(now);
-        if std::mem::take(&mut self.send_now) && self.link_up && !self.sent_all {
+        if self.send_now && self.link_up && now >= self.early_at() {
+            self.counters.early += 1;
             self.send_all(now, Kind::Alive);
         }
         // A heartbeat to everyone, sent after the inputs, answers them all.
         let answer = std::mem::take(&mut self.answer);
-        if self.link_up && !std::mem::take(&mut self.sent_all) {
+        if self.link_up && self.sent_all < now {
             for id in answer {
                 self.send_to(now, id);
             }
         }
     }
 
-    /// A heartbeat to every peer.
+    /// Whether the acknowledgement of `from`'s heartbeat, arriving now, may wait for the
+    /// next periodic heartbeat. The sender's lease, bounded by it, must last until the
+    /// acknowledgement after that one: it runs a failure time less a margin from the
+    /// heartbeat's sending, and the next acknowledgement but one comes within the wait
+    /// and an interval, plus two transits. So the wait may be the failure time less two
+    /// intervals (an interval at 3 missed heartbeats to a failure, the default: never
+    /// more than that; none at 2). And only while the sender's heartbeats come every
+    /// interval: after a gap (one lost, or late), the acknowledgements the sender holds
+    /// date an older heartbeat, and its lease may end before the next periodic one comes
+    /// (an immediate answer was what made one lost heartbeat harmless); nor for a sender
+    /// never heard, which waits for this node's acknowledgement to agree on a view.
+    fn defers(&self, from: u16, now: Instant) -> bool {
+        let (beat, failure) = (interval(&self.cfg), failure_time(&self.cfg));
+        let regular = self.membership.silent_for(from, now).is_some_and(|gap| gap <= beat * 3 / 2);
+        regular && self.next_beat <= now + failure.saturating_sub(beat * 2)
+    }
+
+    /// A heartbeat to every peer: it carries all that changed, so nothing waits to go
+    /// out early any more.
     fn send_all(&mut self, now: Instant, kind: Kind) {
         let datagram = self.beat(kind, now, false);
         let me = self.cfg.cluster.node_id;
@@ -412,7 +447,8 @@ impl Core {
             self.out.push(Effect::Send { to: peer.id, address: peer.address, datagram });
             self.counters.sent += 1;
         }
-        self.sent_all = true;
+        self.send_now = false;
+        self.sent_all = now;
     }
 
     /// The answer to a peer's heartbeat, which acknowledges it a round trip later.
@@ -424,6 +460,7 @@ impl Core {
         let datagram = self.beat(Kind::Alive, now, true);
         self.out.push(Effect::Send { to, address, datagram });
         self.counters.sent += 1;
+        self.counters.answered += 1;
     }
 
     /// After an install whose members differ from the last one's (a takeover, a heal, a
@@ -470,11 +507,15 @@ impl Core {
             }
         };
         let (node, answer) = (hb.node, hb.kind == Kind::Alive && !hb.reply);
+        let defers = self.defers(node, now);
+        let c = &mut self.counters;
         let told = hb.apart.clone();
         match self.membership.receive(hb, now) {
             Ok(events) => {
                 c.accepted += 1;
-                if answer {
+                if answer && defers {
+                    c.deferred += 1;
+                } else if answer {
                     self.answer.insert(node);
                 }
                 self.handle(now, events);
@@ -544,8 +585,8 @@ impl Core {
                     self.remapped = None;
                     // Owning nothing, this node keeps no flow, and learns anew who holds
                     // what when it installs again.
+                    // (A view whose release waits on learning still releases then.)
                     self.handing.clear();
-                    self.learning = None;
                     self.joined = false;
                     self.write_rows(tables::empty(self.rows.len(), self.cfg.cluster.buckets));
                     self.note(Note::Fenced { reason });

@@ -7,14 +7,23 @@
 //! answered by the new owner; numbered UDP datagrams never reach two nodes, an active
 //! flow stays where it was until idle; and `farm drain --wait` returns once the drained
 //! node's connections are closed, or at its timeout saying how many remain.
-use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{SocketAddr, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU8, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
 
 use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
     agents::SETTLE,
-    conns::{EVERY, Pool},
-    farm::{NsFarm, Ownership, SPREAD_PORT, VIP},
-    netns::wait_for,
+    conns::{EVERY, Pool, Seen},
+    farm::{NsFarm, Ownership, SPREAD_PORT, UDP_PORT, VIP, failure, farm_bin},
+    netns::{command_in, enter, wait_for},
     traffic::EchoServer,
 };
 use farm_userspace::rules::addr_key;
@@ -270,4 +279,276 @@ fn a_node_joining_keeps_established_connections() {
 #[ignore = "needs root: network namespaces, XDP and farm agents"]
 fn a_node_rejoining_keeps_established_connections() {
     a_planned_move_keeps_connections(Move::Rejoin);
+}
+
+/// UDP clients: each holds an old flow (active before the move) and a new one (from the
+/// moment the move installed), one socket each.
+const UDP_CLIENTS: usize = 16;
+/// At most 500 datagrams a second, over the sockets in turn.
+const UDP_GAP: Duration = Duration::from_millis(2);
+/// The longest the datagrams run, whatever the test does.
+const UDP_LONGEST: Duration = Duration::from_secs(120);
+/// `cluster.flow_idle_ms`'s default: a UDP flow idle this long has ended.
+const FLOW_IDLE: Duration = Duration::from_secs(30);
+/// Datagrams each flow must have had received in a phase before it is judged.
+const PER_PHASE: usize = 20;
+
+/// What the UDP clients send, as the test moves on: the old flows alone, then old and
+/// new, then the new alone (the old go idle), then both again.
+const BEFORE: u8 = 0;
+const MOVED: u8 = 1;
+const OLD_IDLE: u8 = 2;
+const RESUMED: u8 = 3;
+
+/// A datagram's number: its phase, its place in the stream and its socket (old flows
+/// 0..16, new 16..32), so that what a node received says whose it was and when.
+fn numbered(phase: u8, seq: u64, socket: usize) -> u64 {
+    (u64::from(phase) << 56) | (seq << 8) | socket as u64
+}
+
+/// The numbered datagrams of the 32 flows, sent from the client's namespace by a thread
+/// of their own until finished (or `UDP_LONGEST`); stopped on drop.
+struct Flows {
+    /// Each socket's address, old flows first.
+    from: Vec<SocketAddr>,
+    phase: Arc<AtomicU8>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Flows {
+    fn start(farm: &NsFarm) -> Flows {
+        let (phase, stop) = (Arc::new(AtomicU8::new(BEFORE)), Arc::new(AtomicBool::new(false)));
+        let (ns, clients) = (farm.client.ns.name.clone(), farm.clients.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (now, until) = (phase.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            enter(&ns).expect("enter the client's namespace");
+            let sockets: Vec<UdpSocket> = (0..2 * UDP_CLIENTS)
+                .map(|i| UdpSocket::bind(SocketAddr::new(clients[i % UDP_CLIENTS], 0)).unwrap())
+                .collect();
+            let _ = tx.send(sockets.iter().map(|s| s.local_addr().unwrap()).collect());
+            let vip = SocketAddr::new(VIP.into(), UDP_PORT);
+            let end = Instant::now() + UDP_LONGEST;
+            let mut seq = 0;
+            while Instant::now() < end && !until.load(Ordering::Relaxed) {
+                let phase = now.load(Ordering::Relaxed);
+                let active = match phase {
+                    BEFORE => 0..UDP_CLIENTS,
+                    OLD_IDLE => UDP_CLIENTS..2 * UDP_CLIENTS,
+                    _ => 0..2 * UDP_CLIENTS,
+                };
+                let socket = active.start + seq as usize % active.len();
+                // A full socket buffer drops the datagram: its number is never seen.
+                let _ = sockets[socket].send_to(&numbered(phase, seq, socket).to_be_bytes(), vip);
+                seq += 1;
+                // Paces the traffic on purpose: a test sees what happens in between.
+                std::thread::sleep(UDP_GAP);
+            }
+            seq
+        });
+        let from = rx.recv().expect("the client sockets");
+        Flows { from, phase, stop, thread: Some(thread) }
+    }
+
+    fn set(&self, phase: u8) {
+        self.phase.store(phase, Ordering::Relaxed);
+    }
+
+    /// Ends the datagrams: how many were sent.
+    fn finish(&mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().expect("the sender panicked"))
+    }
+}
+
+impl Drop for Flows {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Per (phase, socket), the datagrams each node received.
+type PerFlow = BTreeMap<(u8, usize), BTreeMap<u16, usize>>;
+
+/// What the nodes received, per flow and phase; and the numbers two nodes received.
+fn received(farm: &NsFarm) -> (PerFlow, BTreeSet<u64>) {
+    let (mut got, mut by) = (BTreeMap::new(), BTreeMap::<u64, BTreeSet<u16>>::new());
+    for n in &farm.nodes {
+        for number in n.udp.numbers() {
+            by.entry(number).or_default().insert(n.id);
+            let flow = ((number >> 56) as u8, (number & 0xff) as usize);
+            *got.entry(flow).or_insert_with(BTreeMap::new).entry(n.id).or_insert(0) += 1;
+        }
+    }
+    let twice = by.into_iter().filter(|(_, nodes)| nodes.len() > 1).map(|(n, _)| n).collect();
+    (got, twice)
+}
+
+/// Waits until each of `sockets` has `PER_PHASE` datagrams received in `phase`.
+fn until_received(farm: &NsFarm, phase: u8, sockets: std::ops::Range<usize>) {
+    let enough = wait_for(SETTLE, || {
+        let (got, _) = received(farm);
+        let count = |s| got.get(&(phase, s)).map_or(0, |n| n.values().sum::<usize>());
+        sockets.clone().all(|s| count(s) >= PER_PHASE).then_some(())
+    });
+    assert!(enough.is_some(), "phase {phase}: flows {sockets:?} unheard\n{}", farm.report());
+}
+
+/// Asserts that each of `sockets`' datagrams of `phase` reached the node `owner` gives
+/// its flow, and that one only; names every flow that did not.
+fn assert_served(
+    farm: &NsFarm,
+    flows: &Flows,
+    phase: u8,
+    sockets: std::ops::Range<usize>,
+    owner: impl Fn(usize) -> u16,
+    what: &str,
+) {
+    let (got, _) = received(farm);
+    let count = sockets.len();
+    let wrong: Vec<String> = sockets
+        .filter_map(|s| {
+            let nodes = got.get(&(phase, s)).cloned().unwrap_or_default();
+            let from = flows.from[s];
+            (!nodes.keys().eq([owner(s)].iter())).then(|| {
+                format!(
+                    "{from} (bucket {}): datagrams per node {nodes:?}, want only node {}",
+                    bucket(farm, from),
+                    owner(s)
+                )
+            })
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{what}: {} of {count} flows misplaced:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, XDP and farm agents"]
+fn a_drain_keeps_active_udp_flows_until_idle_and_new_flows_go_to_the_new_owner() {
+    // Node 2 weighs 3 of 5, so that some of the 16 old flows are its own before the drain
+    // (none is a chance of (2/5)^16).
+    let (mut farm, _echo) = echo_farm(&[1, 3, 1]);
+    farm.start_agents().unwrap();
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    let slot = farm.slot("numbered");
+    let before = agreed_row(&farm, &[1, 2, 3], slot).unwrap();
+    let mut flows = Flows::start(&farm);
+    let old = 0..UDP_CLIENTS;
+    let new = UDP_CLIENTS..2 * UDP_CLIENTS;
+    until_received(&farm, BEFORE, old.clone());
+    let from = flows.from.clone();
+    let owner_before = |s: usize| before[bucket(&farm, from[s])];
+    assert_served(&farm, &flows, BEFORE, old.clone(), owner_before, "before the drain");
+    let kept: Vec<usize> = old.clone().filter(|&s| owner_before(s) == 2).collect();
+    assert!(!kept.is_empty(), "none of the old flows is node 2's");
+
+    steer(&farm, 1, &["drain"]);
+    let after = moved_row(&farm, &[1, 2, 3], slot, &before);
+    assert!(!after.contains(&2), "node 2 drained owns buckets");
+    let owner_after = |s: usize| after[bucket(&farm, from[s])];
+    // Old and new flows together: the old stay where they were, node 2's included; the
+    // new go to the new owners.
+    flows.set(MOVED);
+    until_received(&farm, MOVED, 0..2 * UDP_CLIENTS);
+    let kept_by_2 = wait_for(Duration::from_secs(5), || {
+        (flows_kept(&farm, 1) == Some(kept.len() as u64)).then_some(())
+    });
+    let said = handover(&farm, 1);
+    assert_served(&farm, &flows, MOVED, old.clone(), owner_before, "active flows after the drain");
+    assert_served(&farm, &flows, MOVED, new.clone(), owner_after, "new flows after the drain");
+    assert!(kept_by_2.is_some(), "node 2 keeps {} active flows, but says {said}", kept.len());
+    // The old flows go quiet: once idle they have ended, and node 2 keeps none.
+    flows.set(OLD_IDLE);
+    let quiet = Instant::now();
+    let idle = wait_for(FLOW_IDLE + SETTLE, || (flows_kept(&farm, 1) == Some(0)).then_some(()));
+    assert!(
+        idle.is_some(),
+        "node 2 still keeps flows idle since {quiet:?}: {}",
+        handover(&farm, 1)
+    );
+    let ended = quiet.elapsed();
+    // Back from the same ports: new flows now, for the new owners.
+    flows.set(RESUMED);
+    until_received(&farm, RESUMED, 0..2 * UDP_CLIENTS);
+    let sent = flows.finish();
+    for phase in [OLD_IDLE, RESUMED] {
+        assert_served(&farm, &flows, phase, new.clone(), owner_after, "new flows");
+    }
+    assert_served(&farm, &flows, RESUMED, old, owner_after, "old flows back after idling");
+    let (got, twice) = received(&farm);
+    let received: usize = got.values().flat_map(|n| n.values()).sum::<usize>() - twice.len();
+    eprintln!(
+        "udp drain: {} of the 16 old flows node 2's, kept by it after the drain; they ended {} ms after going quiet; {sent} datagrams sent, {received} received, {} by two nodes",
+        kept.len(),
+        ended.as_millis(),
+        twice.len()
+    );
+    assert!(twice.is_empty(), "datagrams received by two nodes: {twice:?}");
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, XDP and farm agents"]
+fn drain_wait_returns_once_the_kept_connections_close_or_at_its_timeout() {
+    // Node 2 weighs 2 of 4: 24 connections leave it none with a chance of 2^-24.
+    let (mut farm, _echo) = echo_farm(&[1, 2, 1]);
+    farm.start_agents().unwrap();
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    let slot = farm.slot("spread");
+    let before = agreed_row(&farm, &[1, 2, 3], slot).unwrap();
+    let sources: Vec<SocketAddr> = (0..24).map(|i| SocketAddr::new(farm.clients[i], 0)).collect();
+    let pool = Pool::open(&farm.client.ns.name, &sources, spread(), SETTLE);
+    let on_2 = pool.conns.iter().filter(|c| before[bucket(&farm, c.from)] == 2).count();
+    assert!(on_2 > 0, "none of the connections is node 2's");
+
+    // Open connections: it gives up at its timeout, saying how many remain.
+    let config = farm.nodes[1].config.to_str().unwrap().to_string();
+    let timed_out = Instant::now();
+    let line = failure(&farm.nodes[1], &["drain", "--wait", "--timeout", "2", "--config", &config]);
+    let took = timed_out.elapsed();
+    let numbers: Vec<usize> =
+        line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    assert!(numbers.contains(&on_2), "{line}: want the {on_2} connections node 2 keeps");
+    let after = moved_row(&farm, &[1, 2, 3], slot, &before);
+    assert!(!after.contains(&2), "node 2 drained owns buckets");
+    eprintln!(
+        "drain --wait --timeout 2 with {on_2} connections open: {line} ({} ms)",
+        took.as_millis()
+    );
+
+    // Again, without a timeout that matters: it waits while they are open, and returns
+    // once they are closed.
+    let bin = farm_bin().unwrap();
+    let mut wait = command_in(&farm.nodes[1].host.ns.name, bin.to_str().unwrap())
+        .args(["drain", "--wait", "--timeout", "60", "--config", &config])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    pool.wait_lines(&pool.seen(), AFTER_MOVE, SETTLE);
+    let early = wait.try_wait().unwrap();
+    let closed = Instant::now();
+    let seen = pool.close();
+    let status = wait_for(SETTLE, || wait.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = wait.kill();
+    }
+    let _ = wait.wait();
+    let ended: Vec<&Seen> = seen.iter().filter(|s| s.error.is_some()).collect();
+    assert!(ended.is_empty(), "connections ended while node 2 drained: {ended:?}");
+    assert!(early.is_none(), "drain --wait returned with {on_2} connections open: {early:?}");
+    let status = status.unwrap_or_else(|| panic!("drain --wait still waits\n{}", farm.report()));
+    assert!(status.success(), "drain --wait: {status}");
+    eprintln!(
+        "drain --wait returned {} ms after the {on_2} connections closed",
+        closed.elapsed().as_millis()
+    );
+    assert_eq!(flows_kept(&farm, 1), Some(0), "{}", handover(&farm, 1));
 }

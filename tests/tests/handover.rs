@@ -210,18 +210,28 @@ fn a_planned_move_keeps_connections(mv: Move) {
             Some(format!("{} (bucket {b}, node {} -> {}): {why}", from[c], before[b], after[b]))
         })
         .collect();
-    let longest = seen.iter().map(|s| s.longest).max().unwrap_or_default();
-    let stalled: Vec<String> = (0..CONNS)
-        .filter(|&c| seen[c].longest > STALL)
-        .map(|c| format!("{}: {} ms", from[c], seen[c].longest.as_millis()))
-        .collect();
+    // The slowest connections first: where they were, and whether their bucket moved.
+    let mut slowest: Vec<usize> = (0..CONNS).collect();
+    slowest.sort_by_key(|&c| std::cmp::Reverse(seen[c].longest));
+    let wait = |c: usize| {
+        let b = bucket(&farm, from[c]);
+        format!(
+            "{} ms ({}, node {} -> {})",
+            seen[c].longest.as_millis(),
+            from[c],
+            before[b],
+            after[b]
+        )
+    };
+    let stalled: Vec<String> =
+        slowest.iter().take_while(|&&c| seen[c].longest > STALL).map(|&c| wait(c)).collect();
+    let longest: Vec<String> = slowest.iter().take(3).map(|&c| wait(c)).collect();
     let answered: Vec<&[String]> = fresh.iter().map(|s| s.nodes.as_slice()).collect();
     eprintln!(
-        "{step}: {CONNS} connections, {} on moved buckets: {} reset or ended, {} kept; longest wait for an echo {} ms; flows kept per node {kept:?}; {} new connections on moved buckets answered by {answered:?}",
+        "{step}: {CONNS} connections, {} on moved buckets: {} reset or ended, {} kept; longest waits for an echo {longest:?}; flows kept per node {kept:?}; {} new connections on moved buckets answered by {answered:?}",
         moved.len(),
         ended.len(),
         moved.iter().filter(|&&c| seen[c].error.is_none()).count(),
-        longest.as_millis(),
         fresh.len()
     );
     assert!(

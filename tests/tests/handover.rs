@@ -22,7 +22,7 @@ use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
     agents::SETTLE,
     conns::{EVERY, Pool, Seen},
-    farm::{NsFarm, Ownership, SPREAD_PORT, UDP_PORT, VIP, failure, farm_bin},
+    farm::{NsFarm, Ownership, SPREAD_PORT, UDP_PORT, VIP, farm_bin},
     netns::{command_in, enter, wait_for},
     traffic::EchoServer,
 };
@@ -505,41 +505,56 @@ fn a_drain_keeps_active_udp_flows_until_idle_and_new_flows_go_to_the_new_owner()
     assert!(twice.is_empty(), "datagrams received by two nodes: {twice:?}");
 }
 
-#[test]
-#[ignore = "needs root: network namespaces, XDP and farm agents"]
-fn drain_wait_returns_once_the_kept_connections_close_or_at_its_timeout() {
-    // Node 2 weighs 2 of 4: 24 connections leave it none with a chance of 2^-24.
-    let (mut farm, _echo) = echo_farm(&[1, 2, 1]);
-    farm.start_agents().unwrap();
-    farm.wait_converged(&[1, 2, 3]).unwrap();
+/// `farm drain ARGS --config FILE` on node `i`, run to its end: its exit status and
+/// what it said on stderr.
+fn drain_on(farm: &NsFarm, i: usize, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let node = &farm.nodes[i];
+    let out = command_in(&node.host.ns.name, farm_bin().unwrap().to_str().unwrap())
+        .arg("drain")
+        .args(args)
+        .args(["--config", node.config.to_str().unwrap()])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).trim().to_string())
+}
+
+/// Connections open on node 2's buckets of the spread service, then `farm drain --wait`
+/// on node 2 with `how` (the whole node, or one service): at its timeout it fails saying
+/// how many remain; again, it waits while they are open and returns once they are
+/// closed. Node 2 is undrained at the end.
+fn drain_wait(farm: &NsFarm, how: &[&str]) {
     let slot = farm.slot("spread");
-    let before = agreed_row(&farm, &[1, 2, 3], slot).unwrap();
+    let before = agreed_row(farm, &[1, 2, 3], slot).unwrap();
     let sources: Vec<SocketAddr> = (0..24).map(|i| SocketAddr::new(farm.clients[i], 0)).collect();
     let pool = Pool::open(&farm.client.ns.name, &sources, spread(), SETTLE);
-    let on_2 = pool.conns.iter().filter(|c| before[bucket(&farm, c.from)] == 2).count();
+    let on_2 = pool.conns.iter().filter(|c| before[bucket(farm, c.from)] == 2).count();
     assert!(on_2 > 0, "none of the connections is node 2's");
 
     // Open connections: it gives up at its timeout, saying how many remain.
-    let config = farm.nodes[1].config.to_str().unwrap().to_string();
     let timed_out = Instant::now();
-    let line = failure(&farm.nodes[1], &["drain", "--wait", "--timeout", "2", "--config", &config]);
+    let (status, said) = drain_on(farm, 1, &[how, &["--wait", "--timeout", "2"]].concat());
     let took = timed_out.elapsed();
-    let numbers: Vec<usize> =
-        line.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
-    assert!(numbers.contains(&on_2), "{line}: want the {on_2} connections node 2 keeps");
-    let after = moved_row(&farm, &[1, 2, 3], slot, &before);
-    assert!(!after.contains(&2), "node 2 drained owns buckets");
     eprintln!(
-        "drain --wait --timeout 2 with {on_2} connections open: {line} ({} ms)",
+        "drain {how:?} --wait --timeout 2, {on_2} connections open: {status}, {said:?} after {} ms",
         took.as_millis()
     );
+    assert!(!status.success(), "drain {how:?} --wait returned with {on_2} connections open");
+    assert!(said.starts_with("farm: ") && said.lines().count() == 1, "one line: {said:?}");
+    let numbers: Vec<usize> =
+        said.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+    assert!(numbers.contains(&on_2), "{said:?}: want the {on_2} connections node 2 keeps");
+    let after = moved_row(farm, &[1, 2, 3], slot, &before);
+    assert!(!after.contains(&2), "node 2 drained ({how:?}) owns buckets of the spread service");
 
-    // Again, without a timeout that matters: it waits while they are open, and returns
-    // once they are closed.
+    // Again, with a timeout that does not matter: it waits while they are open, and
+    // returns once they are closed.
     let bin = farm_bin().unwrap();
     let mut wait = command_in(&farm.nodes[1].host.ns.name, bin.to_str().unwrap())
-        .args(["drain", "--wait", "--timeout", "60", "--config", &config])
-        .stdout(std::process::Stdio::piped())
+        .arg("drain")
+        .args(how)
+        .args(["--wait", "--timeout", "60", "--config", farm.nodes[1].config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     pool.wait_lines(&pool.seen(), AFTER_MOVE, SETTLE);
@@ -553,12 +568,29 @@ fn drain_wait_returns_once_the_kept_connections_close_or_at_its_timeout() {
     let _ = wait.wait();
     let ended: Vec<&Seen> = seen.iter().filter(|s| s.error.is_some()).collect();
     assert!(ended.is_empty(), "connections ended while node 2 drained: {ended:?}");
-    assert!(early.is_none(), "drain --wait returned with {on_2} connections open: {early:?}");
-    let status = status.unwrap_or_else(|| panic!("drain --wait still waits\n{}", farm.report()));
-    assert!(status.success(), "drain --wait: {status}");
+    assert!(
+        early.is_none(),
+        "drain {how:?} --wait returned with {on_2} connections open: {early:?}"
+    );
+    let status =
+        status.unwrap_or_else(|| panic!("drain {how:?} --wait still waits\n{}", farm.report()));
+    assert!(status.success(), "drain {how:?} --wait: {status}");
     eprintln!(
-        "drain --wait returned {} ms after the {on_2} connections closed",
+        "drain {how:?} --wait returned {} ms after the {on_2} connections closed",
         closed.elapsed().as_millis()
     );
-    assert_eq!(flows_kept(&farm, 1), Some(0), "{}", handover(&farm, 1));
+    assert_eq!(flows_kept(farm, 1), Some(0), "{}", handover(farm, 1));
+    steer(farm, 1, &[&["undrain"], how].concat());
+    moved_row(farm, &[1, 2, 3], slot, &after);
+}
+
+#[test]
+#[ignore = "needs root: network namespaces, XDP and farm agents"]
+fn drain_wait_returns_once_the_kept_connections_close_or_at_its_timeout() {
+    // Node 2 weighs 2 of 4: 24 connections leave it none with a chance of 2^-24.
+    let (mut farm, _echo) = echo_farm(&[1, 2, 1]);
+    farm.start_agents().unwrap();
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    drain_wait(&farm, &[]);
+    drain_wait(&farm, &["--service", "spread"]);
 }

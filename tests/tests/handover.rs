@@ -101,8 +101,8 @@ fn flows_kept(farm: &NsFarm, i: usize) -> Option<u64> {
     handover(farm, i)["flows_kept"].as_u64()
 }
 
-/// A planned move of node 3 (an index of 2) or node 2 (1), from a farm in the state the
-/// move starts from.
+/// A planned move: node 2 is drained, undrained or reweighed, or node 3 joins or
+/// rejoins.
 #[derive(Clone, Copy, Debug)]
 enum Move {
     Drain,
@@ -113,37 +113,40 @@ enum Move {
 }
 
 impl Move {
-    /// The farm, settled in the state before the move; its members.
+    /// A farm settled in the state the move starts from, its echo servers and its members.
     fn prepare(self) -> (NsFarm, Vec<EchoServer>, Vec<u16>) {
         let (mut farm, echo) = echo_farm(&[1, 1, 1]);
-        match self {
+        let members = match self {
+            // Node 3's agent is not started yet.
             Move::Join => {
                 farm.start_agent(0).unwrap();
                 farm.start_agent(1).unwrap();
-                farm.wait_converged(&[1, 2]).unwrap();
-                return (farm, echo, vec![1, 2]);
+                vec![1, 2]
             }
-            Move::Drain | Move::Weight | Move::Undrain | Move::Rejoin => {
+            Move::Drain | Move::Weight => {
+                farm.start_agents().unwrap();
+                vec![1, 2, 3]
+            }
+            Move::Undrain => {
                 farm.start_agents().unwrap();
                 farm.wait_converged(&[1, 2, 3]).unwrap();
-            }
-        }
-        let slot = farm.slot("spread");
-        match self {
-            Move::Undrain => {
+                let slot = farm.slot("spread");
                 let whole = agreed_row(&farm, &[1, 2, 3], slot).unwrap();
                 steer(&farm, 1, &["drain"]);
                 moved_row(&farm, &[1, 2, 3], slot, &whole);
+                vec![1, 2, 3]
             }
+            // Node 3 was there and left (SIGTERM).
             Move::Rejoin => {
+                farm.start_agents().unwrap();
+                farm.wait_converged(&[1, 2, 3]).unwrap();
                 let status = farm.stop_agent(2).unwrap();
                 assert!(status.success(), "node 3 leaves cleanly on SIGTERM: {status}");
-                farm.wait_converged(&[1, 2]).unwrap();
-                return (farm, echo, vec![1, 2]);
+                vec![1, 2]
             }
-            Move::Drain | Move::Weight | Move::Join => {}
-        }
-        (farm, echo, vec![1, 2, 3])
+        };
+        farm.wait_converged(&members).unwrap();
+        (farm, echo, members)
     }
 
     fn perform(self, farm: &mut NsFarm) {
@@ -176,13 +179,16 @@ fn a_planned_move_keeps_connections(mv: Move) {
     let sources: Vec<SocketAddr> =
         (0..CONNS).map(|i| SocketAddr::new(farm.clients[i % CLIENTS], 0)).collect();
     let pool = Pool::open(&farm.client.ns.name, &sources, spread(), SETTLE);
-    // Each connection is held by the node the table gives its bucket.
-    for (c, s) in pool.conns.iter().zip(pool.seen()) {
-        let owner = name(&farm, before[bucket(&farm, c.from)]);
-        assert!(s.error.is_none() && s.nodes == [owner.clone()], "{}: {s:?}, want {owner}", c.from);
-    }
-
     let from: Vec<SocketAddr> = pool.conns.iter().map(|c| c.from).collect();
+    // Each connection is held by the node the table gives its bucket.
+    for (c, s) in pool.seen().iter().enumerate() {
+        let owner = name(&farm, before[bucket(&farm, from[c])]);
+        assert!(
+            s.error.is_none() && s.nodes == [owner.clone()],
+            "{}: {s:?}, want {owner}",
+            from[c]
+        );
+    }
 
     mv.perform(&mut farm);
     let after = moved_row(&farm, &[1, 2, 3], slot, &before);

@@ -5,7 +5,7 @@
 //! ended it (a reset, a wrong echo, no echo at all). Every loop is bounded in count and
 //! time.
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader, ErrorKind, Write},
     net::{SocketAddr, TcpStream},
     sync::{
         Arc, Mutex,
@@ -183,6 +183,9 @@ fn talk(stream: TcpStream, stop: &AtomicBool, seen: &Mutex<Seen>) {
         let (node, got) = line.trim_end().split_once(' ').unwrap_or(("", ""));
         match echo {
             Ok(0) => s.error = Some(format!("closed by the server after {} echoes", s.echoed)),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                s.error = Some(format!("no echo within {NO_ECHO:?} after {} echoes", s.echoed))
+            }
             Err(e) => s.error = Some(format!("{e} after {} echoes", s.echoed)),
             Ok(_) if got != number.to_string() => {
                 s.error = Some(format!("line {number} echoed as {:?}", line.trim_end()))

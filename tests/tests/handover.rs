@@ -418,13 +418,23 @@ fn received(farm: &NsFarm) -> (PerFlow, BTreeSet<u64>) {
 }
 
 /// Waits until each of `sockets` has `PER_PHASE` datagrams received in `phase`.
-fn until_received(farm: &NsFarm, phase: u8, sockets: std::ops::Range<usize>) {
+fn until_received(farm: &NsFarm, flows: &Flows, phase: u8, sockets: std::ops::Range<usize>) {
+    let mut short = Vec::new();
     let enough = wait_for(SETTLE, || {
         let (got, _) = received(farm);
         let count = |s| got.get(&(phase, s)).map_or(0, |n| n.values().sum::<usize>());
-        sockets.clone().all(|s| count(s) >= PER_PHASE).then_some(())
+        short = sockets
+            .clone()
+            .filter(|&s| count(s) < PER_PHASE)
+            .map(|s| (flows.from[s], count(s)))
+            .collect();
+        short.is_empty().then_some(())
     });
-    assert!(enough.is_some(), "phase {phase}: flows {sockets:?} unheard\n{}", farm.report());
+    assert!(
+        enough.is_some(),
+        "phase {phase}: flows with fewer than {PER_PHASE} datagrams received: {short:?}\n{}",
+        farm.report()
+    );
 }
 
 /// Asserts that each of `sockets`' datagrams of `phase` reached the node `owner` gives
@@ -473,7 +483,7 @@ fn a_drain_keeps_active_udp_flows_until_idle_and_new_flows_go_to_the_new_owner()
     let mut flows = Flows::start(&farm);
     let old = 0..UDP_CLIENTS;
     let new = UDP_CLIENTS..2 * UDP_CLIENTS;
-    until_received(&farm, BEFORE, old.clone());
+    until_received(&farm, &flows, BEFORE, old.clone());
     let from = flows.from.clone();
     let owner_before = |s: usize| before[bucket(&farm, from[s])];
     assert_served(&farm, &flows, BEFORE, old.clone(), owner_before, "before the drain");
@@ -487,7 +497,7 @@ fn a_drain_keeps_active_udp_flows_until_idle_and_new_flows_go_to_the_new_owner()
     // Old and new flows together: the old stay where they were, node 2's included; the
     // new go to the new owners.
     flows.set(MOVED);
-    until_received(&farm, MOVED, 0..2 * UDP_CLIENTS);
+    until_received(&farm, &flows, MOVED, 0..2 * UDP_CLIENTS);
     let kept_by_2 = wait_for(Duration::from_secs(5), || {
         (flows_kept(&farm, 1) == Some(kept.len() as u64)).then_some(())
     });
@@ -507,7 +517,7 @@ fn a_drain_keeps_active_udp_flows_until_idle_and_new_flows_go_to_the_new_owner()
     let ended = quiet.elapsed();
     // Back from the same ports: new flows now, for the new owners.
     flows.set(RESUMED);
-    until_received(&farm, RESUMED, 0..2 * UDP_CLIENTS);
+    until_received(&farm, &flows, RESUMED, 0..2 * UDP_CLIENTS);
     let sent = flows.finish();
     for phase in [OLD_IDLE, RESUMED] {
         assert_served(&farm, &flows, phase, new.clone(), owner_after, "new flows");

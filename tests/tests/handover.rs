@@ -426,7 +426,7 @@ fn until_received(farm: &NsFarm, flows: &Flows, phase: u8, sockets: std::ops::Ra
         short = sockets
             .clone()
             .filter(|&s| count(s) < PER_PHASE)
-            .map(|s| (flows.from[s], count(s)))
+            .map(|s| (if s < UDP_CLIENTS { "old" } else { "new" }, flows.from[s], count(s)))
             .collect();
         short.is_empty().then_some(())
     });

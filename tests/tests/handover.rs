@@ -430,11 +430,21 @@ fn until_received(farm: &NsFarm, flows: &Flows, phase: u8, sockets: std::ops::Ra
             .collect();
         short.is_empty().then_some(())
     });
-    assert!(
-        enough.is_some(),
-        "phase {phase}: flows with fewer than {PER_PHASE} datagrams received: {short:?}\n{}",
-        farm.report()
-    );
+    if enough.is_none() {
+        // What each node's program did with the numbered service's datagrams.
+        let slot = farm.slot("numbered") as u32;
+        let counters: Vec<String> = farm
+            .nodes
+            .iter()
+            .map(|n| {
+                format!("{}: {:?}", n.name, farm.dataplane(n).and_then(|dp| Ok(dp.counters(slot)?)))
+            })
+            .collect();
+        panic!(
+            "phase {phase}: flows with fewer than {PER_PHASE} datagrams received: {short:?}\ncounters of the numbered service: {counters:#?}\n{}",
+            farm.report()
+        );
+    }
 }
 
 /// Asserts that each of `sockets`' datagrams of `phase` reached the node `owner` gives

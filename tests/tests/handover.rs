@@ -22,7 +22,7 @@ use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
     agents::SETTLE,
     conns::{EVERY, Pool, Seen},
-    farm::{NsFarm, Ownership, SPREAD_PORT, UDP_PORT, VIP, farm_bin},
+    farm::{Node, NsFarm, Ownership, SPREAD_PORT, UDP_PORT, VIP, farm_bin},
     netns::{command_in, enter, wait_for},
     traffic::EchoServer,
 };
@@ -431,20 +431,19 @@ fn until_received(farm: &NsFarm, flows: &Flows, phase: u8, sockets: std::ops::Ra
         short.is_empty().then_some(())
     });
     if enough.is_none() {
-        // What each node's program did with the numbered service's datagrams.
-        let slot = farm.slot("numbered") as u32;
-        let counters: Vec<String> = farm
-            .nodes
-            .iter()
-            .map(|n| {
-                format!("{}: {:?}", n.name, farm.dataplane(n).and_then(|dp| Ok(dp.counters(slot)?)))
-            })
-            .collect();
         panic!(
-            "phase {phase}: flows with fewer than {PER_PHASE} datagrams received: {short:?}\ncounters of the numbered service: {counters:#?}\n{}",
+            "phase {phase}: flows with fewer than {PER_PHASE} datagrams received: {short:?}\ncounters of the numbered service: {:#?}\n{}",
+            udp_counters(farm),
             farm.report()
         );
     }
+}
+
+/// What each node's program did with the numbered service's datagrams.
+fn udp_counters(farm: &NsFarm) -> Vec<String> {
+    let slot = farm.slot("numbered") as u32;
+    let counters = |n: &Node| farm.dataplane(n).and_then(|dp| Ok(dp.counters(slot)?));
+    farm.nodes.iter().map(|n| format!("{}: {:?}", n.name, counters(n))).collect()
 }
 
 /// Asserts that each of `sockets`' datagrams of `phase` reached the node `owner` gives
@@ -474,9 +473,10 @@ fn assert_served(
         .collect();
     assert!(
         wrong.is_empty(),
-        "{what}: {} of {count} flows misplaced:\n{}",
+        "{what}: {} of {count} flows misplaced:\n{}\ncounters of the numbered service: {:#?}",
         wrong.len(),
-        wrong.join("\n")
+        wrong.join("\n"),
+        udp_counters(farm)
     );
 }
 
@@ -507,7 +507,19 @@ fn a_drain_keeps_active_udp_flows_until_idle_and_new_flows_go_to_the_new_owner()
     // Old and new flows together: the old stay where they were, node 2's included; the
     // new go to the new owners.
     flows.set(MOVED);
-    until_received(&farm, &flows, MOVED, 0..2 * UDP_CLIENTS);
+    // The new flows' datagrams pace the verdict: each old flow sent as many meanwhile.
+    until_received(&farm, &flows, MOVED, new.clone());
+    let (got, _) = received(&farm);
+    let old_after: Vec<String> = old
+        .clone()
+        .map(|s| {
+            let nodes = got.get(&(MOVED, s)).cloned().unwrap_or_default();
+            format!("{} node {} -> {}: {nodes:?}", from[s], owner_before(s), owner_after(s))
+        })
+        .collect();
+    eprintln!(
+        "old flows after the drain (owner before -> after: datagrams per node): {old_after:#?}"
+    );
     let kept_by_2 = wait_for(Duration::from_secs(5), || {
         (flows_kept(&farm, 1) == Some(kept.len() as u64)).then_some(())
     });

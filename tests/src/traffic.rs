@@ -1,10 +1,11 @@
 //! Real servers and clients inside namespaces: a TCP server that answers with its node's
-//! name, a UDP server that records numbered datagrams, and clients that connect or send
-//! from chosen source addresses. Every loop is bounded in
+//! name, one that echoes lines prefixed with it, a UDP server that records numbered
+//! datagrams, and clients that connect or send from chosen source addresses. Every loop is bounded in
 //! count and time.
 use std::{
     io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener, UdpSocket},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    os::fd::AsRawFd,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -112,6 +113,71 @@ fn serve_tcp(
         Err(_) => thread::sleep(Duration::from_millis(2)),
     };
     Server::start(ns, lifetime, bind, serve)
+}
+
+/// A TCP server in a namespace that keeps every connection open and echoes each line it
+/// reads, prefixed with `name` and a space, so that a long-lived client learns which node
+/// holds it. Stops when dropped.
+pub struct EchoServer {
+    _server: Server,
+}
+
+/// A connection the echo server holds: its socket and what it read of the next line.
+struct EchoConn {
+    stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl EchoServer {
+    pub fn start(ns: &str, port: u16, name: String) -> Result<EchoServer> {
+        let bind = move || {
+            let l = TcpListener::bind(("::", port)).context("bind")?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        };
+        let mut conns: Vec<EchoConn> = Vec::new();
+        let serve = move |listener: &TcpListener| {
+            // One thread serves them all: poll wakes it for a new connection or a line,
+            // and its timeout lets the server stop.
+            let mut fds: Vec<libc::pollfd> = std::iter::once(listener.as_raw_fd())
+                .chain(conns.iter().map(|c| c.stream.as_raw_fd()))
+                .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+                .collect();
+            // SAFETY: `fds` is a valid array of `fds.len()` pollfd structures.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 5) };
+            while let Ok((stream, _)) = listener.accept() {
+                if stream.set_nonblocking(true).is_ok() {
+                    conns.push(EchoConn { stream, pending: Vec::new() });
+                }
+            }
+            conns.retain_mut(|c| c.echo(&name));
+        };
+        Ok(EchoServer { _server: Server::start(ns, SERVER_LIFETIME, bind, serve)? })
+    }
+}
+
+impl EchoConn {
+    /// Echoes the whole lines that arrived; false once the client closed or reset it.
+    fn echo(&mut self, name: &str) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => return false,
+            }
+        }
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            // A client waits for each echo before its next line, so the socket's send
+            // buffer always has room for this one.
+            if self.stream.write_all(&[name.as_bytes(), b" ", &line].concat()).is_err() {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// An HTTP server in a namespace answering every request with the status it is set to

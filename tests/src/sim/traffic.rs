@@ -88,13 +88,15 @@ impl Sim {
                         how.join("; ")
                     )
                 };
-                if !agree(a, b) {
+                if self.excused(a, b) {
+                    // A partition, or loss cutting them apart, without a quorum.
+                } else if !agree(a, b) {
                     self.traffic.disagreed += 1;
                     self.traffic.first.get_or_insert_with(what);
                 } else if udp {
                     self.traffic.relearned += 1;
                     self.traffic.first.get_or_insert_with(what);
-                } else if !self.excused(a, b) {
+                } else {
                     return Err(self.failure(&what()));
                 }
             }

@@ -237,13 +237,16 @@ impl Dataplane {
             for (i, chunk) in row.chunks(per).enumerate() {
                 let mut value: OwnerChunk = [farm_common::NO_OWNER; OWNERS_PER_CHUNK as usize];
                 value[..chunk.len()].copy_from_slice(chunk);
-                for (lane, owner) in value.iter_mut().enumerate().take(chunk.len()) {
-                    if moving.contains_key(&(slot, (i * per + lane) as u32)) {
-                        *owner = HANDOVER;
-                    }
-                }
                 self.owners.store(base + i as u32, value);
             }
+        }
+        // Then the buckets in handover, a few thousand at most where a table may have
+        // millions: looking each bucket up in `moving` cost more than the table.
+        for &(slot, bucket) in moving.keys().filter(|(slot, _)| *slot < rows.len()) {
+            let (index, lane) = owner_position(next, slot as u32, bucket, bucket_count);
+            let mut value = self.owners.load(index);
+            value[lane] = HANDOVER;
+            self.owners.store(index, value);
         }
         // Every chunk store before the switch that makes packets read them.
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);

@@ -9,8 +9,8 @@ use std::{
 };
 
 use farm_common::{
-    FlowKey, HANDOVER_ENTRIES, HANDOVER_LEARNING, Handover, MODE_CLIENT_IP_PORT, NO_OWNER,
-    NodeConfig, bucket_of, flow_hash, port_rule_parts,
+    FlowKey, HANDOVER_LEARNING, Handover, MODE_CLIENT_IP_PORT, NO_OWNER, NodeConfig, bucket_of,
+    flow_hash, port_rule_parts,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +26,10 @@ pub type Moving = BTreeMap<(usize, u32), Handover>;
 /// Buckets in handover and when each ends.
 pub type Timed = BTreeMap<(usize, u32), (Handover, Instant)>;
 
-/// Most buckets one table hands over: `FARM_HANDOVER` holds both halves.
-pub const MOST: usize = HANDOVER_ENTRIES as usize / 2;
+/// Most buckets one move hands over. Each is a map write at each of the move's three
+/// phases, on the agent's loop: at 8,192, about 10 ms a phase here, far inside a
+/// lease. `FARM_HANDOVER` holds both halves, with room to spare.
+pub const MOST: usize = 8192;
 
 /// A change of table as the handover sees it.
 pub struct Change<'a> {
@@ -43,6 +45,9 @@ pub struct Change<'a> {
     /// hands them over from an unknown old owner.
     pub me: u16,
     pub joining: bool,
+    /// The members of the next view not in this node's last install, or there in
+    /// another incarnation: joining, as they see themselves.
+    pub joiners: &'a [u16],
     /// Whether the change learns UDP flows before its release (`loses_a_node` says it
     /// does not).
     pub learns: bool,
@@ -53,22 +58,26 @@ pub struct Change<'a> {
 }
 
 /// The handovers after `change`: each earlier one whose bucket keeps its new owner and
-/// whose old owner is still a member, and one for each bucket that moves from a member
-/// (keeping its end if the same move was planned before). At most `MOST`; a move of
-/// more buckets moves the rest as a failure would.
+/// whose old owner is still a member, and, unless the change loses a node, one for each
+/// bucket that moves from a member (keeping its end if the same move was planned
+/// before). At most `MOST`; a move of more buckets moves the rest as a failure would.
 pub fn plan(earlier: &Timed, change: &Change) -> Timed {
     let mut out = Timed::new();
+    // Both in (slot, bucket) order: walked together, a bucket costs a compare or two
+    // (a table may have millions), not a lookup.
+    let mut before = earlier.iter().peekable();
     for (slot, row) in change.next.iter().enumerate() {
         let current = change.current.get(slot).filter(|c| c.len() == row.len());
         for (bucket, &new) in row.iter().enumerate() {
             if out.len() == MOST {
                 return out;
             }
-            if new == NO_OWNER {
+            let key = (slot, bucket as u32);
+            while before.next_if(|(k, _)| **k < key).is_some() {}
+            let earlier = before.next_if(|(k, _)| **k == key).map(|(_, e)| e);
+            if new == NO_OWNER || (earlier.is_none() && current.is_some_and(|c| c[bucket] == new)) {
                 continue;
             }
-            let key = (slot, bucket as u32);
-            let earlier = earlier.get(&key);
             // Who holds the bucket's new flows: a bucket in handover is its new owner's
             // once released (the new owner may have installed the move though this node
             // did not, a view change overtaking it here), its old owner's before.
@@ -80,24 +89,27 @@ pub fn plan(earlier: &Timed, change: &Change) -> Timed {
             let known = |old: u16| change.members.contains(&old);
             // An earlier handover whose bucket keeps its new owner goes on, never back
             // to an earlier phase.
-            // UDP flows stay only where both nodes learned them for long enough: not in
-            // a failover, which does not wait to learn. A joining node learns them as
-            // some other node's, whoever that was.
-            let keep_udp = u8::from(change.learns);
+            // UDP flows stay only where both nodes learned them for long enough, and
+            // both know it: not in a failover, which does not wait to learn, nor for a
+            // node joining (a new incarnation), which cannot know who held them: its
+            // UDP flows move at once, on both sides.
+            let keep_udp = u8::from(change.learns && !change.joiners.contains(&new));
             let (old, phase, keep_udp) = match earlier {
                 Some((h, _))
                     if was == new && h.new == new && (known(h.old) || h.old == NO_OWNER) =>
                 {
                     (h.old, h.phase.max(change.phase), h.keep_udp)
                 }
-                _ if was != new && known(was) => (was, change.phase, keep_udp),
+                // A failover starts no handover (it waits for nothing): its survivors'
+                // moves go as the failed node's buckets do.
+                _ if was != new && known(was) && change.learns => (was, change.phase, keep_udp),
                 // A joining node's, from the table's readiness to its install (which
                 // makes it a member of the farm's last install, no longer joining).
                 Some((h, _)) if was == NO_OWNER && h.old == NO_OWNER && h.new == new => {
-                    (NO_OWNER, change.phase, h.keep_udp)
+                    (NO_OWNER, change.phase, 0)
                 }
                 _ if was == NO_OWNER && change.joining && new == change.me => {
-                    (NO_OWNER, change.phase, keep_udp)
+                    (NO_OWNER, change.phase, 0)
                 }
                 _ => continue,
             };
@@ -246,6 +258,7 @@ mod tests {
             members,
             me: 1,
             joining: false,
+            joiners: &[],
             learns: true,
             phase: HANDOVER_LEARNING,
             until: Instant::now() + Duration::from_secs(60),

@@ -31,6 +31,11 @@ impl Core {
         let (epoch, served_by) = self.membership.quorum().installed();
         let fenced = self.installed.iter().flatten().any(|&o| o != NO_OWNER);
         let joining = !self.joined && (fenced || (epoch > 0 && !served_by.contains(&me)));
+        // Nothing installed, nothing joined, nothing under way: nothing to hand over (a
+        // cold start, whose tables may be millions of buckets).
+        if !joining && self.installed_view.is_empty() && self.handing.is_empty() {
+            return;
+        }
         let empty;
         let current: &[Vec<u16>] = match joining {
             true => {
@@ -42,7 +47,14 @@ impl Core {
         let members = view.ids();
         let until = now + timeout;
         let learns = !handover::loses_a_node(&self.installed, next, &members);
-        let change = Change { current, next, members: &members, me, joining, learns, phase, until };
+        let installed = &self.installed_view;
+        let joiners: Vec<u16> = (view.members.iter())
+            .filter(|m| !installed.iter().any(|i| (i.id, i.incarnation) == (m.id, m.incarnation)))
+            .map(|m| m.id)
+            .collect();
+        let joiners = &joiners;
+        let change =
+            Change { current, next, members: &members, me, joining, joiners, learns, phase, until };
         let planned = handover::plan(&self.handing, &change);
         if handover::given(&planned, me) != handover::given(&self.handing, me) {
             // What was counted was of other buckets.

@@ -115,6 +115,7 @@ impl Core {
         }
         self.failing_open(view);
         self.installed = next;
+        self.installed_view = view.members.clone();
         self.joined = true;
     }
 }

@@ -183,6 +183,8 @@ pub struct Core {
     owned: u32,
     /// Buckets in handover and when each ends (`crate::handover`).
     handing: Timed,
+    /// The members of the last install, with their incarnations.
+    installed_view: Vec<membership::ViewMember>,
     /// The handovers as last written to the data plane.
     written: Arc<Moving>,
     /// Whether this node installed a table since it last owned nothing (it started, or
@@ -276,6 +278,7 @@ impl Core {
             asked: None,
             owned: 0,
             handing: Timed::new(),
+            installed_view: vec![],
             written: Arc::new(Moving::new()),
             joined: false,
             kept: None,

@@ -86,7 +86,9 @@ pub fn plan(earlier: &Timed, change: &Change) -> Timed {
                 Some((h, _)) => h.new,
                 None => current.map_or(NO_OWNER, |c| c[bucket]),
             };
-            let known = |old: u16| change.members.contains(&old);
+            // A member, in the incarnation that held the flows: a node back as a new
+            // incarnation (it failed, or was fenced) held nothing since.
+            let known = |old: u16| change.members.contains(&old) && !change.joiners.contains(&old);
             // An earlier handover whose bucket keeps its new owner goes on, never back
             // to an earlier phase.
             // UDP flows stay only where both nodes learned them for long enough, and

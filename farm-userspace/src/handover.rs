@@ -9,8 +9,8 @@ use std::{
 };
 
 use farm_common::{
-    FlowKey, HANDOVER_LEARNING, Handover, MODE_CLIENT_IP_PORT, NO_OWNER, NodeConfig, bucket_of,
-    flow_hash, port_rule_parts,
+    FlowKey, HANDOVER_ENTRIES, HANDOVER_LEARNING, Handover, MODE_CLIENT_IP_PORT, NO_OWNER,
+    NodeConfig, bucket_of, flow_hash, port_rule_parts,
 };
 use serde::{Deserialize, Serialize};
 
@@ -26,10 +26,15 @@ pub type Moving = BTreeMap<(usize, u32), Handover>;
 /// Buckets in handover and when each ends.
 pub type Timed = BTreeMap<(usize, u32), (Handover, Instant)>;
 
-/// Most buckets one move hands over. Each is a map write at each of the move's three
-/// phases, on the agent's loop: at 8,192, about 10 ms a phase here, far inside a
-/// lease. `FARM_HANDOVER` holds both halves, with room to spare.
-pub const MOST: usize = 8192;
+/// Most buckets one move hands over (a drain of one node of three at 4,096 buckets and
+/// five slots moves 12,000); those under way from earlier moves go on beside them, up
+/// to what a half of `FARM_HANDOVER` holds. Each is a map write at each of the move's
+/// three phases, on the agent's loop: at 32,768, some 50 ms a phase here, inside a
+/// lease.
+pub const MOST: usize = 32_768;
+
+/// Most buckets in handover at once: what one half of `FARM_HANDOVER` holds.
+const HALF: usize = HANDOVER_ENTRIES as usize / 2;
 
 /// A change of table as the handover sees it.
 pub struct Change<'a> {
@@ -60,16 +65,17 @@ pub struct Change<'a> {
 /// The handovers after `change`: each earlier one whose bucket keeps its new owner and
 /// whose old owner is still a member, and, unless the change loses a node, one for each
 /// bucket that moves from a member (keeping its end if the same move was planned
-/// before). At most `MOST`; a move of more buckets moves the rest as a failure would.
+/// before). At most `MOST` new ones; a move of more buckets moves the rest as a
+/// failure would.
 pub fn plan(earlier: &Timed, change: &Change) -> Timed {
-    let mut out = Timed::new();
+    let (mut out, mut fresh) = (Timed::new(), 0);
     // Both in (slot, bucket) order: walked together, a bucket costs a compare or two
     // (a table may have millions), not a lookup.
     let mut before = earlier.iter().peekable();
     for (slot, row) in change.next.iter().enumerate() {
         let current = change.current.get(slot).filter(|c| c.len() == row.len());
         for (bucket, &new) in row.iter().enumerate() {
-            if out.len() == MOST {
+            if out.len() == HALF {
                 return out;
             }
             let key = (slot, bucket as u32);
@@ -119,6 +125,13 @@ pub fn plan(earlier: &Timed, change: &Change) -> Timed {
                 Some((h, until)) if (h.old, h.new) == (old, new) => *until,
                 _ => change.until,
             };
+            let started = earlier.is_none_or(|(e, _)| (e.old, e.new) != (old, new));
+            // A move starts while it learns, or not at all: the same first `MOST`
+            // buckets on every node, learned alike.
+            if started && (fresh == MOST || change.phase != HANDOVER_LEARNING) {
+                continue;
+            }
+            fresh += usize::from(started);
             let h = Handover { old, new, phase, keep_udp, _pad: [0; 2] };
             out.insert(key, (h, until));
         }
@@ -283,11 +296,13 @@ mod tests {
     #[test]
     fn a_handover_lasts_while_its_bucket_keeps_its_owner_and_its_old_owner_is_a_member() {
         let (current, next) = (vec![vec![2, 2]], vec![vec![1, 1]]);
-        let first = plan(
-            &Timed::new(),
-            &Change { phase: HANDOVER_TAKING, ..change(&current, &next, &[1, 2]) },
-        );
+        let learning = plan(&Timed::new(), &change(&current, &next, &[1, 2]));
+        let first =
+            plan(&learning, &Change { phase: HANDOVER_TAKING, ..change(&current, &next, &[1, 2]) });
         assert_eq!(first.len(), 2);
+        // A move starts while it learns, or not at all.
+        let late = Change { phase: HANDOVER_TAKING, ..change(&current, &next, &[1, 2]) };
+        assert!(plan(&Timed::new(), &late).is_empty());
         // The next change leaves both buckets on node 1: both handovers go on, same end.
         let later = Change {
             until: Instant::now() + Duration::from_secs(99),

@@ -131,7 +131,11 @@ struct EchoConn {
 impl EchoServer {
     pub fn start(ns: &str, port: u16, name: String) -> Result<EchoServer> {
         let bind = move || {
-            let l = TcpListener::bind(("::", port)).context("bind")?;
+            // The server it replaces closes its listener when its thread next wakes.
+            let bound = crate::netns::wait_for(Duration::from_secs(5), || {
+                TcpListener::bind(("::", port)).ok()
+            });
+            let l = bound.context("bind: the port stayed in use for 5 s")?;
             l.set_nonblocking(true)?;
             Ok(l)
         };

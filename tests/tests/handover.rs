@@ -51,6 +51,14 @@ fn echo_farm(weights: &[u32]) -> (NsFarm, Vec<EchoServer>) {
     (farm, echo)
 }
 
+/// These tests time what clients see (an echo within a second, a datagram on the
+/// right node) with three agents each on a two-core machine: run together, two of them
+/// starve each other's agents. One at a time, whatever `--test-threads` says.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn spread() -> SocketAddr {
     SocketAddr::new(VIP.into(), SPREAD_PORT)
 }
@@ -283,30 +291,35 @@ fn a_planned_move_keeps_connections(mv: Move) {
 #[test]
 #[ignore = "needs root: network namespaces, XDP and farm agents"]
 fn a_drain_keeps_established_connections() {
+    let _one = one_at_a_time();
     a_planned_move_keeps_connections(Move::Drain);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, XDP and farm agents"]
 fn an_undrain_keeps_established_connections() {
+    let _one = one_at_a_time();
     a_planned_move_keeps_connections(Move::Undrain);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, XDP and farm agents"]
 fn a_weight_change_keeps_established_connections() {
+    let _one = one_at_a_time();
     a_planned_move_keeps_connections(Move::Weight);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, XDP and farm agents"]
 fn a_node_joining_keeps_established_connections() {
+    let _one = one_at_a_time();
     a_planned_move_keeps_connections(Move::Join);
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, XDP and farm agents"]
 fn a_node_rejoining_keeps_established_connections() {
+    let _one = one_at_a_time();
     a_planned_move_keeps_connections(Move::Rejoin);
 }
 
@@ -473,16 +486,18 @@ fn assert_served(
         .collect();
     assert!(
         wrong.is_empty(),
-        "{what}: {} of {count} flows misplaced:\n{}\ncounters of the numbered service: {:#?}",
+        "{what}: {} of {count} flows misplaced:\n{}\ncounters of the numbered service: {:#?}\n{}",
         wrong.len(),
         wrong.join("\n"),
-        udp_counters(farm)
+        udp_counters(farm),
+        farm.report()
     );
 }
 
 #[test]
 #[ignore = "needs root: network namespaces, XDP and farm agents"]
 fn a_drain_keeps_active_udp_flows_until_idle_and_new_flows_go_to_the_new_owner() {
+    let _one = one_at_a_time();
     // Node 2 weighs 3 of 5, so that some of the 16 old flows are its own before the drain
     // (none is a chance of (2/5)^16).
     let (mut farm, _echo) = echo_farm(&[1, 3, 1]);
@@ -642,6 +657,7 @@ fn drain_wait(farm: &NsFarm, how: &[&str], ports: std::ops::Range<u16>) {
 #[test]
 #[ignore = "needs root: network namespaces, XDP and farm agents"]
 fn drain_wait_returns_once_the_kept_connections_close_or_at_its_timeout() {
+    let _one = one_at_a_time();
     let (mut farm, _echo) = echo_farm(&[1, 1, 1]);
     farm.start_agents().unwrap();
     farm.wait_converged(&[1, 2, 3]).unwrap();

@@ -155,8 +155,10 @@ impl Core {
     }
 }
 
-/// How long a move that hands buckets over learns UDP flows before its release: a
-/// heartbeat, so that a flow sending more often than that is seen by both nodes.
+/// How long a move that hands buckets over learns UDP flows before its release: two
+/// heartbeats, as the two nodes start learning up to a heartbeat apart (each when it
+/// has computed the table), so that a flow sending more often than every heartbeat is
+/// seen by both.
 fn learning(cfg: &crate::config::Config) -> Duration {
-    interval(cfg)
+    2 * interval(cfg)
 }

@@ -29,9 +29,9 @@ pub type Timed = BTreeMap<(usize, u32), (Handover, Instant)>;
 /// Most buckets one move hands over (a drain of one node of three at 4,096 buckets and
 /// five slots moves 12,000); those under way from earlier moves go on beside them, up
 /// to what a half of `FARM_HANDOVER` holds. Each is a map write at each of the move's
-/// three phases, on the agent's loop: at 32,768, some 50 ms a phase here, inside a
+/// three phases, on the agent's loop: at 16,384, some 25 ms a phase here, well inside a
 /// lease.
-pub const MOST: usize = 32_768;
+pub const MOST: usize = 16_384;
 
 /// Most buckets in handover at once: what one half of `FARM_HANDOVER` holds.
 const HALF: usize = HANDOVER_ENTRIES as usize / 2;

@@ -19,5 +19,6 @@ pub mod package;
 pub mod packet;
 pub mod scale;
 pub mod scrape;
+pub mod serial;
 pub mod sim;
 pub mod traffic;

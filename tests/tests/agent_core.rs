@@ -13,6 +13,7 @@ use farm_common::{bucket_of, flow_hash};
 use farm_tests::{
     farm::{NsFarm, Ownership, UDP_PORT, VIP},
     netns::{in_ns, wait_for},
+    serial::one_at_a_time,
     traffic::send_numbered,
 };
 use farm_userspace::rules::addr_key;
@@ -84,6 +85,7 @@ fn log_of(farm: &NsFarm, i: usize) -> String {
 #[test]
 #[ignore = "needs root: network namespaces and XDP"]
 fn a_stalled_agent_costs_the_other_nodes_nothing() {
+    let _one = one_at_a_time();
     let mut farm = agent_farm(BUCKETS);
     farm.start_agents().unwrap();
     farm.wait_converged(&[1, 2, 3]).unwrap();
@@ -152,6 +154,7 @@ fn reload(farm: &NsFarm, edit: impl Fn(&str) -> String, to: &[usize]) {
 #[test]
 #[ignore = "needs root: network namespaces and XDP"]
 fn a_reloaded_seed_reaches_the_data_plane() {
+    let _one = one_at_a_time();
     let mut farm = agent_farm(BUCKETS);
     farm.start_agents().unwrap();
     let epoch = farm.wait_converged(&[1, 2, 3]).unwrap();
@@ -194,6 +197,7 @@ fn a_reloaded_seed_reaches_the_data_plane() {
 #[test]
 #[ignore = "needs root: network namespaces and XDP"]
 fn a_port_changing_service_has_no_owner_until_every_node_has_the_file() {
+    let _one = one_at_a_time();
     let mut farm = agent_farm(BUCKETS);
     farm.start_agents().unwrap();
     farm.wait_converged(&[1, 2, 3]).unwrap();
@@ -250,6 +254,7 @@ fn a_port_changing_service_has_no_owner_until_every_node_has_the_file() {
 #[test]
 #[ignore = "needs root: network namespaces and XDP"]
 fn large_tables_do_not_stop_the_agents() {
+    let _one = one_at_a_time();
     let mut farm = agent_farm(65_536);
     for n in &farm.nodes {
         let mut text = std::fs::read_to_string(&n.config).unwrap();

@@ -24,6 +24,7 @@ use farm_tests::{
     conns::{EVERY, Pool, Seen},
     farm::{Node, NsFarm, Ownership, SPREAD_PORT, UDP_PORT, VIP, farm_bin},
     netns::{command_in, enter, wait_for},
+    serial::one_at_a_time,
     traffic::EchoServer,
 };
 use farm_userspace::rules::addr_key;
@@ -49,14 +50,6 @@ fn echo_farm(weights: &[u32]) -> (NsFarm, Vec<EchoServer>) {
         .expect("build the namespace farm");
     let echo = farm.echo_on(SPREAD_PORT).expect("start the echo servers");
     (farm, echo)
-}
-
-/// These tests time what clients see (an echo within a second, a datagram on the
-/// right node) with three agents each on a two-core machine: run together, two of them
-/// starve each other's agents. One at a time, whatever `--test-threads` says.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn spread() -> SocketAddr {

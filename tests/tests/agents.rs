@@ -39,10 +39,14 @@ fn agent_farm(weights: &[u32]) -> NsFarm {
     farm
 }
 
-/// Every node's table, slot by slot; they must all be the same.
+/// Every node's table, slot by slot; they must all be the same (polled: nodes converged
+/// on a view may still be an install or a handover's phase apart).
 fn agreed_rows(farm: &NsFarm, nodes: &[usize]) -> Vec<Vec<u16>> {
-    same_rows(farm, nodes)
-        .unwrap_or_else(|i| panic!("node {} holds another table than node {}", i + 1, nodes[0] + 1))
+    let agreed = wait_for(SETTLE, || same_rows(farm, nodes).ok());
+    agreed.unwrap_or_else(|| {
+        let i = same_rows(farm, nodes).err().unwrap_or(nodes[0]);
+        panic!("node {} holds another table than node {}", i + 1, nodes[0] + 1)
+    })
 }
 
 /// Every node's table, if they are all the same; else the first node that differs. A

@@ -23,8 +23,69 @@ use crate::{
 /// The buckets in handover: (slot, bucket) to its handover.
 pub type Moving = BTreeMap<(usize, u32), Handover>;
 
-/// Buckets in handover and when each ends.
-pub type Timed = BTreeMap<(usize, u32), (Handover, Instant)>;
+/// Buckets in handover and when each ends, with the soonest end at hand: the agent
+/// asks for it at each wake-up (hundreds a second in a big farm), and a move may hand
+/// over thousands of buckets.
+#[derive(Debug, Clone, Default)]
+pub struct Timed {
+    by_bucket: BTreeMap<(usize, u32), (Handover, Instant)>,
+    soonest: Option<Instant>,
+}
+
+impl FromIterator<((usize, u32), (Handover, Instant))> for Timed {
+    fn from_iter<I: IntoIterator<Item = ((usize, u32), (Handover, Instant))>>(iter: I) -> Timed {
+        let by_bucket: BTreeMap<_, _> = iter.into_iter().collect();
+        let soonest = by_bucket.values().map(|(_, until)| *until).min();
+        Timed { by_bucket, soonest }
+    }
+}
+
+impl IntoIterator for Timed {
+    type Item = ((usize, u32), (Handover, Instant));
+    type IntoIter = std::collections::btree_map::IntoIter<(usize, u32), (Handover, Instant)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.by_bucket.into_iter()
+    }
+}
+
+impl Timed {
+    /// (slot, bucket) and its handover and end, in (slot, bucket) order.
+    pub fn iter(&self) -> impl Iterator<Item = (&(usize, u32), &(Handover, Instant))> {
+        self.by_bucket.iter()
+    }
+
+    pub fn get(&self, key: &(usize, u32)) -> Option<&(Handover, Instant)> {
+        self.by_bucket.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_bucket.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_bucket.is_empty()
+    }
+
+    /// When the soonest handover ends.
+    pub fn soonest(&self) -> Option<Instant> {
+        self.soonest
+    }
+
+    /// When the last handover ends.
+    pub fn last(&self) -> Option<Instant> {
+        self.by_bucket.values().map(|(_, until)| *until).max()
+    }
+
+    /// Ends the handovers whose time is up at `now`; how many ended.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        if self.soonest.is_none_or(|soonest| soonest > now) {
+            return 0;
+        }
+        let before = self.len();
+        *self = std::mem::take(self).into_iter().filter(|(_, (_, until))| *until > now).collect();
+        before - self.len()
+    }
+}
 
 /// Most buckets one move hands over (a drain of one node of three at 4,096 buckets and
 /// five slots moves 12,000); those under way from earlier moves go on beside them, up
@@ -68,7 +129,7 @@ pub struct Change<'a> {
 /// before). At most `MOST` new ones; a move of more buckets moves the rest as a
 /// failure would.
 pub fn plan(earlier: &Timed, change: &Change) -> Timed {
-    let (mut out, mut fresh) = (Timed::new(), 0);
+    let (mut out, mut fresh) = (BTreeMap::new(), 0);
     // Both in (slot, bucket) order: walked together, a bucket costs a compare or two
     // (a table may have millions), not a lookup.
     let mut before = earlier.iter().peekable();
@@ -76,7 +137,7 @@ pub fn plan(earlier: &Timed, change: &Change) -> Timed {
         let current = change.current.get(slot).filter(|c| c.len() == row.len());
         for (bucket, &new) in row.iter().enumerate() {
             if out.len() == HALF {
-                return out;
+                return out.into_iter().collect();
             }
             let key = (slot, bucket as u32);
             while before.next_if(|(k, _)| **k < key).is_some() {}
@@ -136,7 +197,7 @@ pub fn plan(earlier: &Timed, change: &Change) -> Timed {
             out.insert(key, (h, until));
         }
     }
-    out
+    out.into_iter().collect()
 }
 
 /// Whether `next` moves a bucket away from a node that is no member of the next view
@@ -285,7 +346,7 @@ mod tests {
         let current = vec![vec![1, 2, 3, 3]];
         let next = vec![vec![1, 1, 1, 2]];
         // Node 3 failed: its buckets move as today. Node 2 is drained: bucket 1 moves.
-        let plan = plan(&Timed::new(), &change(&current, &next, &[1, 2]));
+        let plan = plan(&Timed::default(), &change(&current, &next, &[1, 2]));
         let moving = moving(&plan);
         assert_eq!(moving.keys().copied().collect::<Vec<_>>(), vec![(0, 1)]);
         assert_eq!((moving[&(0, 1)].old, moving[&(0, 1)].new, moving[&(0, 1)].phase), (2, 1, 0));
@@ -296,13 +357,13 @@ mod tests {
     #[test]
     fn a_handover_lasts_while_its_bucket_keeps_its_owner_and_its_old_owner_is_a_member() {
         let (current, next) = (vec![vec![2, 2]], vec![vec![1, 1]]);
-        let learning = plan(&Timed::new(), &change(&current, &next, &[1, 2]));
+        let learning = plan(&Timed::default(), &change(&current, &next, &[1, 2]));
         let first =
             plan(&learning, &Change { phase: HANDOVER_TAKING, ..change(&current, &next, &[1, 2]) });
         assert_eq!(first.len(), 2);
         // A move starts while it learns, or not at all.
         let late = Change { phase: HANDOVER_TAKING, ..change(&current, &next, &[1, 2]) };
-        assert!(plan(&Timed::new(), &late).is_empty());
+        assert!(plan(&Timed::default(), &late).is_empty());
         // The next change leaves both buckets on node 1: both handovers go on, same end.
         let later = Change {
             until: Instant::now() + Duration::from_secs(99),
@@ -310,20 +371,21 @@ mod tests {
         };
         let kept = plan(&first, &later);
         assert_eq!(kept.len(), 2);
-        assert!(kept.iter().all(|(k, (_, until))| *until == first[k].1));
+        assert!(kept.iter().all(|(k, (_, until))| Some(until) == first.get(k).map(|(_, u)| u)));
         // Node 2 fails: its flows are gone, so are the handovers.
         assert!(plan(&first, &change(&next, &next, &[1])).is_empty());
         // Bucket 0 moves on to node 3: handed over from node 1, node 2's flows lost.
         let again = plan(&first, &change(&next, &[vec![3, 1]], &[1, 2, 3]));
-        assert_eq!(again[&(0, 0)].0.old, 1);
-        assert_eq!(again[&(0, 1)].0.old, 2);
+        assert_eq!(again.get(&(0, 0)).map(|(h, _)| h.old), Some(1));
+        assert_eq!(again.get(&(0, 1)).map(|(h, _)| h.old), Some(2));
     }
 
     #[test]
     fn a_joining_node_hands_over_what_it_takes_from_an_unknown_owner() {
         let empty = vec![vec![NO_OWNER; 3]];
         let next = vec![vec![1, 2, 1]];
-        let plan = plan(&Timed::new(), &Change { joining: true, ..change(&empty, &next, &[1, 2]) });
+        let plan =
+            plan(&Timed::default(), &Change { joining: true, ..change(&empty, &next, &[1, 2]) });
         let olds: Vec<_> = plan.iter().map(|(k, (h, _))| (k.1, h.old, h.new)).collect();
         assert_eq!(olds, vec![(0, NO_OWNER, 1), (2, NO_OWNER, 1)]);
     }

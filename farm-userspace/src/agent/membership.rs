@@ -358,6 +358,15 @@ impl Membership {
         self.joined && self.others().all(|(_, hb)| hb.view == self.digest && hb.epoch == self.epoch)
     }
 
+    /// Whether every member holds this node's view, installed, and this node is not
+    /// fenced: nothing is under way.
+    pub fn settled(&self) -> bool {
+        !self.fenced
+            && self.phase == Phase::Installed
+            && self.converged()
+            && self.others().all(|(_, hb)| hb.phase == Phase::Installed)
+    }
+
     pub fn weight(&self) -> (Option<u32>, bool) {
         (self.weight, self.drained)
     }

@@ -31,7 +31,9 @@ mod rcvbuf;
 pub mod reload;
 mod runtime;
 mod snapshot;
+mod socket;
 pub mod tables;
 pub mod wire;
+mod worker;
 
 pub use runtime::run;

@@ -6,14 +6,13 @@ use std::{
     net::IpAddr,
     os::fd::AsFd,
     path::{Path, PathBuf},
-    sync::{Arc, mpsc as std_mpsc},
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, Result, bail};
 use log::{debug, error, info, log, warn};
 use tokio::{
-    net::UdpSocket,
     signal::unix::{SignalKind, signal},
     sync::{mpsc, oneshot},
     time::sleep_until,
@@ -30,8 +29,10 @@ use super::{
     metrics::Metrics,
     rcvbuf,
     snapshot::{self, Snapshot},
+    socket::{HeartbeatSocket, Waiting},
     tables::{self, Rows},
     wire,
+    worker::Worker,
 };
 use crate::{
     announce,
@@ -43,18 +44,30 @@ use crate::{
 /// Datagrams read in one wake-up at most, so a flood cannot keep the clock from the
 /// core.
 const MAX_BATCH: usize = 1024;
-/// How often the flows kept on handed-over buckets are counted, while there are some.
+/// How old a count of the flows kept on handed-over buckets may be when a status or a
+/// scrape shows it (see `recount`).
 const KEPT_EVERY: Duration = Duration::from_millis(500);
 /// How often the heartbeat socket's drop count is read, to log a rise.
 const DROPS_EVERY: Duration = Duration::from_secs(1);
-/// In a farm of more peers than this, heartbeats wait after a step up to this part of
-/// an interval in the socket, to be taken together: at N nodes one arrives every
-/// interval / (N − 1), and a step each (a wake-up, syscalls, the core's bookkeeping) was
-/// most of an agent's CPU. Deadlines still wake the agent on time, and read the socket
-/// first; a heartbeat taken a little late makes its sender's failure later and this
-/// node's lease shorter, never longer. Smaller farms take each as it comes: they gain
-/// little, and a failover's few round trips would each wait.
-const BATCH_DIVISOR: u32 = 10;
+/// In a farm of more peers than this, heartbeats are read on a grid
+/// (`socket::Waiting::Grid`): at N nodes one arrives every interval / (N − 1), and a
+/// wake-up each (and a step, syscalls, the core's bookkeeping) was most of an agent's
+/// CPU. Deadlines still wake the agent on time, and read the socket first; a heartbeat
+/// taken late makes its sender's failure later and this node's lease shorter, never
+/// longer. Smaller farms take each as it comes: they gain little, and a failover's few
+/// round trips would each wait.
+const GRID_PEERS: usize = 10;
+/// The grid while a change is under way: an interval / this, so that each round of a
+/// view change waits little.
+const GRID_DIVISOR: u32 = 10;
+/// The grid while the farm is quiet (`Core::quiet`): an interval / this. Bounded by the
+/// lease: a peer acknowledges a heartbeat in its next periodic one, at most an interval
+/// after it came, and this node takes that within a grid step, so the acknowledgement
+/// of a heartbeat is seen an interval, a grid step and two transits after it went. The
+/// lease that the one before gave runs a failure time (three intervals by default) less
+/// an interval and a margin from then: at a quarter of an interval, 40 ms are to
+/// spare at the defaults. A change wakes the grid up within one step of it.
+const QUIET_DIVISOR: u32 = 4;
 
 /// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
 pub fn run(config: &Path) -> Result<()> {
@@ -74,11 +87,12 @@ struct Runtime {
     dp: Dataplane,
     /// Dropped with the agent: removes the VIPs and restores the sysctls.
     host: Host,
-    socket: UdpSocket,
+    socket: HeartbeatSocket,
     /// Datagrams the kernel dropped on `socket` as last read, and when.
     drops: (u64, Instant),
     requests: mpsc::Receiver<Asked>,
     tables: TableWorker,
+    counter: kept::Counter,
     checks: Checkers,
     history: History,
     metrics: Metrics,
@@ -89,37 +103,28 @@ struct Runtime {
     own_mac: [u8; 6],
     /// An announcement failed once (said in the log; later ones only at debug).
     announce_failed: bool,
+    /// When the flows kept on handed-over buckets were last counted.
+    counted: Option<Instant>,
 }
 
-/// A thread computing tables, the newest asked for first: at 65,536 buckets and dozens
-/// of nodes one takes tens of milliseconds a slot, longer than the agent may go without
-/// renewing its lease.
-struct TableWorker {
-    jobs: std_mpsc::Sender<(Arc<Config>, View)>,
-    done: mpsc::UnboundedReceiver<(u64, Arc<Rows>)>,
+/// Tables are computed on a thread (`worker`): at 65,536 buckets and dozens of nodes
+/// one takes tens of milliseconds a slot, longer than the agent may go without renewing
+/// its lease. Only the newest view matters: the core ignores the others.
+type TableWorker = Worker<(Arc<Config>, View), (u64, Arc<Rows>)>;
+
+fn table_worker() -> Result<TableWorker> {
+    Worker::spawn("farm-tables", |(cfg, view): (Arc<Config>, View)| {
+        (view.digest(), Arc::new(tables::rows(&cfg, &view)))
+    })
 }
 
-impl TableWorker {
-    fn spawn() -> Result<TableWorker> {
-        let (jobs, queue) = std_mpsc::channel::<(Arc<Config>, View)>();
-        let (tx, done) = mpsc::unbounded_channel();
-        std::thread::Builder::new()
-            .name("farm-tables".into())
-            .spawn(move || {
-                while let Ok(mut job) = queue.recv() {
-                    // Only the newest view matters: the core ignores the others.
-                    while let Ok(newer) = queue.try_recv() {
-                        job = newer;
-                    }
-                    let (cfg, view) = job;
-                    let rows = Arc::new(tables::rows(&cfg, &view));
-                    if tx.send((view.digest(), rows)).is_err() {
-                        return;
-                    }
-                }
-            })
-            .context("start the thread that computes tables")?;
-        Ok(TableWorker { jobs, done })
+/// How the loop waits for heartbeats in a farm of `cfg`'s size, `quiet` or not (see
+/// `GRID_PEERS`).
+fn waiting(cfg: &Config, quiet: bool) -> Waiting {
+    let divisor = if quiet { QUIET_DIVISOR } else { GRID_DIVISOR };
+    match cfg.cluster.peers.len().saturating_sub(1) > GRID_PEERS {
+        true => Waiting::Grid(core::interval(cfg) / divisor),
+        false => Waiting::Each,
     }
 }
 
@@ -190,7 +195,7 @@ impl Runtime {
                 later.push(effect);
             }
         }
-        let socket = UdpSocket::bind(me).await.with_context(|| {
+        let socket = HeartbeatSocket::bind(me, waiting(core.config(), false)).with_context(|| {
             format!("bind the heartbeat socket to {me} (this node's peers[].address): is that address on this host?")
         })?;
         let rcvbuf = rcvbuf::size(socket.as_fd(), rcvbuf::wanted(peers))?;
@@ -230,13 +235,15 @@ impl Runtime {
             socket,
             drops: (0, Instant::now()),
             requests,
-            tables: TableWorker::spawn()?,
+            tables: table_worker()?,
+            counter: kept::Counter::spawn()?,
             checks: Checkers::new(),
             history,
             metrics,
             observers,
             own_mac,
             announce_failed: false,
+            counted: None,
         };
         runtime.apply(later)?;
         runtime.checks.follow(runtime.core.config());
@@ -251,15 +258,18 @@ impl Runtime {
         let mut hup = signal(SignalKind::hangup())?;
         // One byte more than the largest heartbeat, so a longer datagram shows as such.
         let mut buf = vec![0u8; wire::MAX_DATAGRAM + 1];
-        let mut count_kept = tokio::time::interval(KEPT_EVERY);
-        let mut listen = Instant::now();
+        // When the socket was last read, for the grid.
+        let mut read = Instant::now();
+        self.core.begin(read);
         loop {
             let wake = self.core.next_wake();
-            // Until `listen`, heartbeats wait in the socket (see `BATCH_DIVISOR`).
-            let held = Instant::now() < listen;
-            let sleep = if held { wake.min(listen) } else { wake };
+            let sleep = match waiting(self.core.config(), self.core.quiet()) {
+                Waiting::Grid(every) => wake.min(read + every),
+                Waiting::Each => wake,
+            };
             let mut inputs = Vec::new();
             let mut asker: Option<oneshot::Sender<Reply>> = None;
+            let mut observer: Option<http::Asked> = None;
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: leaving the farm"); return Ok(()) }
                 _ = int.recv() => { info!("SIGINT: leaving the farm"); return Ok(()) }
@@ -271,38 +281,39 @@ impl Runtime {
                         continue;
                     }
                     req => {
+                        if let Request::Status = req {
+                            self.recount();
+                        }
                         inputs.push(Input::Request(req));
                         asker = Some(reply);
                     }
                 },
                 Some(asked) = self.observers.recv() => {
-                    let _ = asked.send(self.snapshot().map(Box::new).map_err(|e| format!("{e:#}")));
-                    continue;
+                    self.recount();
+                    observer = Some(asked);
+                }
+                Some((moving, kept)) = self.counter.0.done.recv() => {
+                    inputs.push(Input::Kept(moving, kept));
                 }
                 Some((digest, rows)) = self.tables.done.recv() => {
                     inputs.push(Input::Table { digest, rows });
                 }
                 check = self.checks.next() => inputs.push(check),
-                _ = count_kept.tick(), if self.core.handing_out() => {
-                    let moving = self.core.handovers();
-                    match kept::count(&self.dp, &rules::rules(self.core.config()), &moving) {
-                        Ok(counted) => inputs.push(Input::Kept(counted)),
-                        Err(e) => debug!("counting the flows kept: {e:#}"),
-                    }
-                }
-                ready = self.socket.readable(), if !held => if let Err(e) = ready {
+                ready = self.socket.readable() => if let Err(e) = ready {
                     debug!("heartbeat socket: {e}");
                 },
-                _ = sleep_until(sleep.into()) => if Instant::now() < wake {
-                    continue;
-                }
+                _ = sleep_until(sleep.into()) => {}
             }
             // Whatever waits in the socket goes in before the clock is acted on: a
             // peer's heartbeat must not lose to its own failure deadline.
             self.read_datagrams(&mut buf, &mut inputs);
+            let now = Instant::now();
+            read = now;
+            if inputs.is_empty() && now < wake {
+                continue;
+            }
             let iface = &self.core.config().cluster.interface;
             inputs.push(Input::Link(nic::is_running(self.socket.as_fd(), iface)?));
-            let now = Instant::now();
             if now >= wake {
                 self.metrics.loop_ran(now - wake);
             }
@@ -313,10 +324,30 @@ impl Runtime {
                 }
                 let _ = asker.send(reply);
             }
+            if let Some(asked) = observer {
+                let _ = asked.send(self.snapshot().map(Box::new).map_err(|e| format!("{e:#}")));
+            }
             self.watch_drops(now);
-            listen = now + self.hold();
-            // A reload may have changed the checkers.
+            // A reload may have changed the checkers, and the number of peers.
             self.checks.follow(self.core.config());
+            self.socket.wait(waiting(self.core.config(), self.core.quiet()))?;
+        }
+    }
+
+    /// Asks for a count of the flows this node keeps on the buckets it gave away, for a
+    /// status or a scrape about to be taken, unless one was asked for within
+    /// `KEPT_EVERY`: only when someone looks, as each costs the kernel a walk of its
+    /// connection table (`kept`). The status shows the count before it.
+    fn recount(&mut self) {
+        let now = Instant::now();
+        let fresh = self.counted.is_some_and(|at| now < at + KEPT_EVERY) && self.core.counted();
+        if !self.core.handing_out() || fresh {
+            return;
+        }
+        self.counted = Some(now);
+        let rules = rules::rules(self.core.config());
+        if let Err(e) = self.counter.ask(&self.dp, rules, self.core.handovers()) {
+            debug!("counting the flows kept: {e:#}");
         }
     }
 
@@ -337,15 +368,6 @@ impl Runtime {
         let events = self.history.latest(snapshot::PAGE_EVENTS);
         let (cfg, rows) = (self.core.config(), self.core.rows().clone());
         Snapshot::take(status, cfg, rows, &self.dp, events)
-    }
-
-    /// How long heartbeats wait after a step (see `BATCH_DIVISOR`).
-    fn hold(&self) -> Duration {
-        let cfg = self.core.config();
-        match cfg.cluster.peers.len().saturating_sub(1) > BATCH_DIVISOR as usize {
-            true => core::interval(cfg) / BATCH_DIVISOR,
-            false => Duration::ZERO,
-        }
     }
 
     /// Heartbeats the kernel dropped on the socket (its receive buffer was full).
@@ -406,8 +428,7 @@ impl Runtime {
                 }
                 Effect::Vips(vips) => self.host.set_vips(&vips)?,
                 Effect::Announce(vips) => self.announce(&vips),
-                // The thread only ends with the agent.
-                Effect::Compute { config, view } => drop(self.tables.jobs.send((config, view))),
+                Effect::Compute { config, view } => self.tables.ask((config, view)),
                 Effect::Reply(r) => reply = Some(r),
                 Effect::Note(note) => {
                     log!(note.level(), "{note}");

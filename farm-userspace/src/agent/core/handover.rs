@@ -10,7 +10,7 @@ use farm_common::{HANDOVER_LEARNING, NO_OWNER};
 use super::{Core, Note, interval};
 use crate::{
     agent::{control::HandoverStatus, membership::View},
-    handover::{self, Change, Kept, Moving},
+    handover::{self, Change, Kept, Moving, Timed},
 };
 
 impl Core {
@@ -20,7 +20,7 @@ impl Core {
     pub(super) fn hand_over(&mut self, now: Instant, view: &View, next: &[Vec<u16>], phase: u8) {
         let timeout = Duration::from_millis(self.cfg.cluster.handover_timeout_ms);
         if timeout.is_zero() {
-            self.handing.clear();
+            self.handing = Timed::default();
             return;
         }
         let me = self.cfg.cluster.node_id;
@@ -98,9 +98,7 @@ impl Core {
 
     /// Ends the handovers whose time is up.
     pub(super) fn expire_handovers(&mut self, now: Instant) {
-        let before = self.handing.len();
-        self.handing.retain(|_, (_, until)| *until > now);
-        let ended = before - self.handing.len();
+        let ended = self.handing.expire(now);
         if ended > 0 {
             self.note(Note::HandoverEnded { buckets: ended });
             let rows = self.rows.as_ref().clone();
@@ -110,7 +108,7 @@ impl Core {
 
     /// When the next handover ends.
     pub(super) fn next_handover_end(&self) -> Option<Instant> {
-        self.handing.values().map(|(_, until)| *until).min()
+        self.handing.soonest()
     }
 
     /// Whether this node gave buckets away that keep its flows.
@@ -129,19 +127,25 @@ impl Core {
         Arc::new(handover::moving(&self.handing))
     }
 
-    /// The runtime counted the flows this node keeps on the buckets it gave away.
-    pub(super) fn kept(&mut self, kept: Kept) {
-        self.kept = Some(kept);
+    /// Whether the flows kept on the buckets this node gives away now were counted.
+    pub fn counted(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// The runtime counted the flows this node keeps on the buckets it gave away, as
+    /// `moving` had them: a count of handovers written over since is of other buckets.
+    pub(super) fn kept(&mut self, moving: &Arc<Moving>, kept: Kept) {
+        if Arc::ptr_eq(moving, &self.written) {
+            self.kept = Some(kept);
+        }
     }
 
     pub(super) fn handover_status(&self, now: Instant) -> HandoverStatus {
         let me = self.cfg.cluster.node_id;
-        let out = self.handing.values().filter(|(h, _)| h.old == me).count();
-        let r#in = self.handing.values().filter(|(h, _)| h.new == me).count();
-        let until_ms = self.next_handover_end().map(|_| {
-            let last = self.handing.values().map(|(_, u)| *u).max().unwrap_or(now);
-            last.saturating_duration_since(now).as_millis() as u64
-        });
+        let out = self.handing.iter().filter(|(_, (h, _))| h.old == me).count();
+        let r#in = self.handing.iter().filter(|(_, (h, _))| h.new == me).count();
+        let until_ms =
+            self.handing.last().map(|last| last.saturating_duration_since(now).as_millis() as u64);
         let kept = if out > 0 { self.kept } else { Some(Kept::default()) };
         HandoverStatus {
             out,

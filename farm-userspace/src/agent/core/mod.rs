@@ -75,8 +75,9 @@ pub enum Input {
     /// and what it saw.
     Check { service: usize, checker: usize, ok: bool, reason: String },
     /// The flows this node keeps on the buckets it handed over, as the runtime counted
-    /// them (its sockets, the UDP flows the program learned).
-    Kept(Kept),
+    /// them (its sockets, the UDP flows the program learned), with the handovers (as
+    /// `Core::handovers` gave them) they were counted on.
+    Kept(Arc<Moving>, Kept),
 }
 
 #[derive(Debug)]
@@ -277,7 +278,7 @@ impl Core {
             clock: (now, wall_us),
             asked: None,
             owned: 0,
-            handing: Timed::new(),
+            handing: Timed::default(),
             installed_view: vec![],
             written: Arc::new(Moving::new()),
             joined: false,
@@ -324,9 +325,23 @@ impl Core {
             .fold(self.next_beat, Instant::min)
     }
 
+    /// Whether nothing is under way: the farm agrees on one view, installed, and this
+    /// node has nothing waiting to go out or to learn. Heartbeats may then be read less
+    /// often (the runtime's grid).
+    pub fn quiet(&self) -> bool {
+        self.link_up && !self.send_now && self.learning.is_none() && self.membership.settled()
+    }
+
     /// The soonest a heartbeat may go out ahead of the interval.
     fn early_at(&self) -> Instant {
         self.sent_all + interval(&self.cfg) / EARLY_DIVISOR
+    }
+
+    /// The runtime is set up (the VIPs on the host, its sockets open) and steps from
+    /// `now`: however long its setup took, that was no stall, as this node has owned
+    /// and sent nothing yet. Counted as one, it made a slow start rejoin at once.
+    pub fn begin(&mut self, now: Instant) {
+        self.last_step = now;
     }
 
     /// Takes what arrived, then acts on the clock.
@@ -351,7 +366,7 @@ impl Core {
                 Input::Check { service, checker, ok, reason } => {
                     self.check(service, checker, ok, reason, now)
                 }
-                Input::Kept(kept) => self.kept(kept),
+                Input::Kept(moving, kept) => self.kept(&moving, kept),
             }
         }
         self.tick(now);
@@ -589,7 +604,7 @@ impl Core {
                     // Owning nothing, this node keeps no flow, and learns anew who holds
                     // what when it installs again.
                     // (A view whose release waits on learning still releases then.)
-                    self.handing.clear();
+                    self.handing = Timed::default();
                     self.joined = false;
                     self.write_rows(tables::empty(self.rows.len(), self.cfg.cluster.buckets));
                     self.note(Note::Fenced { reason });

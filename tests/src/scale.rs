@@ -88,6 +88,26 @@ impl NsFarm {
         }
     }
 
+    /// Polls until every agent answers on its control socket (its program loaded, its
+    /// sockets open) and returns when all were seen to, or fails after `timeout`.
+    pub fn wait_up(&self, timeout: Duration) -> Result<Instant> {
+        let end = Instant::now() + timeout;
+        let mut up = vec![false; self.nodes.len()];
+        loop {
+            for (i, up) in up.iter_mut().enumerate().filter(|(_, up)| !**up) {
+                *up = self.agent_status(i).is_some();
+            }
+            if up.iter().all(|&up| up) {
+                return Ok(Instant::now());
+            }
+            if Instant::now() > end {
+                let down: Vec<usize> = (1..=up.len()).filter(|&n| !up[n - 1]).collect();
+                bail!("the agents of nodes {down:?} did not answer within {timeout:?}");
+            }
+            thread::sleep(POLL);
+        }
+    }
+
     /// Whether the agents of exactly `members` all hold the view `members`, converged and
     /// installed, on one epoch.
     fn agreed(&self, members: &[u16]) -> bool {

@@ -91,7 +91,8 @@ pub fn markdown(m: &Measured, command: &str) -> String {
     let header = [
         "E: nodes (all on this machine; heartbeat 100 ms, failed after 3 missed, 4096 buckets)"
             .into(),
-        "cold start ms".into(),
+        "all up ms (from the first start)".into(),
+        "cold start ms (from all up)".into(),
         "failover ms: view / clients".into(),
         "rejoin ms".into(),
         "CPU per agent (of which system)".into(),
@@ -110,6 +111,7 @@ pub fn markdown(m: &Measured, command: &str) -> String {
     let rows = m.scale.iter().map(|r| {
         [
             r.nodes.to_string(),
+            format!("{:.0}", r.up_ms),
             format!("{:.0}", r.cold_ms),
             format!("{:.0} / {:.0}", r.failover_view_ms, r.failover_served_ms),
             format!("{:.0}", r.rejoin_ms),

@@ -104,13 +104,17 @@ fn serve_tcp(
         l.set_nonblocking(true)?;
         Ok(l)
     };
-    let serve = move |listener: &TcpListener| match listener.accept() {
-        Ok((mut s, _)) => {
+    let serve = move |listener: &TcpListener| {
+        // The listener does not block, so that the server can stop: poll waits for a
+        // connection, or 20 ms. (Sleeping 2 ms between tries woke the servers of a
+        // 32-node farm 32,000 times a second, a third of a core.)
+        let mut fd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: `fd` is one valid pollfd structure.
+        unsafe { libc::poll(&mut fd, 1, 20) };
+        if let Ok((mut s, _)) = listener.accept() {
             let _ = s.set_nonblocking(false);
             answer(&mut s);
         }
-        // Nothing to accept: the listener does not block, so that the server can stop.
-        Err(_) => thread::sleep(Duration::from_millis(2)),
     };
     Server::start(ns, lifetime, bind, serve)
 }

@@ -133,6 +133,17 @@ pub enum PeerState {
     Left,
 }
 
+/// A peer as a member of a view, as its heartbeat says.
+fn member(id: u16, hb: &Heartbeat) -> ViewMember {
+    ViewMember {
+        id,
+        incarnation: hb.incarnation,
+        weight: hb.weight,
+        drained: hb.drained,
+        services: hb.services,
+    }
+}
+
 /// The longest lease, whatever the acknowledgements: two thirds of the failure time, so
 /// a dead or hung agent's node stops accepting a third of it before peers act (and, the
 /// threshold being at least 2, it outlasts the interval between two renewals).
@@ -758,36 +769,46 @@ impl Membership {
     }
 
     fn current_view(&self) -> View {
-        let me = ViewMember {
+        let mut members: Vec<ViewMember> =
+            self.others().map(|(id, hb)| member(id, hb)).chain([self.member()]).collect();
+        members.sort_by_key(|m| m.id);
+        View { members, config: self.settings.config }
+    }
+
+    /// Whether `current_view` is the view held, found without building it: most calls
+    /// find it so, and building it cost an allocation and a sort per heartbeat received.
+    fn view_unchanged(&self) -> bool {
+        let me = self.settings.me;
+        self.view.config == self.settings.config
+            && self.view.members.len() == self.others().count() + 1
+            && self.view.members.iter().all(|m| match m.id == me {
+                true => *m == self.member(),
+                false => self.peers.get(&m.id).is_some_and(|p| {
+                    p.state == PeerState::Alive
+                        && p.last.as_ref().is_some_and(|(_, hb)| *m == member(m.id, hb))
+                }),
+            })
+    }
+
+    /// This node as a member of its view.
+    fn member(&self) -> ViewMember {
+        ViewMember {
             id: self.settings.me,
             incarnation: self.incarnation,
             weight: self.weight,
             drained: self.drained,
             services: self.services,
-        };
-        let mut members: Vec<ViewMember> = self
-            .others()
-            .map(|(id, hb)| ViewMember {
-                id,
-                incarnation: hb.incarnation,
-                weight: hb.weight,
-                drained: hb.drained,
-                services: hb.services,
-            })
-            .chain([me])
-            .collect();
-        members.sort_by_key(|m| m.id);
-        View { members, config: self.settings.config }
+        }
     }
 
     /// Moves the view and the install phases forward as far as what is known allows.
     fn settle(&mut self) -> Vec<Event> {
         let mut events = Vec::new();
-        let view = self.current_view();
-        // Most calls find the view as it was: comparing it is cheaper than hashing it,
-        // which at 32 nodes was twice per heartbeat received.
-        let digest = if view == self.view { self.digest } else { view.digest() };
-        if digest != self.digest {
+        // Most calls find the view as it was (`view_unchanged`); a view built anew may
+        // still be the same (its digest says).
+        let changed = (!self.view_unchanged()).then(|| self.current_view());
+        let digest = changed.as_ref().map_or(self.digest, View::digest);
+        if let Some(view) = changed.filter(|_| digest != self.digest) {
             let agreeing =
                 self.others().filter(|(_, hb)| hb.view == digest).map(|(_, hb)| hb.epoch);
             self.epoch = match agreeing.max() {

@@ -3,7 +3,7 @@
 //! computes tables. Each wake-up gathers what arrived, steps the core once and carries
 //! out what it returns; it decides nothing itself.
 use std::{
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     os::fd::AsFd,
     path::{Path, PathBuf},
     sync::Arc,
@@ -65,9 +65,10 @@ const GRID_DIVISOR: u32 = 10;
 /// after it came, and this node takes that within a grid step, so the acknowledgement
 /// of a heartbeat is seen an interval, a grid step and two transits after it went. The
 /// lease that the one before gave runs a failure time (three intervals by default) less
-/// an interval and a margin from then: at a quarter of an interval, 40 ms are to
-/// spare at the defaults. A change wakes the grid up within one step of it.
-const QUIET_DIVISOR: u32 = 4;
+/// an interval and a margin from then: at a third of an interval (a step being at
+/// most one and a half of it, half an interval), 40 ms are to spare at the defaults. A
+/// change wakes the grid up within one step of it.
+const QUIET_DIVISOR: u32 = 3;
 
 /// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
 pub fn run(config: &Path) -> Result<()> {
@@ -264,8 +265,10 @@ impl Runtime {
         loop {
             let wake = self.core.next_wake();
             let sleep = match waiting(self.core.config(), self.core.quiet()) {
-                Waiting::Grid(every) => wake.min(read + every),
-                Waiting::Each => wake,
+                // A grid step close to the wake-up is that wake-up's read: one wake-up
+                // (steps stay under 1.5 grid steps apart).
+                Waiting::Grid(every) if read + every * 3 / 2 < wake => read + every,
+                Waiting::Grid(_) | Waiting::Each => wake,
             };
             let mut inputs = Vec::new();
             let mut asker: Option<oneshot::Sender<Reply>> = None;
@@ -407,7 +410,13 @@ impl Runtime {
     fn apply(&mut self, effects: Vec<Effect>) -> Result<Option<Reply>> {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let mut reply = None;
+        // Heartbeats in a row go out together (`HeartbeatSocket::send_all`), in order
+        // with every other effect.
+        let mut sends = Vec::new();
         for effect in effects {
+            if !matches!(effect, Effect::Send { .. }) {
+                self.send(std::mem::take(&mut sends));
+            }
             let writing = Instant::now();
             if write(&mut self.dp, &effect)? {
                 if let Effect::Rows(..) = effect {
@@ -416,11 +425,7 @@ impl Runtime {
                 continue;
             }
             match effect {
-                Effect::Send { to, address, datagram } => {
-                    if let Err(e) = self.socket.try_send_to(&datagram, address) {
-                        debug!("heartbeat to node {to} at {address}: {e}");
-                    }
-                }
+                Effect::Send { to, address, datagram } => sends.push((to, address, datagram)),
                 Effect::Ask { address, datagram } => {
                     if let Err(e) = self.socket.try_send_to(&datagram, address) {
                         debug!("ask to the witness at {address}: {e}");
@@ -444,7 +449,21 @@ impl Runtime {
                 }
             }
         }
+        self.send(sends);
         Ok(reply)
+    }
+
+    /// Sends heartbeats: (to, address, datagram).
+    fn send(&self, sends: Vec<(u16, SocketAddr, Vec<u8>)>) {
+        if sends.is_empty() {
+            return;
+        }
+        let datagrams: Vec<(SocketAddr, &[u8])> =
+            sends.iter().map(|(_, address, datagram)| (*address, datagram.as_slice())).collect();
+        for (i, e) in self.socket.send_all(&datagrams) {
+            let (to, address, _) = &sends[i];
+            debug!("heartbeat to node {to} at {address}: {e}");
+        }
     }
 
     /// Sends the VIPs' announcements; a failure (no CAP_NET_RAW) is said once, as the

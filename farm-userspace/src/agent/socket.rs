@@ -7,10 +7,11 @@
 //! receiver. At 32 nodes those wake-ups were a third of an agent's CPU.
 use std::{
     net::{SocketAddr, UdpSocket},
-    os::fd::{AsFd, BorrowedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd},
     time::Duration,
 };
 
+use socket2::SockAddr;
 use tokio::io::{Interest, unix::AsyncFd};
 
 /// How the loop waits for heartbeats.
@@ -88,6 +89,52 @@ impl HeartbeatSocket {
     /// Sends without waiting (a full send buffer is an error, as a lost datagram).
     pub fn try_send_to(&self, datagram: &[u8], to: SocketAddr) -> std::io::Result<usize> {
         self.socket().send_to(datagram, to)
+    }
+
+    /// Sends each datagram to its address without waiting, in as few syscalls as the
+    /// kernel allows (sendmmsg: a heartbeat goes to every peer at once, and a syscall
+    /// each was a tenth of what sending cost); the index and error of each one not
+    /// sent.
+    pub fn send_all(&self, datagrams: &[(SocketAddr, &[u8])]) -> Vec<(usize, std::io::Error)> {
+        let addresses: Vec<SockAddr> =
+            datagrams.iter().map(|(to, _)| SockAddr::from(*to)).collect();
+        let mut iovs: Vec<libc::iovec> = datagrams
+            .iter()
+            .map(|(_, d)| libc::iovec {
+                iov_base: d.as_ptr() as *mut libc::c_void,
+                iov_len: d.len(),
+            })
+            .collect();
+        let mut messages: Vec<libc::mmsghdr> = addresses
+            .iter()
+            .zip(&mut iovs)
+            .map(|(address, iov)| {
+                // SAFETY: all-zero is a valid msghdr (no name, no control data).
+                let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+                header.msg_name = address.as_ptr() as *mut libc::c_void;
+                header.msg_namelen = address.len();
+                header.msg_iov = iov;
+                header.msg_iovlen = 1;
+                libc::mmsghdr { msg_hdr: header, msg_len: 0 }
+            })
+            .collect();
+        let fd = self.socket().as_raw_fd();
+        let (mut at, mut failed) = (0, Vec::new());
+        while at < messages.len() {
+            let rest = &mut messages[at..];
+            // SAFETY: `rest` points at `rest.len()` initialised mmsghdr structures whose
+            // names, iovecs and buffers (`addresses`, `iovs`, `datagrams`) outlive the call.
+            let sent = unsafe { libc::sendmmsg(fd, rest.as_mut_ptr(), rest.len() as u32, 0) };
+            match sent {
+                // The first of the rest could not go: said, and the others tried.
+                ..=0 => {
+                    failed.push((at, std::io::Error::last_os_error()));
+                    at += 1;
+                }
+                n => at += n as usize,
+            }
+        }
+        failed
     }
 }
 

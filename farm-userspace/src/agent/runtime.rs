@@ -272,7 +272,6 @@ impl Runtime {
             };
             let mut inputs = Vec::new();
             let mut asker: Option<oneshot::Sender<Reply>> = None;
-            let mut observer: Option<http::Asked> = None;
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: leaving the farm"); return Ok(()) }
                 _ = int.recv() => { info!("SIGINT: leaving the farm"); return Ok(()) }
@@ -293,7 +292,8 @@ impl Runtime {
                 },
                 Some(asked) = self.observers.recv() => {
                     self.recount();
-                    observer = Some(asked);
+                    let _ = asked.send(self.snapshot().map(Box::new).map_err(|e| format!("{e:#}")));
+                    continue;
                 }
                 Some((moving, kept)) = self.counter.0.done.recv() => {
                     inputs.push(Input::Kept(moving, kept));
@@ -326,9 +326,6 @@ impl Runtime {
                     status.heartbeats.overflowed = self.overflowed();
                 }
                 let _ = asker.send(reply);
-            }
-            if let Some(asked) = observer {
-                let _ = asked.send(self.snapshot().map(Box::new).map_err(|e| format!("{e:#}")));
             }
             self.watch_drops(now);
             // A reload may have changed the checkers, and the number of peers.

@@ -29,7 +29,7 @@ use super::{
     metrics::Metrics,
     rcvbuf,
     snapshot::{self, Snapshot},
-    socket::{HeartbeatSocket, Waiting},
+    socket::{self, HeartbeatSocket, waiting},
     tables::{self, Rows},
     wire,
     worker::Worker,
@@ -49,27 +49,6 @@ const MAX_BATCH: usize = 1024;
 const KEPT_EVERY: Duration = Duration::from_millis(500);
 /// How often the heartbeat socket's drop count is read, to log a rise.
 const DROPS_EVERY: Duration = Duration::from_secs(1);
-/// In a farm of more peers than this, heartbeats are read on a grid
-/// (`socket::Waiting::Grid`): at N nodes one arrives every interval / (N − 1), and a
-/// wake-up each (and a step, syscalls, the core's bookkeeping) was most of an agent's
-/// CPU. Deadlines still wake the agent on time, and read the socket first; a heartbeat
-/// taken late makes its sender's failure later and this node's lease shorter, never
-/// longer. Smaller farms take each as it comes: they gain little, and a failover's few
-/// round trips would each wait.
-const GRID_PEERS: usize = 10;
-/// The grid while a change is under way: an interval / this, so that each round of a
-/// view change waits little.
-const GRID_DIVISOR: u32 = 10;
-/// The grid while the farm is quiet (`Core::quiet`): an interval / this. Bounded by the
-/// lease: a peer acknowledges a heartbeat in its next periodic one, at most an interval
-/// after it came, and this node takes that within a grid step, so the acknowledgement
-/// of a heartbeat is seen an interval, a grid step and two transits after it went. The
-/// lease that the one before gave runs a failure time (three intervals by default) less
-/// an interval and a margin from then: at a third of an interval (a step being at
-/// most one and a half of it, half an interval), 40 ms are to spare at the defaults. A
-/// change wakes the grid up within one step of it.
-const QUIET_DIVISOR: u32 = 3;
-
 /// Runs the agent until SIGTERM or SIGINT (a clean leave) or a fatal error.
 pub fn run(config: &Path) -> Result<()> {
     unblock_signals()?;
@@ -117,16 +96,6 @@ fn table_worker() -> Result<TableWorker> {
     Worker::spawn("farm-tables", |(cfg, view): (Arc<Config>, View)| {
         (view.digest(), Arc::new(tables::rows(&cfg, &view)))
     })
-}
-
-/// How the loop waits for heartbeats in a farm of `cfg`'s size, `quiet` or not (see
-/// `GRID_PEERS`).
-fn waiting(cfg: &Config, quiet: bool) -> Waiting {
-    let divisor = if quiet { QUIET_DIVISOR } else { GRID_DIVISOR };
-    match cfg.cluster.peers.len().saturating_sub(1) > GRID_PEERS {
-        true => Waiting::Grid(core::interval(cfg) / divisor),
-        false => Waiting::Each,
-    }
 }
 
 /// The wall clock in microseconds: incarnations of successive agents only grow.
@@ -264,12 +233,8 @@ impl Runtime {
         self.core.begin(read);
         loop {
             let wake = self.core.next_wake();
-            let sleep = match waiting(self.core.config(), self.core.quiet()) {
-                // A grid step close to the wake-up is that wake-up's read: one wake-up
-                // (steps stay under 1.5 grid steps apart).
-                Waiting::Grid(every) if read + every * 3 / 2 < wake => read + every,
-                Waiting::Grid(_) | Waiting::Each => wake,
-            };
+            let sleep =
+                socket::next_read(waiting(self.core.config(), self.core.quiet()), read, wake);
             let mut inputs = Vec::new();
             let mut asker: Option<oneshot::Sender<Reply>> = None;
             tokio::select! {
@@ -309,7 +274,7 @@ impl Runtime {
             }
             // Whatever waits in the socket goes in before the clock is acted on: a
             // peer's heartbeat must not lose to its own failure deadline.
-            self.read_datagrams(&mut buf, &mut inputs);
+            self.read_datagrams(&mut buf, &mut inputs, read);
             let now = Instant::now();
             read = now;
             if inputs.is_empty() && now < wake {
@@ -351,10 +316,18 @@ impl Runtime {
         }
     }
 
-    fn read_datagrams(&self, buf: &mut [u8], inputs: &mut Vec<Input>) {
+    /// Whatever waits in the socket, each with when it came: the kernel's timestamp on
+    /// the loop's clock, between `since` (the read before, when the socket was empty)
+    /// and now.
+    fn read_datagrams(&self, buf: &mut [u8], inputs: &mut Vec<Input>, since: Instant) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
         for _ in 0..MAX_BATCH {
             match self.socket.try_recv_from(buf) {
-                Ok((len, from)) => inputs.push(Input::Datagram(buf[..len].to_vec(), from)),
+                Ok((len, from, stamp)) => {
+                    let ago = stamp.and_then(|s| wall.duration_since(s).ok()).unwrap_or_default();
+                    let came = now.checked_sub(ago).unwrap_or(since).clamp(since.min(now), now);
+                    inputs.push(Input::Datagram(buf[..len].to_vec(), from, came))
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => return debug!("heartbeat socket: {e}"),
             }

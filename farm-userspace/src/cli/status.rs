@@ -35,7 +35,8 @@ healthy, withdrawn, drained, flaps, held_ms, checkers: [{passing, last_ok, reaso
 and peers[].services: {unhealthy, drained, active, takes_back} (bit i: service i), heartbeats: {sent, early, accepted, \
 overflowed, forged, replayed, stale, malformed, foreign}, view, http (where the metrics and status page are served; null when \
 off), handover: {out (buckets this node gave away that keep its flows), in (buckets it took whose old owner keeps \
-its flows), flows_kept, tcp_kept, udp_kept (flows kept on the buckets given away; null until counted), until_ms \
+its flows), flows_kept, tcp_kept, udp_kept (flows kept on the buckets given away, as last counted: each status asks for a \
+new count, at most every 500 ms; null until the first), until_ms \
 (until the last handover ends; null: none), timeout_ms}}, agent_error}.";
 
 #[derive(Args)]

@@ -361,7 +361,7 @@ impl Sim {
             Ev::Deliver(to, from, _) if !self.reach(from, to) => {}
             Ev::Deliver(to, from, bytes) => {
                 let address = if from == WITNESS { witness_address() } else { address(from) };
-                self.arrive(to, Input::Datagram(bytes, address))
+                self.arrive(to, Input::Datagram(bytes, address, self.now))
             }
             Ev::Ask(from, _) if !self.reach(from, WITNESS) => {}
             Ev::Ask(from, bytes) => {

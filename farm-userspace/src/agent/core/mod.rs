@@ -61,8 +61,10 @@ const KEPT_TABLES: usize = 4;
 /// What arrived since the last step.
 #[derive(Debug)]
 pub enum Input {
-    /// A datagram on the heartbeat port, and who sent it (for the log).
-    Datagram(Vec<u8>, SocketAddr),
+    /// A datagram on the heartbeat port, who sent it (for the log), and when it came (a
+    /// farm that reads heartbeats on a grid reads them late; a peer's silence, and how
+    /// long it bounds the lease, count from when its heartbeat came).
+    Datagram(Vec<u8>, SocketAddr, Instant),
     /// The link's state now (IFF_RUNNING).
     Link(bool),
     /// A control request, answered by an `Effect::Reply` of the same step.
@@ -358,7 +360,7 @@ impl Core {
         }
         for input in inputs {
             match input {
-                Input::Datagram(bytes, from) => self.datagram(now, &bytes, from),
+                Input::Datagram(bytes, from, came) => self.datagram(now, &bytes, from, came),
                 Input::Link(up) => self.link(now, up),
                 Input::Request(req) => self.request(now, req),
                 Input::Reload(result) => self.reload(now, result),
@@ -508,7 +510,7 @@ impl Core {
         }
     }
 
-    fn datagram(&mut self, now: Instant, bytes: &[u8], from: SocketAddr) {
+    fn datagram(&mut self, now: Instant, bytes: &[u8], from: SocketAddr, came: Instant) {
         if ballot::is_ballot(bytes) {
             return self.answer(now, bytes, from);
         }
@@ -528,7 +530,7 @@ impl Core {
         let defers = self.defers(node, now);
         let c = &mut self.counters;
         let told = hb.apart.clone();
-        match self.membership.receive(hb, now) {
+        match self.membership.receive(hb, came.min(now)) {
             Ok(events) => {
                 c.accepted += 1;
                 if answer && defers {

@@ -7,10 +7,9 @@
 //! this node has (some 4 ms a file at the default 262,144 entries), and on the loop,
 //! at its real-time priority, agents all asked at once (a monitor polling a farm) held
 //! each other off the CPU past their leases.
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
-use farm_common::{FlowKey, NodeConfig};
 use log::debug;
 
 use super::worker::Worker;
@@ -20,34 +19,33 @@ use crate::{
     rules::Rules,
 };
 
-/// What a count needs from the loop: the handovers as written, and the data plane's
-/// part (read on the loop, which owns the maps).
-pub struct Job {
-    moving: Arc<Moving>,
-    rules: Rules,
-    node: NodeConfig,
-    flows: Vec<(FlowKey, u16)>,
+/// The counting thread: the handovers as written and the rules in, their count (or why
+/// none) out. It reads the learned UDP flows from the pinned maps itself: up to 65,536
+/// entries, two syscalls each, are no work for the loop either.
+pub type Counter = Worker<(Arc<Moving>, Rules), (Arc<Moving>, Result<Kept, String>)>;
+
+/// Starts the counting thread, which opens the maps pinned in `pins` at its first count.
+pub fn counter(pins: PathBuf) -> Result<Counter> {
+    let count = move |dp: &mut Option<Dataplane>, (moving, rules): (Arc<Moving>, Rules)| {
+        let kept = count(dp, &pins, &moving, &rules).map_err(|e| format!("{e:#}"));
+        (moving, kept)
+    };
+    Worker::spawn_with("farm-kept", || None, count)
 }
 
-/// The counting thread: jobs in, counts out (with the handovers they are of).
-pub struct Counter(pub Worker<Job, (Arc<Moving>, Kept)>);
-
-impl Counter {
-    pub fn spawn() -> Result<Counter> {
-        let count = |job: Job| {
-            let kept = handover::kept(&job.moving, &job.rules, &job.node, &sockets(), &job.flows);
-            (job.moving, kept)
-        };
-        Ok(Counter(Worker::spawn("farm-kept", count)?))
+fn count(
+    dp: &mut Option<Dataplane>,
+    pins: &std::path::Path,
+    moving: &Moving,
+    rules: &Rules,
+) -> Result<Kept> {
+    if dp.is_none() {
+        *dp = Some(Dataplane::open_pinned(pins).context("open the pinned maps")?);
     }
-
-    /// Asks for a count of the flows kept on the buckets `moving` hands from this node.
-    pub fn ask(&self, dp: &Dataplane, rules: Rules, moving: Arc<Moving>) -> Result<()> {
-        let flows = dp.live_flows().context("read the learned UDP flows")?;
-        let node = dp.node_config().context("read the node's record")?;
-        self.0.ask(Job { moving, rules, node, flows });
-        Ok(())
-    }
+    let dp = dp.as_ref().context("opened above")?;
+    let flows = dp.live_flows().context("read the learned UDP flows")?;
+    let node = dp.node_config().context("read the node's record")?;
+    Ok(handover::kept(moving, rules, &node, &sockets(), &flows))
 }
 
 /// This host's TCP sockets, as its namespace lists them.

@@ -53,7 +53,12 @@ pub fn drops(socket: BorrowedFd<'_>) -> Result<u64, RcvbufError> {
     Ok(u64::from(info[8]))
 }
 
-fn setsockopt(socket: BorrowedFd<'_>, name: libc::c_int, value: i32) -> std::io::Result<()> {
+/// An int option of the socket (SOL_SOCKET).
+pub(super) fn setsockopt(
+    socket: BorrowedFd<'_>,
+    name: libc::c_int,
+    value: i32,
+) -> std::io::Result<()> {
     // SAFETY: setsockopt on a socket this process holds open, with a pointer to an int
     // and its size.
     let rc = unsafe {

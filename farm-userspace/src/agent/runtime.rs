@@ -206,7 +206,7 @@ impl Runtime {
             drops: (0, Instant::now()),
             requests,
             tables: table_worker()?,
-            counter: kept::Counter::spawn()?,
+            counter: kept::counter(loader::pin_dir(&iface))?,
             checks: Checkers::new(),
             history,
             metrics,
@@ -260,9 +260,10 @@ impl Runtime {
                     let _ = asked.send(self.snapshot().map(Box::new).map_err(|e| format!("{e:#}")));
                     continue;
                 }
-                Some((moving, kept)) = self.counter.0.done.recv() => {
-                    inputs.push(Input::Kept(moving, kept));
-                }
+                Some((moving, kept)) = self.counter.done.recv() => match kept {
+                    Ok(kept) => inputs.push(Input::Kept(moving, kept)),
+                    Err(e) => debug!("counting the flows kept: {e}"),
+                },
                 Some((digest, rows)) = self.tables.done.recv() => {
                     inputs.push(Input::Table { digest, rows });
                 }
@@ -310,10 +311,7 @@ impl Runtime {
             return;
         }
         self.counted = Some(now);
-        let rules = rules::rules(self.core.config());
-        if let Err(e) = self.counter.ask(&self.dp, rules, self.core.handovers()) {
-            debug!("counting the flows kept: {e:#}");
-        }
+        self.counter.ask((self.core.handovers(), rules::rules(self.core.config())));
     }
 
     /// Whatever waits in the socket, each with when it came: the kernel's timestamp on

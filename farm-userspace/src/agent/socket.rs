@@ -14,7 +14,7 @@ use std::{
 use socket2::{SockAddr, SockAddrStorage};
 use tokio::io::{Interest, unix::AsyncFd};
 
-use super::core;
+use super::{core, rcvbuf};
 use crate::config::Config;
 
 /// In a farm of more peers than this, heartbeats are read on a grid (`Waiting::Grid`)
@@ -88,20 +88,8 @@ impl HeartbeatSocket {
         let socket = UdpSocket::bind(address)?;
         socket.set_nonblocking(true)?;
         // When each heartbeat came, not when it was read: the grid reads them late.
-        let on: libc::c_int = 1;
-        // SAFETY: setsockopt reads an int of the size given.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                (&raw const on).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        rcvbuf::setsockopt(socket.as_fd(), libc::SO_TIMESTAMPNS, 1)
+            .map_err(|e| std::io::Error::other(format!("setsockopt(SO_TIMESTAMPNS): {e}")))?;
         let mut bound = HeartbeatSocket(Some(Held::Grid(socket)));
         bound.wait(waiting)?;
         Ok(bound)
@@ -156,7 +144,7 @@ impl HeartbeatSocket {
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
         // Room for one timestamp control message, aligned as cmsghdr wants.
         let mut control = [0u64; 8];
-        let mut header: libc::msghdr = unsafe_zeroed();
+        let mut header = empty_msghdr();
         header.msg_name = (&raw mut from).cast();
         header.msg_namelen = from.size_of();
         header.msg_iov = &mut iov;
@@ -199,8 +187,7 @@ impl HeartbeatSocket {
             .iter()
             .zip(&mut iovs)
             .map(|(address, iov)| {
-                // SAFETY: all-zero is a valid msghdr (no name, no control data).
-                let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+                let mut header = empty_msghdr();
                 header.msg_name = address.as_ptr() as *mut libc::c_void;
                 header.msg_namelen = address.len();
                 header.msg_iov = iov;
@@ -247,9 +234,9 @@ fn stamp(header: &libc::msghdr) -> Option<SystemTime> {
     None
 }
 
-/// A zeroed C structure (all-zero is valid for the plain structures used here).
-fn unsafe_zeroed<T>() -> T {
-    // SAFETY: only called for libc's plain-data structures, for which zero is valid.
+/// A message header with no name, data or control data, to fill in.
+fn empty_msghdr() -> libc::msghdr {
+    // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
     unsafe { std::mem::zeroed() }
 }
 

@@ -15,16 +15,27 @@ pub struct Worker<J, R> {
 impl<J: Send + 'static, R: Send + 'static> Worker<J, R> {
     /// Starts the thread `name`, which answers each job with `work`.
     pub fn spawn(name: &str, mut work: impl FnMut(J) -> R + Send + 'static) -> Result<Self> {
+        Self::spawn_with(name, || (), move |_, job| work(job))
+    }
+
+    /// Starts the thread `name`, which answers each job with `work` on state of its own
+    /// (made by `state` on the thread, so that it need not be sent there: open maps).
+    pub fn spawn_with<S>(
+        name: &str,
+        state: impl FnOnce() -> S + Send + 'static,
+        mut work: impl FnMut(&mut S, J) -> R + Send + 'static,
+    ) -> Result<Self> {
         let (jobs, queue) = std_mpsc::channel::<J>();
         let (tx, done) = mpsc::unbounded_channel();
         std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
+                let mut state = state();
                 while let Ok(mut job) = queue.recv() {
                     while let Ok(newer) = queue.try_recv() {
                         job = newer;
                     }
-                    if tx.send(work(job)).is_err() {
+                    if tx.send(work(&mut state, job)).is_err() {
                         return;
                     }
                 }

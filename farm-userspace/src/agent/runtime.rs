@@ -29,7 +29,7 @@ use super::{
     metrics::Metrics,
     rcvbuf,
     snapshot::{self, Snapshot},
-    socket::{self, HeartbeatSocket, waiting},
+    socket::{self, Batch, HeartbeatSocket, waiting},
     tables::{self, Rows},
     wire,
     worker::Worker,
@@ -44,6 +44,8 @@ use crate::{
 /// Datagrams read in one wake-up at most, so a flood cannot keep the clock from the
 /// core.
 const MAX_BATCH: usize = 1024;
+/// Datagrams read in one syscall at most: a grid step's worth at 64 nodes.
+const BATCH: usize = 64;
 /// How old a count of the flows kept on handed-over buckets may be when a status or a
 /// scrape shows it (see `recount`).
 const KEPT_EVERY: Duration = Duration::from_millis(500);
@@ -227,7 +229,7 @@ impl Runtime {
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
         // One byte more than the largest heartbeat, so a longer datagram shows as such.
-        let mut buf = vec![0u8; wire::MAX_DATAGRAM + 1];
+        let mut batch = Batch::new(BATCH, wire::MAX_DATAGRAM + 1);
         // When the socket was last read, for the grid.
         let mut read = Instant::now();
         self.core.begin(read);
@@ -275,7 +277,7 @@ impl Runtime {
             }
             // Whatever waits in the socket goes in before the clock is acted on: a
             // peer's heartbeat must not lose to its own failure deadline.
-            self.read_datagrams(&mut buf, &mut inputs, read);
+            self.read_datagrams(&mut batch, &mut inputs, read);
             let now = Instant::now();
             read = now;
             if inputs.is_empty() && now < wake {
@@ -317,18 +319,30 @@ impl Runtime {
     /// Whatever waits in the socket, each with when it came: the kernel's timestamp on
     /// the loop's clock, between `since` (the read before, when the socket was empty)
     /// and now.
-    fn read_datagrams(&self, buf: &mut [u8], inputs: &mut Vec<Input>, since: Instant) {
+    fn read_datagrams(&self, batch: &mut Batch, inputs: &mut Vec<Input>, since: Instant) {
         let (now, wall) = (Instant::now(), SystemTime::now());
-        for _ in 0..MAX_BATCH {
-            match self.socket.try_recv_from(buf) {
-                Ok((len, from, stamp)) => {
-                    let ago = stamp.and_then(|s| wall.duration_since(s).ok()).unwrap_or_default();
-                    let came = now.checked_sub(ago).unwrap_or(since).clamp(since.min(now), now);
-                    inputs.push(Input::Datagram(buf[..len].to_vec(), from, came))
-                }
+        let mut read = 0;
+        while read < MAX_BATCH {
+            let n = match self.socket.try_recv_batch(batch) {
+                Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => return debug!("heartbeat socket: {e}"),
+            };
+            for i in 0..n {
+                match batch.get(i) {
+                    Ok((datagram, from, stamp)) => {
+                        let ago =
+                            stamp.and_then(|s| wall.duration_since(s).ok()).unwrap_or_default();
+                        let came = now.checked_sub(ago).unwrap_or(since).clamp(since.min(now), now);
+                        inputs.push(Input::Datagram(datagram.to_vec(), from, came))
+                    }
+                    Err(e) => debug!("heartbeat socket: {e}"),
+                }
             }
+            if n < BATCH {
+                return;
+            }
+            read += n;
         }
     }
 

@@ -347,6 +347,7 @@ fn forged_replayed_and_garbage_heartbeats_change_nothing() {
         weight: None,
         drained: false,
         reply: false,
+        ask: false,
         services: Default::default(),
         members: vec![1, 3],
         acks: vec![],

@@ -385,12 +385,16 @@ fn planned_moves_cut_no_connection_and_give_no_flow_two_nodes() {
 /// and each up to 20 ms late: it agrees, takes over a killed node's clients, and takes
 /// a restarted one back, on every seed within the goals (a second from the
 /// last start, half a second from the kill, a second from the restart), and no healthy
-/// node ever fences for want of acknowledgements.
+/// node ever fences for want of acknowledgements. Seeds 4 and 5 fenced one survivor
+/// each before a stale acknowledgement was asked again at once (`Heartbeat::ask`): the
+/// killed node's last heartbeat acknowledged one sent before a lost one, and bounded
+/// the survivor's lease to end while it still counted as heard lately. Over seeds
+/// 0..140, 4 still do: the kill came within a round trip of that heartbeat.
 #[test]
 fn thirty_two_nodes_with_loss_agree_fail_over_and_rejoin_quickly() {
     const N: u16 = 32;
     let net = Net { loss: 20, dup: 10 };
-    for seed in 0..3 {
+    for seed in 0..7 {
         let mut sim = Sim::new(Spec::new(N), seed, net, ms(200));
         let all = |s: &mut Sim| s.running().count() == usize::from(N) && s.settled();
         let agreed = ok(sim.run_until(sim.base + ms(5000), all));
@@ -406,8 +410,9 @@ fn thirty_two_nodes_with_loss_agree_fail_over_and_rejoin_quickly() {
         let rejoined = ok(sim.run_until(sim.now + ms(5000), all));
         let rejoin = rejoined.unwrap_or_else(|| panic!("{}", sim.failure("no rejoin"))) - restarted;
         let h = sim.core(1).status(sim.now).heartbeats;
+        let asked: u64 = (1..=N).map(|id| sim.core(id).status(sim.now).heartbeats.asked).sum();
         eprintln!(
-            "seed {seed}: agreed {} ms after the start, failover {} ms, rejoin {} ms; node 1 sent {} heartbeats ({} answers, {} early rounds), deferred {} acknowledgements, accepted {}, in {} ms",
+            "seed {seed}: agreed {} ms after the start, failover {} ms, rejoin {} ms; node 1 sent {} heartbeats ({} answers, {} early rounds), deferred {} acknowledgements, accepted {}, in {} ms; the farm asked for {asked} fresh acknowledgements",
             cold.as_millis(),
             failover.as_millis(),
             rejoin.as_millis(),
@@ -418,6 +423,8 @@ fn thirty_two_nodes_with_loss_agree_fail_over_and_rejoin_quickly() {
             h.accepted,
             sim.elapsed().as_millis()
         );
+        // 2 % loss leaves stale acknowledgements, which are asked for again.
+        assert!(asked > 0, "{}", sim.failure("no ask for a stale acknowledgement"));
         let fenced = sim.trace.iter().find(|l| l.contains("peers stopped acknowledging"));
         assert!(fenced.is_none(), "{}", sim.failure(fenced.unwrap()));
         assert!(cold < ms(200) + FAILURE + ms(1000), "{}", sim.failure("slow cold start"));

@@ -135,10 +135,15 @@ pub struct HeartbeatCounters {
     #[serde(default)]
     pub early: u64,
     /// Heartbeats answered at once (counted in `sent` too), where the next periodic one
-    /// would acknowledge them too late for the sender's lease: only with 2 missed
-    /// heartbeats to a failure.
+    /// would acknowledge them too late for the sender's lease: after a gap in the
+    /// sender's heartbeats, for a sender never heard, when it asks, or always with 2
+    /// missed heartbeats to a failure.
     #[serde(default)]
     pub answered: u64,
+    /// Heartbeats sent to one peer asking for an answer at once (counted in `sent`
+    /// too): its newest acknowledgement of this node dated one before a lost one.
+    #[serde(default)]
+    pub asked: u64,
     /// Heartbeats whose acknowledgement waited for this node's next periodic heartbeat.
     #[serde(default)]
     pub deferred: u64,

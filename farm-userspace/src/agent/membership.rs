@@ -25,7 +25,10 @@
 //!   failure it always does: the lease still runs an interval less a margin past the
 //!   next one), and is sent at once otherwise (see `core`): answering every heartbeat
 //!   doubled a farm's N·(N−1) datagrams an interval. What bounds a lease is unchanged, a
-//!   send time the peer really heard. A node whose
+//!   send time the peer really heard. A peer whose acknowledgement dates a heartbeat
+//!   before a lost one is asked for a fresh one, which it sends at once
+//!   (`acked_stale`): should it die, the old one would end the lease while the dead peer
+//!   still counts as heard lately, and fence a healthy node. A node whose
 //!   lease ran out while it owned buckets rejoins as a new incarnation, and a node that
 //!   sees a peer settle on a view without it fences at once.
 //! - A new node waits one failure time before it considers its view, so it hears the
@@ -433,6 +436,7 @@ impl Membership {
             weight: self.weight,
             drained: self.drained,
             reply,
+            ask: false,
             services: self.services,
             members: self.view.ids(),
             acks,
@@ -558,6 +562,22 @@ impl Membership {
     pub fn silent_for(&self, id: u16, now: Instant) -> Option<Duration> {
         let (at, _) = self.peers.get(&id)?.last.as_ref()?;
         Some(now.saturating_duration_since(*at))
+    }
+
+    /// Whether `id`'s newest acknowledgement of this node would end its lease while `id`
+    /// still counts as heard lately (`lease_deadline`): it dates a heartbeat before one
+    /// that was lost (or late), and if `id` died now this node would fence, though
+    /// healthy, before `id` stopped counting. An ask gets a fresh one a round trip
+    /// later (`Heartbeat::ask`); a periodic heartbeat's came too late, or never.
+    pub fn acked_stale(&self, id: u16) -> bool {
+        let failure = self.settings.failure;
+        let Some(peer) = self.peers.get(&id).filter(|p| p.state == PeerState::Alive) else {
+            return false;
+        };
+        let Some((heard, _)) = peer.last.as_ref() else {
+            return false;
+        };
+        peer.acked.is_none_or(|at| at + failure - lease_margin(failure) < *heard + failure / 2)
     }
 
     /// When this node sent heartbeat `seq`, or a moment before (the send time of the

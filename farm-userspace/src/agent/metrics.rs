@@ -429,11 +429,18 @@ fn register_snapshot(r: &mut Registry, snap: &Snapshot) {
         None,
         vec![(vec![], counter(h.early))],
     );
+    add(
+        r,
+        "heartbeats_asked",
+        "Heartbeats sent to one peer asking for an answer at once: its newest acknowledgement of this node dated a heartbeat before a lost one, and would have ended the lease early had it died",
+        None,
+        vec![(vec![], counter(h.asked))],
+    );
     let acknowledged = [("deferred", h.deferred), ("answered", h.answered)];
     add(
         r,
         "heartbeats_acknowledged",
-        "Peers' heartbeats accepted, by how this node acknowledged them: deferred (in its next periodic heartbeat) or answered (at once: after a gap in the peer's heartbeats, a peer never heard, or with 2 missed heartbeats to a failure)",
+        "Peers' heartbeats accepted, by how this node acknowledged them: deferred (in its next periodic heartbeat) or answered (at once: after a gap in the peer's heartbeats, a peer never heard, the peer asked, or with 2 missed heartbeats to a failure)",
         None,
         acknowledged.map(|(how, n)| (vec![("how", how.into())], counter(n))).into(),
     );

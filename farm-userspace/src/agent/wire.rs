@@ -19,7 +19,9 @@
 //! epoch; an apart report is what the sender did while it had failed that node (see
 //! `apart`).
 //! Flags: 1 drained, 2 a reply (sent back at once to one peer's heartbeat, so that the
-//! peer's acknowledgement comes a round trip after its heartbeat, not an interval).
+//! peer's acknowledgement comes a round trip after its heartbeat, not an interval), 4 an
+//! ask (answer at once: the sender holds a stale acknowledgement from the receiver; an
+//! agent from before the flag counts it malformed, and misses only that answer).
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -35,6 +37,7 @@ pub(crate) const TAG: usize = 32;
 const NO_WEIGHT: u32 = u32::MAX;
 const FLAG_DRAINED: u8 = 1;
 const FLAG_REPLY: u8 = 2;
+const FLAG_ASK: u8 = 4;
 
 /// The most members a view can hold (the data plane's node ids are u16, but a farm is a
 /// few dozen nodes; this bounds the datagram to well under one Ethernet frame).
@@ -84,6 +87,9 @@ pub struct Heartbeat {
     pub drained: bool,
     /// Sent back at once to one peer's heartbeat (and not itself answered).
     pub reply: bool,
+    /// Asks for an answer at once, reply or not: the newest acknowledgement the sender
+    /// holds from the receiver dates a heartbeat before a lost one (see `core`).
+    pub ask: bool,
     /// The sender's own state of each service.
     pub services: ServiceBits,
     /// The ids in the sender's view, ascending.
@@ -162,7 +168,7 @@ impl Heartbeat {
         let mut out = Vec::with_capacity(size + TAG);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[VERSION, self.kind as u8, self.phase as u8]);
-        let flags = [(self.drained, FLAG_DRAINED), (self.reply, FLAG_REPLY)];
+        let flags = [(self.drained, FLAG_DRAINED), (self.reply, FLAG_REPLY), (self.ask, FLAG_ASK)];
         out.push(flags.iter().filter(|(on, _)| *on).map(|(_, bit)| bit).sum());
         out.extend_from_slice(&self.cluster.to_be_bytes());
         out.extend_from_slice(&self.node.to_be_bytes());
@@ -256,7 +262,10 @@ impl Fields<'_> {
 
 fn parse(body: &[u8]) -> Option<Heartbeat> {
     let f = Fields(body);
-    if &body[..4] != MAGIC || body[4] != VERSION || body[7] & !(FLAG_DRAINED | FLAG_REPLY) != 0 {
+    if &body[..4] != MAGIC
+        || body[4] != VERSION
+        || body[7] & !(FLAG_DRAINED | FLAG_REPLY | FLAG_ASK) != 0
+    {
         return None;
     }
     let kind = match body[5] {
@@ -306,6 +315,7 @@ fn parse(body: &[u8]) -> Option<Heartbeat> {
         weight: (weight != NO_WEIGHT).then_some(weight),
         drained: body[7] & FLAG_DRAINED != 0,
         reply: body[7] & FLAG_REPLY != 0,
+        ask: body[7] & FLAG_ASK != 0,
         services: ServiceBits::from_words([words[0]?, words[1]?, words[2]?, words[3]?]),
         members,
         acks,
@@ -336,6 +346,7 @@ mod tests {
             weight: Some(3),
             drained: true,
             reply: true,
+            ask: true,
             services: ServiceBits { unhealthy: 1, drained: 4, active: 1 << 61, takes_back: 2 },
             members: vec![1, 2, 5],
             acks: vec![(1, 40), (5, 9)],
@@ -355,6 +366,7 @@ mod tests {
             weight: None,
             drained: false,
             reply: false,
+            ask: false,
             kind: Kind::Leave,
             acks: vec![],
             votes: vec![],

@@ -32,7 +32,7 @@ converged, members, weight (null: the file's), drained, heartbeat_ms, failure_ms
 (unknown|alive|failed|left), incarnation, epoch, phase, heartbeat_age_ms, weight, drained, same_config}], \
 held_ports (ports a reload holds with no owner until every node has the new file), services (this node's): [{name, \
 healthy, withdrawn, drained, flaps, held_ms, checkers: [{passing, last_ok, reason, age_ms, changes}]}], service_bits \
-and peers[].services: {unhealthy, drained, active, takes_back} (bit i: service i), heartbeats: {sent, early, accepted, \
+and peers[].services: {unhealthy, drained, active, takes_back} (bit i: service i), heartbeats: {sent, early, answered, asked, deferred, accepted, \
 overflowed, forged, replayed, stale, malformed, foreign}, view, http (where the metrics and status page are served; null when \
 off), handover: {out (buckets this node gave away that keep its flows), in (buckets it took whose old owner keeps \
 its flows), flows_kept, tcp_kept, udp_kept (flows kept on the buckets given away, as last counted: each status asks for a \
@@ -152,9 +152,11 @@ fn agent_text(a: &AgentStatus) -> String {
         (
             "heartbeats",
             format!(
-                "sent {} ({} rounds early), accepted {}, dropped (receive buffer full) {}, ignored: forged {}, replayed {}, stale {}, malformed {}, foreign {}",
+                "sent {} ({} rounds early, {} answers, {} asks), accepted {}, dropped (receive buffer full) {}, ignored: forged {}, replayed {}, stale {}, malformed {}, foreign {}",
                 h.sent,
                 h.early,
+                h.answered,
+                h.asked,
                 h.accepted,
                 h.overflowed,
                 h.forged,

@@ -178,6 +178,9 @@ pub struct Core {
     /// Peers whose heartbeat this step answers at once, unless a heartbeat to all goes
     /// out: the next periodic one would come too late for their lease.
     answer: BTreeSet<u16>,
+    /// Peers this step asks for an answer at once, a heartbeat to all or not: their
+    /// newest acknowledgement of this node is stale (`Membership::acked_stale`).
+    ask: BTreeSet<u16>,
     /// A moment and the wall clock then (µs): new incarnations count on from it.
     clock: (Instant, u64),
     /// The view last asked the witness about: a new one is asked about at once.
@@ -277,6 +280,7 @@ impl Core {
             send_now: false,
             sent_all: now,
             answer: BTreeSet::new(),
+            ask: BTreeSet::new(),
             clock: (now, wall_us),
             asked: None,
             owned: 0,
@@ -431,11 +435,15 @@ impl Core {
             self.counters.early += 1;
             self.send_all(now, Kind::Alive);
         }
-        // A heartbeat to everyone, sent after the inputs, answers them all.
-        let answer = std::mem::take(&mut self.answer);
-        if self.link_up && self.sent_all < now {
-            for id in answer {
-                self.send_to(now, id);
+        // A heartbeat to everyone, sent after the inputs, answers them all; it asks
+        // nothing, so an ask goes anyway.
+        let (answer, ask) = (std::mem::take(&mut self.answer), std::mem::take(&mut self.ask));
+        if self.link_up {
+            for &id in answer.union(&ask) {
+                let asks = ask.contains(&id);
+                if asks || self.sent_all < now {
+                    self.send_to(now, id, answer.contains(&id), asks);
+                }
             }
         }
     }
@@ -460,7 +468,8 @@ impl Core {
     /// A heartbeat to every peer: it carries all that changed, so nothing waits to go
     /// out early any more.
     fn send_all(&mut self, now: Instant, kind: Kind) {
-        let datagram = self.beat(kind, now, false);
+        let hb = self.membership.heartbeat(kind, now, false);
+        let datagram = self.seal(hb, now);
         let me = self.cfg.cluster.node_id;
         for peer in self.cfg.cluster.peers.iter().filter(|p| p.id != me) {
             let datagram = datagram.clone();
@@ -471,16 +480,20 @@ impl Core {
         self.sent_all = now;
     }
 
-    /// The answer to a peer's heartbeat, which acknowledges it a round trip later.
-    fn send_to(&mut self, now: Instant, to: u16) {
+    /// A heartbeat to one peer: the answer to its heartbeat (`reply`), which
+    /// acknowledges it a round trip later, or an ask for its answer at once, or both.
+    fn send_to(&mut self, now: Instant, to: u16, reply: bool, ask: bool) {
         let Some(address) = self.cfg.cluster.peers.iter().find(|p| p.id == to).map(|p| p.address)
         else {
             return;
         };
-        let datagram = self.beat(Kind::Alive, now, true);
+        let mut hb = self.membership.heartbeat(Kind::Alive, now, reply);
+        hb.ask = ask;
+        let datagram = self.seal(hb, now);
         self.out.push(Effect::Send { to, address, datagram });
         self.counters.sent += 1;
-        self.counters.answered += 1;
+        self.counters.answered += u64::from(reply);
+        self.counters.asked += u64::from(ask);
     }
 
     /// After an install whose members differ from the last one's (a takeover, a heal, a
@@ -495,9 +508,8 @@ impl Core {
         self.announced = (members, Some(now + ANNOUNCE_AGAIN));
     }
 
-    /// A heartbeat, with what this node did while apart from peers lately.
-    fn beat(&mut self, kind: Kind, now: Instant, reply: bool) -> Vec<u8> {
-        let mut hb = self.membership.heartbeat(kind, now, reply);
+    /// `hb` with what this node did while apart from peers lately, signed.
+    fn seal(&mut self, mut hb: Heartbeat, now: Instant) -> Vec<u8> {
         hb.apart = self.apart.reports(now);
         hb.encode(&self.key)
     }
@@ -526,8 +538,9 @@ impl Core {
                 return;
             }
         };
-        let (node, answer) = (hb.node, hb.kind == Kind::Alive && !hb.reply);
-        let defers = self.defers(node, now);
+        // An ask is answered at once, even a reply: its sender's lease waits on it.
+        let (node, answer) = (hb.node, hb.kind == Kind::Alive && (!hb.reply || hb.ask));
+        let defers = self.defers(node, now) && !hb.ask;
         let c = &mut self.counters;
         let told = hb.apart.clone();
         match self.membership.receive(hb, came.min(now)) {
@@ -537,6 +550,9 @@ impl Core {
                     c.deferred += 1;
                 } else if answer {
                     self.answer.insert(node);
+                }
+                if self.membership.acked_stale(node) {
+                    self.ask.insert(node);
                 }
                 self.handle(now, events);
                 if let Some(healed) = self.apart.heard(node, self.cfg.cluster.node_id, &told) {

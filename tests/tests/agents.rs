@@ -548,3 +548,29 @@ fn a_node_whose_link_drops_fences_then_rejoins() {
     assert_eq!(rows, before, "the same members give the same table");
     check_answers(&farm, &rows[SPREAD_SLOT]);
 }
+
+/// A node whose heartbeats to its peers are lost (a quarter of them, at random, by an
+/// nftables rule in its namespace) is acknowledged late: a peer's heartbeat then
+/// acknowledges one sent before a lost one. It asks that peer for a fresh
+/// acknowledgement (`heartbeats.asked` in its status); the peers take the asks as
+/// heartbeats (none counted malformed), and the farm agrees again once the loss ends.
+#[test]
+#[ignore = "needs root: network namespaces, nftables, XDP and farm agent"]
+fn a_node_whose_heartbeats_are_lost_asks_for_fresh_acknowledgements() {
+    let farm = agent_farm(&[1, 1, 1]);
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+    let heartbeats = |i: usize| farm.status(i).ok().map(|s| s["agent"]["heartbeats"].clone());
+    let count = |i: usize, what: &str| heartbeats(i).and_then(|h| h[what].as_u64());
+    let before = count(0, "asked").expect("node 1's status counts asks");
+    {
+        let _loss = farm_tests::chaos::loss::Loss::new(&farm, 0, 25).unwrap();
+        let asked =
+            wait_for(Duration::from_secs(30), || count(0, "asked").filter(|&n| n >= before + 3));
+        assert!(asked.is_some(), "node 1 asked no peer again: {:?}", heartbeats(0));
+    }
+    for i in 1..3 {
+        let h = heartbeats(i).expect("a peer's status");
+        assert_eq!(h["malformed"], 0, "node {} took an ask as malformed: {h}", i + 1);
+    }
+    farm.wait_converged(&[1, 2, 3]).unwrap();
+}

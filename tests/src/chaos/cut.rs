@@ -3,15 +3,12 @@
 //! every node; only the agents stop hearing each other across the cut. Removed on drop.
 use anyhow::Result;
 
-use crate::{
-    farm::{HEARTBEAT_PORT, NsFarm, node_addr},
-    netns::{command_in, run},
-};
-
-const TABLE: &str = "farmchaos";
+use super::nft::Tables;
+use crate::farm::{HEARTBEAT_PORT, NsFarm, node_addr};
 
 pub struct Cut {
-    namespaces: Vec<String>,
+    /// Held for its drop, which removes the rules.
+    _tables: Tables,
 }
 
 impl Cut {
@@ -22,33 +19,16 @@ impl Cut {
             .map(|i| node_addr(i + 1).to_string())
             .collect();
         let others = others.join(", ");
-        let mut cut = Cut { namespaces: Vec::new() };
+        let mut tables = Tables::new("farmchaos");
         for &i in side {
-            let ns = farm.nodes[i].host.ns.name.clone();
-            // Kept before the rules go in, so a half-made cut is removed too.
-            cut.namespaces.push(ns.clone());
-            for rule in [
-                format!("add table inet {TABLE}"),
-                format!("add chain inet {TABLE} in {{ type filter hook input priority 0; }}"),
-                format!("add chain inet {TABLE} out {{ type filter hook output priority 0; }}"),
-                format!(
-                    "add rule inet {TABLE} in ip saddr {{ {others} }} udp dport {HEARTBEAT_PORT} drop"
-                ),
-                format!(
-                    "add rule inet {TABLE} out ip daddr {{ {others} }} udp dport {HEARTBEAT_PORT} drop"
-                ),
-            ] {
-                run(command_in(&ns, "nft").arg(rule))?;
-            }
+            tables.add(
+                &farm.nodes[i].host.ns.name,
+                &[
+                    format!("in ip saddr {{ {others} }} udp dport {HEARTBEAT_PORT} drop"),
+                    format!("out ip daddr {{ {others} }} udp dport {HEARTBEAT_PORT} drop"),
+                ],
+            )?;
         }
-        Ok(cut)
-    }
-}
-
-impl Drop for Cut {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            let _ = command_in(ns, "nft").args(["delete", "table", "inet", TABLE]).output();
-        }
+        Ok(Cut { _tables: tables })
     }
 }

@@ -13,6 +13,8 @@ pub mod cut;
 pub mod events;
 pub mod ledger;
 pub mod load;
+pub mod loss;
+pub mod nft;
 pub mod usage;
 
 use std::{

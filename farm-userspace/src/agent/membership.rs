@@ -147,6 +147,20 @@ fn member(id: u16, hb: &Heartbeat) -> ViewMember {
     }
 }
 
+/// Whether `new`, from the sender of `old`, holds all that `settle` reads of a peer's
+/// heartbeat as `old` did: its kind, view, epoch and phase, its members, its part in a
+/// view (`member`), its file, its votes, and whether it acknowledges `me`.
+fn same_to_settle(old: &Heartbeat, new: &Heartbeat, me: u16) -> bool {
+    let acks_me = |hb: &Heartbeat| hb.acks.iter().any(|(id, _)| *id == me);
+    old.kind == new.kind
+        && (old.view, old.epoch, old.phase, old.config)
+            == (new.view, new.epoch, new.phase, new.config)
+        && member(0, old) == member(0, new)
+        && old.members == new.members
+        && (old.votes_epoch, &old.votes) == (new.votes_epoch, &new.votes)
+        && acks_me(old) == acks_me(new)
+}
+
 /// The longest lease, whatever the acknowledgements: two thirds of the failure time, so
 /// a dead or hung agent's node stops accepting a third of it before peers act (and, the
 /// threshold being at least 2, it outlasts the interval between two renewals).
@@ -644,17 +658,25 @@ impl Membership {
             events.push(Event::Changed(Change::ConfigDiffers { id: hb.node }));
         }
         peer.warned_config = Some(hb.config).filter(|&c| c != config);
-        if hb.kind == Kind::Alive && peer.state == PeerState::Alive {
-            self.quorum.adopt(hb.node, hb.votes_epoch, &hb.votes);
-        }
+        let adopted = hb.kind == Kind::Alive
+            && peer.state == PeerState::Alive
+            && self.quorum.adopt(hb.node, hb.votes_epoch, &hb.votes);
         // The same view under a larger epoch: take the epoch, so the two converge.
         if hb.kind == Kind::Alive && hb.view == self.digest && hb.epoch > self.epoch {
             self.epoch = hb.epoch;
             self.phase = Phase::Proposed;
             events.push(Event::Send);
         }
+        // A heartbeat that tells `settle` nothing new leaves it nothing to do: most of a
+        // quiet farm's (at 32 nodes, a settle for each was a twentieth of the agent's
+        // CPU). The step's tick settles anyway.
+        let news = adopted
+            || !events.is_empty()
+            || peer.last.as_ref().is_none_or(|(_, old)| !same_to_settle(old, &hb, me));
         peer.last = Some((now, hb));
-        events.extend(self.settle());
+        if news {
+            events.extend(self.settle());
+        }
         Ok(events)
     }
 

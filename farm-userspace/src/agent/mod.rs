@@ -31,7 +31,7 @@ mod rcvbuf;
 pub mod reload;
 mod runtime;
 mod snapshot;
-mod socket;
+pub mod socket;
 pub mod tables;
 pub mod wire;
 mod worker;

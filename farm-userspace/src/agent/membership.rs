@@ -479,14 +479,11 @@ impl Membership {
     /// witness's grant ends.
     pub fn lease_deadline(&self, now: Instant) -> Instant {
         let failure = self.settings.failure;
-        let margin = lease_margin(failure);
-        let ends =
-            |p: Option<&Peer>| p.and_then(|p| p.acked).map_or(now, |at| at + failure - margin);
+        let ends = |p: Option<&Peer>| p.and_then(|p| self.acked_until(p)).unwrap_or(now);
         let lately = self
             .peers
             .values()
-            .filter(|p| p.state == PeerState::Alive)
-            .filter(|p| p.last.as_ref().is_some_and(|(at, _)| now < *at + failure / 2))
+            .filter(|p| self.lately_until(p).is_some_and(|until| now < until))
             .map(|p| ends(Some(p)));
         let me = self.settings.me;
         let quorum = self.quorum.lease_bound(me, |id| ends(self.peers.get(&id)));
@@ -584,14 +581,25 @@ impl Membership {
     /// healthy, before `id` stopped counting. An ask gets a fresh one a round trip
     /// later (`Heartbeat::ask`); a periodic heartbeat's came too late, or never.
     pub fn acked_stale(&self, id: u16) -> bool {
+        let Some(peer) = self.peers.get(&id) else { return false };
+        self.lately_until(peer)
+            .is_some_and(|lately| self.acked_until(peer).is_none_or(|acked| acked < lately))
+    }
+
+    /// Until when `peer`'s acknowledgements bound this node's lease: a failure time less
+    /// a margin after the sending of the newest heartbeat of this node it heard (`None`:
+    /// it heard none, and would bound the lease to now).
+    fn acked_until(&self, peer: &Peer) -> Option<Instant> {
         let failure = self.settings.failure;
-        let Some(peer) = self.peers.get(&id).filter(|p| p.state == PeerState::Alive) else {
-            return false;
-        };
-        let Some((heard, _)) = peer.last.as_ref() else {
-            return false;
-        };
-        peer.acked.is_none_or(|at| at + failure - lease_margin(failure) < *heard + failure / 2)
+        peer.acked.map(|at| at + failure - lease_margin(failure))
+    }
+
+    /// Until when `peer` counts as heard lately, its acknowledgements bounding this
+    /// node's lease (`lease_deadline`): half a failure time after its last heartbeat
+    /// came, while it is alive.
+    fn lately_until(&self, peer: &Peer) -> Option<Instant> {
+        let (heard, _) = peer.last.as_ref().filter(|_| peer.state == PeerState::Alive)?;
+        Some(*heard + self.settings.failure / 2)
     }
 
     /// When this node sent heartbeat `seq`, or a moment before (the send time of the
@@ -712,9 +720,8 @@ impl Membership {
         let tick = Duration::from_millis(1);
         self.peers
             .values()
-            .filter(|p| p.state == PeerState::Alive)
-            .filter_map(|p| p.last.as_ref().map(|(at, _)| *at))
-            .flat_map(|at| [at + failure / 2 + tick, at + failure + tick])
+            .filter_map(|p| Some((self.lately_until(p)?, p.last.as_ref()?.0)))
+            .flat_map(|(lately, heard)| [lately + tick, heard + failure + tick])
             // Past moments were acted on by the tick that brought `now`.
             .filter(|&at| at > self.now)
             .chain(joining)

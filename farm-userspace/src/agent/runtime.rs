@@ -317,8 +317,7 @@ impl Runtime {
     }
 
     /// Whatever waits in the socket, each with when it came: the kernel's timestamp on
-    /// the loop's clock, between `since` (the read before, when the socket was empty)
-    /// and now.
+    /// the loop's clock, between `since` (the read before) and now.
     fn read_datagrams(&self, batch: &mut Batch, inputs: &mut Vec<Input>, since: Instant) {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let mut read = 0;

@@ -142,14 +142,9 @@ impl HeartbeatSocket {
         for (i, header) in headers.iter_mut().enumerate() {
             iovs[i] =
                 libc::iovec { iov_base: data[i * *size..].as_mut_ptr().cast(), iov_len: *size };
-            let mut h = empty_msghdr();
-            h.msg_name = (&raw mut from[i]).cast();
-            h.msg_namelen = from[i].size_of();
-            h.msg_iov = &mut iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_control = control[i].as_mut_ptr().cast();
-            h.msg_controllen = std::mem::size_of_val(&control[i]);
-            *header = libc::mmsghdr { msg_hdr: h, msg_len: 0 };
+            *header = message((&raw mut from[i]).cast(), from[i].size_of(), &mut iovs[i]);
+            header.msg_hdr.msg_control = control[i].as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = std::mem::size_of_val(&control[i]);
         }
         let fd = self.socket().as_raw_fd();
         // SAFETY: each header points at its own address, iovec (over its slice of
@@ -191,14 +186,7 @@ impl HeartbeatSocket {
         let mut messages: Vec<libc::mmsghdr> = addresses
             .iter()
             .zip(&mut iovs)
-            .map(|(address, iov)| {
-                let mut header = empty_msghdr();
-                header.msg_name = address.as_ptr() as *mut libc::c_void;
-                header.msg_namelen = address.len();
-                header.msg_iov = iov;
-                header.msg_iovlen = 1;
-                libc::mmsghdr { msg_hdr: header, msg_len: 0 }
-            })
+            .map(|(address, iov)| message(address.as_ptr() as *mut _, address.len(), iov))
             .collect();
         let fd = self.socket().as_raw_fd();
         let (mut at, mut failed) = (0, Vec::new());
@@ -266,7 +254,7 @@ impl Batch {
 
 /// The SO_TIMESTAMPNS control message of a received `header`, as a wall-clock time.
 fn stamp(header: &libc::msghdr) -> Option<SystemTime> {
-    // SAFETY: the CMSG_ macros walk the control buffer recvmsg filled, within
+    // SAFETY: the CMSG_ macros walk the control buffer recvmmsg filled, within
     // `msg_controllen`.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(header);
@@ -287,6 +275,21 @@ fn stamp(header: &libc::msghdr) -> Option<SystemTime> {
 fn empty_msghdr() -> libc::msghdr {
     // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
     unsafe { std::mem::zeroed() }
+}
+
+/// One message of a sendmmsg or recvmmsg: the address at `name` (`namelen` bytes, or
+/// room for one), and the data `iov` covers; no control data.
+fn message(
+    name: *mut libc::c_void,
+    namelen: libc::socklen_t,
+    iov: &mut libc::iovec,
+) -> libc::mmsghdr {
+    let mut header = empty_msghdr();
+    header.msg_name = name;
+    header.msg_namelen = namelen;
+    header.msg_iov = iov;
+    header.msg_iovlen = 1;
+    libc::mmsghdr { msg_hdr: header, msg_len: 0 }
 }
 
 impl AsFd for HeartbeatSocket {
